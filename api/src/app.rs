@@ -1,0 +1,130 @@
+//! The composition root: wires the event store, the command buses and the projection runner
+//! into the state every handler shares, and builds the router with its middleware.
+
+use crate::auth::{AuthKeys, Caller};
+use crate::error::ApiError;
+use crate::extract::MAX_BODY_BYTES;
+use crate::routes;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::Request;
+use axum::Router;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use uuid::Uuid;
+use x8_commands::{Clock, CommandContext, Commands};
+use x8_eventstore::{Actor, EventStore};
+use x8_projections::runner::WaitError;
+use x8_projections::ProjectionRunner;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The command buses.
+    pub commands: Commands,
+    /// The projection runner (lag, read-your-writes).
+    pub projections: ProjectionRunner,
+    /// The pool, for read-model queries.
+    pub pool: PgPool,
+    /// JWT keys.
+    pub auth: Arc<AuthKeys>,
+    /// Longest wait for `X-Min-Position`.
+    pub min_position_timeout: Duration,
+}
+
+impl AppState {
+    /// State over `store`, with every projection registered (not started: call
+    /// [`ProjectionRunner::spawn`] to keep them caught up).
+    ///
+    /// # Errors
+    /// [`sqlx::Error`] when the checkpoint rows cannot be created.
+    pub async fn new(
+        store: &EventStore,
+        auth: AuthKeys,
+        clock: Arc<dyn Clock>,
+        min_position_timeout: Duration,
+    ) -> Result<Self, sqlx::Error> {
+        let projections = ProjectionRunner::new(store.clone(), x8_projections::all());
+        projections.register().await?;
+        Ok(Self {
+            commands: Commands::new(store, clock),
+            projections,
+            pool: store.pool().clone(),
+            auth: Arc::new(auth),
+            min_position_timeout,
+        })
+    }
+
+    /// The command context of a request: the caller (or anonymous), the request id as
+    /// correlation id, and the client's idempotency key scoped to the caller.
+    pub fn context(&self, caller: Option<&Caller>, key: Option<String>, request_id: Uuid) -> CommandContext {
+        let actor = caller.map_or(Actor::Anonymous, Caller::actor);
+        let scope = caller.map_or("anonymous".to_string(), |c| c.user_id.to_string());
+        let ctx = CommandContext::new(actor).correlated(request_id);
+        match key {
+            Some(key) => ctx.with_idempotency_key(&scope, &key),
+            None => ctx,
+        }
+    }
+
+    /// Waits until `projection` reflects global `position` (read-your-writes).
+    ///
+    /// # Errors
+    /// 503 `projection_lagging` after the configured timeout.
+    pub async fn wait_for(&self, projection: &'static str, position: i64) -> Result<(), ApiError> {
+        match self
+            .projections
+            .wait_for(projection, position, self.min_position_timeout)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e @ WaitError::Lagging { .. }) => Err(ApiError::projection_lagging(e.to_string())),
+            Err(WaitError::Database(e)) => Err(ApiError::internal(e)),
+        }
+    }
+}
+
+/// The request id set by the middleware (a UUID v4), or a fresh one.
+pub fn request_id<B>(request: &Request<B>) -> Uuid {
+    request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(Uuid::now_v7)
+}
+
+/// The whole API: routes, 1 MiB body limit, `x-request-id` set and echoed, and a trace
+/// span per request carrying the request id and the matched route.
+pub fn router(state: AppState) -> Router {
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        let matched_path = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str)
+            .unwrap_or("");
+        let request_id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info_span!("request", method = %request.method(), matched_path, request_id)
+    });
+    Router::new()
+        .merge(routes::health::router())
+        .nest(
+            "/api/v1",
+            Router::new()
+                .merge(routes::auth::router())
+                .merge(routes::tenants::router())
+                .merge(routes::managers::router()),
+        )
+        .fallback(|| async { ApiError::not_found() })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(trace)
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}

@@ -1,0 +1,209 @@
+//! The API's one error type: an RFC 9457 problem (`application/problem+json`) with a stable
+//! machine-readable `code`. Internal errors are logged once, here, and their details never
+//! reach the client.
+//!
+//! Codes: `invalid_body`, `unsupported_media_type`, `payload_too_large`,
+//! `invalid_idempotency_key`, `idempotency_key_reused`, `invalid_min_position`,
+//! `unauthorized`, `forbidden`, `not_found`, `conflict`, `email_taken`, `invalid_email`,
+//! `invalid_password`, `invalid_name`, `manager_already_assigned`, `manager_mismatch`,
+//! `no_manager_assigned`, `not_a_manager`, `already_suspended`, `projection_lagging`,
+//! `internal`, `unavailable`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+use x8_commands::accounts::AccountError;
+use x8_commands::passwords::PasswordError;
+use x8_commands::tenants::ManagementError;
+use x8_commands::CommandError;
+use x8_domain::tenant::TenantError;
+use x8_domain::user::UserError;
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    extensions: Map<String, Value>,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// A problem with `status`, stable `code` and a human `detail`.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            extensions: Map::new(),
+            retry_after: None,
+        }
+    }
+
+    /// Adds a member to the problem body (e.g. the current manager's id).
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extensions.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// 400 `invalid_body`.
+    pub fn invalid_body(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_body", detail)
+    }
+    /// 401 `unauthorized`.
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required")
+    }
+    /// 403 `forbidden`: signed in, but the role may not do this.
+    pub fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "your role may not do this")
+    }
+    /// 404 `not_found` (also for resources the caller may not see).
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+    /// 409 `conflict`.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+    /// 503 `projection_lagging` with `Retry-After: 1`.
+    pub fn projection_lagging(detail: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "projection_lagging", detail);
+        e.retry_after = Some(1);
+        e
+    }
+    /// 500 `internal`; `cause` is logged, never shown.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "type": format!("https://x8.network/problems/{}", self.code.replace('_', "-")),
+            "title": self.status.canonical_reason().unwrap_or("Error"),
+            "status": self.status.as_u16(),
+            "code": self.code,
+            "detail": self.detail,
+        });
+        if let Value::Object(map) = &mut body {
+            map.extend(self.extensions);
+        }
+        let mut response = (self.status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// Maps an aggregate's refusal to a problem.
+pub trait Rejection {
+    /// The problem for this refusal.
+    fn problem(self) -> ApiError;
+}
+
+impl<E: std::error::Error + Rejection> From<CommandError<E>> for ApiError {
+    fn from(err: CommandError<E>) -> Self {
+        match err {
+            CommandError::Rejected(e) => e.problem(),
+            CommandError::Conflict => {
+                ApiError::conflict("the resource changed concurrently; retry the request")
+            }
+            CommandError::IdempotencyKeyReused => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request",
+            ),
+            CommandError::Infrastructure(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+impl Rejection for TenantError {
+    fn problem(self) -> ApiError {
+        let detail = self.to_string();
+        match self {
+            TenantError::NotRegistered => ApiError::not_found(),
+            TenantError::AlreadyRegistered { .. } => ApiError::conflict(detail),
+            TenantError::InvalidName => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_name", detail)
+            }
+            TenantError::ManagerAlreadyAssigned { manager, .. } => {
+                ApiError::new(StatusCode::CONFLICT, "manager_already_assigned", detail)
+                    .with("manager_id", manager.to_string())
+            }
+            TenantError::ManagerMismatch { current, .. } => {
+                ApiError::new(StatusCode::CONFLICT, "manager_mismatch", detail)
+                    .with("manager_id", current.map(|m| m.to_string()))
+            }
+            TenantError::NoManagerAssigned { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "no_manager_assigned", detail)
+            }
+            TenantError::AlreadySuspended { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "already_suspended", detail)
+            }
+        }
+    }
+}
+
+impl Rejection for UserError {
+    fn problem(self) -> ApiError {
+        let detail = self.to_string();
+        match self {
+            UserError::EmailTaken { .. } => ApiError::new(StatusCode::CONFLICT, "email_taken", detail),
+            UserError::IdMismatch { .. } | UserError::TenantRoleMismatch => ApiError::internal(detail),
+        }
+    }
+}
+
+impl Rejection for AccountError {
+    fn problem(self) -> ApiError {
+        let detail = self.to_string();
+        match self {
+            AccountError::InvalidEmail(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_email", detail)
+            }
+            AccountError::Password(PasswordError::Length) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_password", detail)
+            }
+            AccountError::Password(PasswordError::Hashing) => ApiError::internal(detail),
+            AccountError::User(e) => e.problem(),
+            AccountError::Tenant(e) => e.problem(),
+        }
+    }
+}
+
+impl Rejection for ManagementError {
+    fn problem(self) -> ApiError {
+        match self {
+            ManagementError::Tenant(e) => e.problem(),
+            e @ ManagementError::NotAManager(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_a_manager", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        ApiError::internal(err)
+    }
+}

@@ -1,0 +1,206 @@
+//! Businesses (tenants):
+//! - `POST /api/v1/tenants` (public) `{name, owner_email, owner_password}` → 201 `{tenant_id, position}`
+//! - `GET /api/v1/tenants/{id}` → the `tenants` read model row
+//! - `PUT /api/v1/tenants/{id}/manager` (ADMIN) `{manager_id, replaces?}` → `{tenant_id, manager_id, position}`
+//! - `DELETE /api/v1/tenants/{id}/manager` (ADMIN) → `{tenant_id, position}`
+//! - `POST /api/v1/tenants/{id}/suspension` (ADMIN) `{reason}` → `{tenant_id, position}`
+//!
+//! A CLIENT sees only its own business, a MANAGER only those assigned to it, an ADMIN all;
+//! anything else is 404, so existence is not revealed.
+
+use super::{path_id, RequestId};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use x8_commands::accounts::register_business;
+use x8_commands::tenants::{assign_manager, execute};
+use x8_domain::tenant::TenantCommand;
+use x8_domain::user::Role;
+use x8_domain::{TenantId, UserId};
+use x8_projections::tenants::NAME as TENANTS;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tenants", post(register))
+        .route("/tenants/{id}", get(show))
+        .route("/tenants/{id}/manager", put(set_manager).delete(unassign_manager))
+        .route("/tenants/{id}/suspension", post(suspend))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Register {
+    name: String,
+    owner_email: String,
+    owner_password: String,
+}
+
+#[derive(Serialize)]
+struct Registered {
+    tenant_id: Uuid,
+    position: i64,
+}
+
+async fn register(
+    State(state): State<AppState>,
+    IdempotencyKey(key): IdempotencyKey,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<Register>,
+) -> Result<(StatusCode, Json<Registered>), ApiError> {
+    let ctx = state.context(None, key, request_id);
+    let registration = register_business(
+        &state.commands,
+        &body.name,
+        &body.owner_email,
+        body.owner_password,
+        &ctx,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Registered {
+            tenant_id: registration.tenant_id.0,
+            position: registration.position,
+        }),
+    ))
+}
+
+/// A row of the `tenants` read model.
+#[derive(Serialize, sqlx::FromRow)]
+struct TenantView {
+    tenant_id: Uuid,
+    name: String,
+    status: String,
+    plan: String,
+    subscription_status: String,
+    channel_limit: Option<i32>,
+    trial_ends_at: Option<DateTime<Utc>>,
+    manager_id: Option<Uuid>,
+    owner_user_id: Uuid,
+    registered_at: DateTime<Utc>,
+    last_position: i64,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    MinPosition(position): MinPosition,
+    Path(id): Path<String>,
+) -> Result<Json<TenantView>, ApiError> {
+    let tenant_id = path_id(&id)?;
+    state.wait_for(TENANTS, position).await?;
+    // language=PostgreSQL
+    let view: TenantView = sqlx::query_as("select * from tenants where tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let visible = match caller.role {
+        Role::Admin => true,
+        Role::Client => caller.tenant_id == Some(TenantId(tenant_id)),
+        Role::Manager => view.manager_id == Some(caller.user_id.0),
+    };
+    if !visible {
+        return Err(ApiError::not_found());
+    }
+    Ok(Json(view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetManager {
+    manager_id: Uuid,
+    /// For a hand-over: the manager the business has now.
+    #[serde(default)]
+    replaces: Option<Uuid>,
+}
+
+#[derive(Serialize)]
+struct ManagerSet {
+    tenant_id: Uuid,
+    manager_id: Uuid,
+    position: i64,
+}
+
+async fn set_manager(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetManager>,
+) -> Result<Json<ManagerSet>, ApiError> {
+    caller.require_admin()?;
+    let tenant_id = TenantId(path_id(&id)?);
+    let ctx = state.context(Some(&caller), key, request_id);
+    let outcome = assign_manager(
+        &state.commands,
+        tenant_id,
+        UserId(body.manager_id),
+        body.replaces.map(UserId),
+        &ctx,
+    )
+    .await?;
+    Ok(Json(ManagerSet {
+        tenant_id: tenant_id.0,
+        manager_id: body.manager_id,
+        position: outcome.position(),
+    }))
+}
+
+#[derive(Serialize)]
+struct Changed {
+    tenant_id: Uuid,
+    position: i64,
+}
+
+async fn unassign_manager(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+) -> Result<Json<Changed>, ApiError> {
+    caller.require_admin()?;
+    let tenant_id = TenantId(path_id(&id)?);
+    let ctx = state.context(Some(&caller), key, request_id);
+    let outcome = execute(&state.commands, tenant_id, TenantCommand::UnassignManager, &ctx).await?;
+    Ok(Json(Changed {
+        tenant_id: tenant_id.0,
+        position: outcome.position(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Suspend {
+    reason: String,
+}
+
+async fn suspend(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Suspend>,
+) -> Result<Json<Changed>, ApiError> {
+    caller.require_admin()?;
+    let tenant_id = TenantId(path_id(&id)?);
+    let ctx = state.context(Some(&caller), key, request_id);
+    let command = TenantCommand::SuspendTenant { reason: body.reason };
+    let outcome = execute(&state.commands, tenant_id, command, &ctx).await?;
+    Ok(Json(Changed {
+        tenant_id: tenant_id.0,
+        position: outcome.position(),
+    }))
+}

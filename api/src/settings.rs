@@ -1,0 +1,92 @@
+//! Settings, read once from the environment. Secrets have no default: a missing one is a
+//! start-up error that names the variable.
+
+use secrecy::SecretString;
+use std::time::Duration;
+
+/// Local development database used when `DATABASE_URL` is unset.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/x8";
+/// Address the server binds to when `X8_BIND` is unset.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+/// A missing or malformed setting.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A required variable is unset or empty.
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    /// A variable has a value that does not parse.
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `DATABASE_URL`, default [`DEFAULT_DATABASE_URL`].
+    pub database_url: String,
+    /// `X8_BIND`, default [`DEFAULT_BIND`].
+    pub bind: String,
+    /// `X8_JWT_SECRET`: HS256 key, required, at least 32 bytes.
+    pub jwt_secret: SecretString,
+    /// `X8_DB_MAX_CONNECTIONS`, default 20.
+    pub max_connections: u32,
+    /// `X8_SNAPSHOT_EVERY`: events between aggregate snapshots, default 100.
+    pub snapshot_every: usize,
+    /// `X8_MIN_POSITION_TIMEOUT_MS`: longest wait for `X-Min-Position`, default 5000 ms.
+    pub min_position_timeout: Duration,
+}
+
+impl Settings {
+    /// Reads the settings from the environment.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming the first missing or invalid variable.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        let jwt_secret = required("X8_JWT_SECRET")?;
+        if jwt_secret.len() < 32 {
+            return Err(SettingsError::Invalid {
+                name: "X8_JWT_SECRET",
+                reason: "must be at least 32 bytes".into(),
+            });
+        }
+        Ok(Self {
+            database_url: optional("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            bind: optional("X8_BIND").unwrap_or_else(|| DEFAULT_BIND.into()),
+            jwt_secret: SecretString::from(jwt_secret),
+            max_connections: parsed("X8_DB_MAX_CONNECTIONS", 20)?,
+            snapshot_every: parsed("X8_SNAPSHOT_EVERY", 100)?,
+            min_position_timeout: Duration::from_millis(parsed("X8_MIN_POSITION_TIMEOUT_MS", 5000)?),
+        })
+    }
+}
+
+/// The value of `name`, or an error naming it.
+///
+/// # Errors
+/// [`SettingsError::Missing`].
+pub fn required(name: &'static str) -> Result<String, SettingsError> {
+    optional(name).ok_or(SettingsError::Missing(name))
+}
+
+fn optional(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, SettingsError>
+where
+    T::Err: std::fmt::Display,
+{
+    match optional(name) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|e: T::Err| SettingsError::Invalid {
+            name,
+            reason: e.to_string(),
+        }),
+    }
+}

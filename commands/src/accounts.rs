@@ -1,0 +1,197 @@
+//! Accounts: registering businesses (owner + tenant), managers and admins, and checking
+//! a login.
+//!
+//! Registering a business is two commands: `RegisterUser` on the owner's stream (which
+//! enforces one account per e-mail) and then `RegisterTenant`. Both get command ids derived
+//! from the request's, so a retried request (same `Idempotency-Key`) resumes where the
+//! first stopped and answers with the first one's ids.
+
+use crate::bus::NamedCommand;
+use crate::context::CommandContext;
+use crate::error::CommandError;
+use crate::passwords::{self, PasswordError};
+use crate::Commands;
+use uuid::Uuid;
+use x8_domain::email::InvalidEmail;
+use x8_domain::tenant::{TenantCommand, TenantError};
+use x8_domain::user::{PasswordHash, Role, User, UserCommand, UserError};
+use x8_domain::{Email, TenantId, UserId};
+
+/// Why an account could not be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    /// Malformed address.
+    #[error(transparent)]
+    InvalidEmail(#[from] InvalidEmail),
+    /// Unusable password.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    /// Refused by the user aggregate (e.g. the address is taken).
+    #[error(transparent)]
+    User(#[from] UserError),
+    /// Refused by the tenant aggregate (e.g. a blank name).
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+}
+
+/// A registered business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusinessRegistration {
+    /// The new business.
+    pub tenant_id: TenantId,
+    /// Its owner (CLIENT).
+    pub owner_user_id: UserId,
+    /// Global position of the registration, for read-your-writes.
+    pub position: i64,
+}
+
+impl NamedCommand for UserCommand {
+    fn command_name(&self) -> &'static str {
+        match self {
+            UserCommand::RegisterUser { .. } => "RegisterUser",
+        }
+    }
+    fn tenant_id(&self, _aggregate_id: &str) -> Option<Uuid> {
+        match self {
+            UserCommand::RegisterUser { tenant_id, .. } => tenant_id.map(|t| t.0),
+        }
+    }
+}
+
+/// Registers a business and its owner: the 7-day trial starts now.
+///
+/// # Errors
+/// [`AccountError`] inside [`CommandError::Rejected`] for bad input or a taken address;
+/// the other [`CommandError`] variants as [`crate::CommandBus::execute`].
+pub async fn register_business(
+    commands: &Commands,
+    name: &str,
+    owner_email: &str,
+    owner_password: String,
+    ctx: &CommandContext,
+) -> Result<BusinessRegistration, CommandError<AccountError>> {
+    let email = Email::parse(owner_email).map_err(|e| CommandError::Rejected(e.into()))?;
+    // Checked before the owner's account exists, so a bad name leaves no account behind.
+    let name = x8_domain::tenant::parse_name(name).map_err(|e| CommandError::Rejected(e.into()))?;
+    let name = name.as_str();
+    let ctx = ctx
+        .clone()
+        .fingerprinted(&["RegisterBusiness", name, email.as_str()]);
+    let user_id = UserId::for_email(&email);
+    let password_hash = passwords::hash(owner_password)
+        .await
+        .map_err(|e| CommandError::Rejected(e.into()))?;
+
+    commands
+        .users
+        .execute(
+            &user_id.to_string(),
+            UserCommand::RegisterUser {
+                user_id,
+                email: email.clone(),
+                name: name.trim().to_string(),
+                role: Role::Client,
+                password_hash,
+                tenant_id: Some(TenantId::new()),
+            },
+            &ctx.step("user"),
+        )
+        .await
+        .map_err(|e| e.map_rejected(AccountError::User))?;
+    // On a replay the stream holds the first request's tenant id, not the one made above.
+    let owner = commands
+        .users
+        .load(&user_id.to_string())
+        .await
+        .map_err(|e| e.map_rejected(AccountError::User))?;
+    let tenant_id = owner
+        .tenant_id()
+        .ok_or(CommandError::Rejected(AccountError::User(UserError::TenantRoleMismatch)))?;
+
+    let outcome = commands
+        .tenants
+        .execute(
+            &tenant_id.to_string(),
+            TenantCommand::RegisterTenant {
+                tenant_id,
+                name: name.to_string(),
+                owner_user_id: user_id,
+                owner_email: email,
+                registered_at: commands.clock.now(),
+            },
+            &ctx.step("tenant"),
+        )
+        .await
+        .map_err(|e| e.map_rejected(AccountError::Tenant))?;
+    Ok(BusinessRegistration {
+        tenant_id,
+        owner_user_id: user_id,
+        position: outcome.position(),
+    })
+}
+
+/// Registers platform staff: a MANAGER or an ADMIN. Returns the user id and the position.
+///
+/// # Errors
+/// As [`register_business`].
+pub async fn register_staff(
+    commands: &Commands,
+    email: &str,
+    password: String,
+    name: &str,
+    role: Role,
+    ctx: &CommandContext,
+) -> Result<(UserId, i64), CommandError<AccountError>> {
+    let email = Email::parse(email).map_err(|e| CommandError::Rejected(e.into()))?;
+    let ctx = ctx
+        .clone()
+        .fingerprinted(&["RegisterStaff", &role.to_string(), name, email.as_str()]);
+    let user_id = UserId::for_email(&email);
+    let password_hash = passwords::hash(password)
+        .await
+        .map_err(|e| CommandError::Rejected(e.into()))?;
+    let outcome = commands
+        .users
+        .execute(
+            &user_id.to_string(),
+            UserCommand::RegisterUser {
+                user_id,
+                email,
+                name: name.trim().to_string(),
+                role,
+                password_hash,
+                tenant_id: None,
+            },
+            &ctx,
+        )
+        .await
+        .map_err(|e| e.map_rejected(AccountError::User))?;
+    Ok((user_id, outcome.position()))
+}
+
+/// A well-formed argon2id hash of a random password, verified against when the account
+/// does not exist so that a login takes as long for unknown addresses as for known ones.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Gyr+Vjqjt4ZPu0p4ePnuK/YfLv4IQ1MfA7X0XtzOxpk";
+
+/// The account for `email` if `password` is right, else `None` (unknown address and wrong
+/// password are indistinguishable).
+///
+/// # Errors
+/// [`CommandError::Infrastructure`] when the account's stream cannot be read.
+pub async fn authenticate(
+    commands: &Commands,
+    email: &str,
+    password: String,
+) -> Result<Option<User>, CommandError<UserError>> {
+    let Ok(email) = Email::parse(email) else {
+        passwords::verify(password, PasswordHash(DUMMY_HASH.into())).await;
+        return Ok(None);
+    };
+    let user = commands.users.load(&UserId::for_email(&email).to_string()).await?;
+    if !user.is_registered() {
+        passwords::verify(password, PasswordHash(DUMMY_HASH.into())).await;
+        return Ok(None);
+    }
+    let valid = passwords::verify(password, user.password_hash().clone()).await;
+    Ok(valid.then_some(user))
+}

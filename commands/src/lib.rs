@@ -1,0 +1,53 @@
+//! # X8 commands
+//!
+//! The command side: runs domain commands through cqrs-es against the X8 event store,
+//! with the metadata, idempotency and retry rules of the platform.
+//!
+//! # Layout
+//! - [`context`]: [`CommandContext`]: who asks, the command id, correlation and causation.
+//! - [`bus`]: [`CommandBus`]: idempotent, retried execution of one aggregate's commands.
+//! - [`error`]: [`CommandError`].
+//! - [`passwords`]: argon2id hashing and verification.
+//! - [`accounts`]: users and business registration, login checks.
+//! - [`tenants`]: manager assignment and the other tenant commands.
+//! - [`clock`]: the injectable clock.
+
+pub mod accounts;
+pub mod bus;
+pub mod clock;
+pub mod context;
+pub mod error;
+pub mod passwords;
+pub mod tenants;
+
+pub use bus::{CommandBus, CommandOutcome};
+pub use clock::{Clock, SystemClock};
+pub use context::CommandContext;
+pub use error::CommandError;
+
+use std::sync::Arc;
+use x8_domain::tenant::Tenant;
+use x8_domain::user::User;
+use x8_eventstore::EventStore;
+
+/// Every command bus of the platform, built once at start-up.
+#[derive(Clone)]
+pub struct Commands {
+    /// The tenant aggregate's bus.
+    pub tenants: Arc<CommandBus<Tenant>>,
+    /// The user aggregate's bus.
+    pub users: Arc<CommandBus<User>>,
+    /// The clock commands read the time from.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Commands {
+    /// Builds the buses over `store`.
+    pub fn new(store: &EventStore, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            tenants: Arc::new(CommandBus::new(store)),
+            users: Arc::new(CommandBus::new(store)),
+            clock,
+        }
+    }
+}

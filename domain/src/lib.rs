@@ -1,0 +1,24 @@
+//! # X8 domain
+//!
+//! The pure decisions of X8 core: aggregates, their commands, events and errors, and the
+//! value types they are made of. Nothing here does I/O: time, ids and password hashes
+//! are handed in by the command layer, so every rule is testable with given/when/then.
+//!
+//! # Layout
+//! - [`ids`]: typed identifiers (`TenantId`, `UserId`).
+//! - [`email`]: a parsed, normalised e-mail address.
+//! - [`plan`]: the plan table of DOMAIN.md (prices in cents, channel limits).
+//! - [`tenant`]: the business (tenant) aggregate: registration, trial, manager assignment.
+//! - [`user`]: platform users (CLIENT, MANAGER, ADMIN) with their password hashes.
+//! - [`upcasters`]: conversions of old event versions to the current ones.
+
+pub mod email;
+pub mod ids;
+pub mod plan;
+pub mod tenant;
+pub mod upcasters;
+pub mod user;
+
+pub use email::Email;
+pub use ids::{TenantId, UserId};
+pub use plan::Plan;

@@ -1,0 +1,55 @@
+//! Commands of the tenant aggregate.
+
+use crate::{Email, TenantId, UserId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What can be asked of a tenant. Times come from the caller's clock (UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TenantCommand {
+    /// Register a new business; starts the 7-day trial with 1 channel.
+    RegisterTenant {
+        /// The new business's id (also the stream id).
+        tenant_id: TenantId,
+        /// Display name, 1 to 200 characters after trimming.
+        name: String,
+        /// The CLIENT user who owns the business.
+        owner_user_id: UserId,
+        /// The owner's address.
+        owner_email: Email,
+        /// When the registration happened.
+        registered_at: DateTime<Utc>,
+    },
+    /// Assign a manager to a business that has none.
+    AssignManager {
+        /// The MANAGER user.
+        manager_id: UserId,
+    },
+    /// Hand the business from its current manager `from` to `to`, in one event.
+    ReassignManager {
+        /// The manager the caller believes is assigned now.
+        from: UserId,
+        /// The new manager.
+        to: UserId,
+    },
+    /// Remove the current manager.
+    UnassignManager,
+    /// Suspend the business (ADMIN).
+    SuspendTenant {
+        /// Why, for the audit trail.
+        reason: String,
+    },
+}
+
+impl TenantCommand {
+    /// The command's name, recorded in event metadata and the idempotency record.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::RegisterTenant { .. } => "RegisterTenant",
+            Self::AssignManager { .. } => "AssignManager",
+            Self::ReassignManager { .. } => "ReassignManager",
+            Self::UnassignManager => "UnassignManager",
+            Self::SuspendTenant { .. } => "SuspendTenant",
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Events of the tenant aggregate, with their stable types and versions.
+
+use crate::{Email, Plan, TenantId, UserId};
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+/// Subscription status of a business (DOMAIN.md: trialing, active, past_due, cancelled, expired).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    /// In the 7-day trial.
+    #[default]
+    Trialing,
+    /// Paid and current.
+    Active,
+    /// A payment failed; the provider is retrying.
+    PastDue,
+    /// Cancelled by the business or the provider.
+    Cancelled,
+    /// The trial or the subscription ran out.
+    Expired,
+}
+
+impl SubscriptionStatus {
+    /// The snake_case name used on the wire and in read models.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trialing => "trialing",
+            Self::Active => "active",
+            Self::PastDue => "past_due",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// What happened to a tenant. The numbers views need (plan, limit, trial end) are carried
+/// by the events so projections copy them instead of recomputing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TenantEvent {
+    /// A business registered. Version 2.0 added `plan`, `subscription_status`,
+    /// `channel_limit` and `trial_ends_at` (see [`crate::upcasters`]).
+    TenantRegistered {
+        /// The business.
+        tenant_id: TenantId,
+        /// Display name.
+        name: String,
+        /// The CLIENT owner.
+        owner_user_id: UserId,
+        /// The owner's address.
+        owner_email: Email,
+        /// The plan at registration: FREE.
+        plan: Plan,
+        /// `trialing` at registration.
+        subscription_status: SubscriptionStatus,
+        /// Channels allowed: 1 during the trial.
+        channel_limit: u32,
+        /// When the business registered (UTC).
+        registered_at: DateTime<Utc>,
+        /// When the trial ends: registration + 7 days (UTC).
+        trial_ends_at: DateTime<Utc>,
+    },
+    /// A manager was assigned to a business that had none.
+    ManagerAssigned {
+        /// The MANAGER user.
+        manager_id: UserId,
+    },
+    /// The business moved from one manager to another in one step.
+    ManagerReassigned {
+        /// The manager it had.
+        from: UserId,
+        /// The manager it has now.
+        to: UserId,
+    },
+    /// The business's manager was removed.
+    ManagerUnassigned {
+        /// The manager it had.
+        manager_id: UserId,
+    },
+    /// The business was suspended.
+    TenantSuspended {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl DomainEvent for TenantEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::TenantRegistered { .. } => "TenantRegistered",
+            Self::ManagerAssigned { .. } => "ManagerAssigned",
+            Self::ManagerReassigned { .. } => "ManagerReassigned",
+            Self::ManagerUnassigned { .. } => "ManagerUnassigned",
+            Self::TenantSuspended { .. } => "TenantSuspended",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        match self {
+            Self::TenantRegistered { .. } => "2.0",
+            _ => "1.0",
+        }
+        .to_string()
+    }
+}

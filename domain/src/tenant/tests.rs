@@ -1,0 +1,174 @@
+//! Given/when/then tests of every tenant rule.
+
+use super::*;
+use crate::{Email, Plan, TenantId, UserId};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use cqrs_es::test::TestFramework;
+use uuid::Uuid;
+
+type TenantTest = TestFramework<Tenant>;
+
+fn tenant_id() -> TenantId {
+    TenantId(Uuid::from_u128(1))
+}
+fn owner() -> UserId {
+    UserId(Uuid::from_u128(2))
+}
+fn manager(n: u128) -> UserId {
+    UserId(Uuid::from_u128(100 + n))
+}
+fn at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap()
+}
+fn register() -> TenantCommand {
+    TenantCommand::RegisterTenant {
+        tenant_id: tenant_id(),
+        name: " Acme Bakery ".into(),
+        owner_user_id: owner(),
+        owner_email: Email::parse("owner@acme.test").unwrap(),
+        registered_at: at(),
+    }
+}
+fn registered() -> TenantEvent {
+    TenantEvent::TenantRegistered {
+        tenant_id: tenant_id(),
+        name: "Acme Bakery".into(),
+        owner_user_id: owner(),
+        owner_email: Email::parse("owner@acme.test").unwrap(),
+        plan: Plan::Free,
+        subscription_status: SubscriptionStatus::Trialing,
+        channel_limit: 1,
+        registered_at: at(),
+        trial_ends_at: at() + Duration::days(7),
+    }
+}
+
+#[test]
+fn registering_starts_a_seven_day_trial_with_one_channel() {
+    TenantTest::with(())
+        .given_no_previous_events()
+        .when(register())
+        .then_expect_events(vec![registered()]);
+}
+
+#[test]
+fn registering_twice_is_refused() {
+    TenantTest::with(())
+        .given(vec![registered()])
+        .when(register())
+        .then_expect_error(TenantError::AlreadyRegistered { tenant: tenant_id() });
+}
+
+#[test]
+fn a_blank_name_is_refused() {
+    let mut command = register();
+    if let TenantCommand::RegisterTenant { name, .. } = &mut command {
+        *name = "   ".into();
+    }
+    TenantTest::with(())
+        .given_no_previous_events()
+        .when(command)
+        .then_expect_error(TenantError::InvalidName);
+}
+
+#[test]
+fn commands_on_an_unregistered_business_are_refused() {
+    TenantTest::with(())
+        .given_no_previous_events()
+        .when(TenantCommand::AssignManager { manager_id: manager(1) })
+        .then_expect_error(TenantError::NotRegistered);
+}
+
+#[test]
+fn a_manager_is_assigned_to_a_business_without_one() {
+    TenantTest::with(())
+        .given(vec![registered()])
+        .when(TenantCommand::AssignManager { manager_id: manager(1) })
+        .then_expect_events(vec![TenantEvent::ManagerAssigned { manager_id: manager(1) }]);
+}
+
+#[test]
+fn assigning_a_second_manager_is_refused_naming_the_current_one() {
+    TenantTest::with(())
+        .given(vec![registered(), TenantEvent::ManagerAssigned { manager_id: manager(1) }])
+        .when(TenantCommand::AssignManager { manager_id: manager(2) })
+        .then_expect_error(TenantError::ManagerAlreadyAssigned {
+            tenant: tenant_id(),
+            manager: manager(1),
+        });
+}
+
+#[test]
+fn assigning_the_current_manager_again_changes_nothing() {
+    TenantTest::with(())
+        .given(vec![registered(), TenantEvent::ManagerAssigned { manager_id: manager(1) }])
+        .when(TenantCommand::AssignManager { manager_id: manager(1) })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn reassignment_is_one_event_from_a_to_b() {
+    TenantTest::with(())
+        .given(vec![registered(), TenantEvent::ManagerAssigned { manager_id: manager(1) }])
+        .when(TenantCommand::ReassignManager { from: manager(1), to: manager(2) })
+        .then_expect_events(vec![TenantEvent::ManagerReassigned {
+            from: manager(1),
+            to: manager(2),
+        }]);
+}
+
+#[test]
+fn reassignment_from_a_manager_that_is_not_current_is_refused() {
+    TenantTest::with(())
+        .given(vec![registered(), TenantEvent::ManagerAssigned { manager_id: manager(1) }])
+        .when(TenantCommand::ReassignManager { from: manager(3), to: manager(2) })
+        .then_expect_error(TenantError::ManagerMismatch {
+            tenant: tenant_id(),
+            expected: manager(3),
+            current: Some(manager(1)),
+        });
+}
+
+#[test]
+fn unassigning_removes_the_manager() {
+    TenantTest::with(())
+        .given(vec![registered(), TenantEvent::ManagerAssigned { manager_id: manager(1) }])
+        .when(TenantCommand::UnassignManager)
+        .then_expect_events(vec![TenantEvent::ManagerUnassigned { manager_id: manager(1) }]);
+}
+
+#[test]
+fn unassigning_without_a_manager_is_refused() {
+    TenantTest::with(())
+        .given(vec![registered()])
+        .when(TenantCommand::UnassignManager)
+        .then_expect_error(TenantError::NoManagerAssigned { tenant: tenant_id() });
+}
+
+#[test]
+fn after_unassignment_a_new_manager_can_be_assigned() {
+    TenantTest::with(())
+        .given(vec![
+            registered(),
+            TenantEvent::ManagerAssigned { manager_id: manager(1) },
+            TenantEvent::ManagerUnassigned { manager_id: manager(1) },
+        ])
+        .when(TenantCommand::AssignManager { manager_id: manager(2) })
+        .then_expect_events(vec![TenantEvent::ManagerAssigned { manager_id: manager(2) }]);
+}
+
+#[test]
+fn suspending_twice_is_refused() {
+    TenantTest::with(())
+        .given(vec![registered(), TenantEvent::TenantSuspended { reason: "fraud".into() }])
+        .when(TenantCommand::SuspendTenant { reason: "again".into() })
+        .then_expect_error(TenantError::AlreadySuspended { tenant: tenant_id() });
+}
+
+#[test]
+fn a_business_is_suspended() {
+    TenantTest::with(())
+        .given(vec![registered()])
+        .when(TenantCommand::SuspendTenant { reason: "fraud".into() })
+        .then_expect_events(vec![TenantEvent::TenantSuspended { reason: "fraud".into() }]);
+}

@@ -1,0 +1,44 @@
+//! Reading one stream: whole, after a version, up to a version or up to a time.
+
+use crate::all::{RecordedEvent, COLUMNS};
+use crate::error::EventStoreError;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+/// Which part of a stream to read. The default is the whole stream.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamRange {
+    /// Only events with a sequence greater than this.
+    pub after_version: Option<i64>,
+    /// Only events with a sequence up to and including this.
+    pub up_to_version: Option<i64>,
+    /// Only events recorded at or before this time (an auditor's "as of").
+    pub recorded_until: Option<DateTime<Utc>>,
+}
+
+/// The events of stream `aggregate_type/aggregate_id` in `range`, in sequence order.
+///
+/// # Errors
+/// [`EventStoreError::Database`].
+pub async fn read_stream(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    range: StreamRange,
+) -> Result<Vec<RecordedEvent>, EventStoreError> {
+    // language=PostgreSQL
+    let sql = format!(
+        "select {COLUMNS} from events
+         where aggregate_type = $1 and aggregate_id = $2
+           and sequence > $3 and sequence <= $4 and recorded_at <= $5
+         order by sequence"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(range.after_version.unwrap_or(0))
+        .bind(range.up_to_version.unwrap_or(i64::MAX))
+        .bind(range.recorded_until.unwrap_or(DateTime::<Utc>::MAX_UTC))
+        .fetch_all(pool)
+        .await?)
+}

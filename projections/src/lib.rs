@@ -1,0 +1,26 @@
+//! # X8 projections
+//!
+//! Read models built from `$all` by checkpointed catch-up subscriptions, not by cqrs-es's
+//! in-process queries (those run after the commit, keep no checkpoint and lose events when
+//! the process dies).
+//!
+//! # Layout
+//! - [`projection`]: the [`Projection`] trait a read model implements.
+//! - [`runner`]: applying batches atomically with their checkpoint, one active runner per
+//!   projection across processes, lag, rebuild, and waiting for a position
+//!   (read-your-writes).
+//! - [`tenants`]: the `tenants` and `manager_clients` read models.
+
+pub mod projection;
+pub mod runner;
+pub mod tenants;
+
+pub use projection::{Projection, ProjectionError};
+pub use runner::{ProjectionLag, ProjectionRunner};
+
+use std::sync::Arc;
+
+/// Every projection of the platform, in the order they are registered.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(tenants::TenantsProjection)]
+}

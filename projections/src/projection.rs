@@ -1,0 +1,57 @@
+//! What a read model implements to be fed by the runner.
+
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+use x8_eventstore::RecordedEvent;
+
+/// Why applying an event failed. The batch is rolled back and retried.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The read model's SQL failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The event payload did not deserialise.
+    #[error("event {event_id} ({event_type}): {source}")]
+    Payload {
+        /// The event.
+        event_id: uuid::Uuid,
+        /// Its type.
+        event_type: String,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+    /// Anything else (e.g. an injected failure in tests).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A read model fed from `$all`.
+///
+/// `apply` runs inside the batch's transaction; it must only write through `conn`, so the
+/// batch and the checkpoint commit together. Events it does not care about are ignored.
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name: the checkpoint row's key.
+    fn name(&self) -> &'static str;
+
+    /// Applies one event (already upcast) to the read model.
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a RecordedEvent,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+
+    /// Empties the read model, for a rebuild.
+    fn reset<'a>(&'a self, conn: &'a mut PgConnection) -> BoxFuture<'a, Result<(), ProjectionError>>;
+}
+
+/// Deserialises an event's payload into the domain event type `E`.
+///
+/// # Errors
+/// [`ProjectionError::Payload`].
+pub fn payload<E: serde::de::DeserializeOwned>(event: &RecordedEvent) -> Result<E, ProjectionError> {
+    serde_json::from_value(event.payload.clone()).map_err(|source| ProjectionError::Payload {
+        event_id: event.event_id,
+        event_type: event.event_type.clone(),
+        source,
+    })
+}

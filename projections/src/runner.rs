@@ -1,0 +1,318 @@
+//! The projection runner: each projection is a catch-up subscription over `$all` with its
+//! own checkpoint row.
+//!
+//! - A batch is read, applied and the checkpoint advanced **in one transaction**: a crash
+//!   or a failing event rolls the whole batch back, so nothing is lost or applied twice.
+//! - One active runner per projection across processes: each batch first takes
+//!   `pg_try_advisory_xact_lock` on the projection's name; a runner that does not get it
+//!   skips the round. The lock is taken before anything is written, so the batch's reads
+//!   do not hold the `$all` read horizon back with an xid of their own.
+//! - Runners wake on the [`AppendSignal`](x8_eventstore::AppendSignal) after a commit, read
+//!   again within milliseconds while an open writer holds the horizon, and poll as a
+//!   fall-back.
+
+use crate::projection::{Projection, ProjectionError};
+use std::sync::Arc;
+use std::time::Duration;
+use x8_eventstore::all::{checkpoint_of, read_all, AllFilter};
+use x8_eventstore::{Checkpoint, EventStore};
+
+/// Events per batch unless configured otherwise.
+pub const DEFAULT_BATCH_SIZE: i64 = 500;
+/// Poll interval when no signal arrives.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Re-read delay while a writer holds the read horizon.
+const HORIZON_RETRY: Duration = Duration::from_millis(3);
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Applied this many events and advanced the checkpoint to the last one.
+    Applied(usize),
+    /// Caught up; `held_by_horizon` when newer events wait for an open writer.
+    CaughtUp {
+        /// Newer events exist behind the read horizon.
+        held_by_horizon: bool,
+    },
+    /// Another runner holds the projection.
+    Busy,
+}
+
+/// How far a projection is behind the head of `$all`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ProjectionLag {
+    /// Events not applied yet.
+    pub events: i64,
+    /// Age of the oldest event not applied yet, in seconds (0 when caught up).
+    pub seconds: f64,
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+}
+
+/// Why waiting for a position failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The projection did not reach the position in time.
+    #[error("projection {projection} has not reached position {position} yet")]
+    Lagging {
+        /// The projection.
+        projection: &'static str,
+        /// The position waited for.
+        position: i64,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] x8_eventstore::EventStoreError),
+}
+
+/// Runs projections against one event store.
+#[derive(Clone)]
+pub struct ProjectionRunner {
+    store: EventStore,
+    projections: Vec<Arc<dyn Projection>>,
+    batch_size: i64,
+    upcasters: Arc<Vec<Box<dyn cqrs_es::persist::EventUpcaster>>>,
+}
+
+impl ProjectionRunner {
+    /// A runner for `projections`, applying the store's upcasters.
+    pub fn new(store: EventStore, projections: Vec<Arc<dyn Projection>>) -> Self {
+        Self {
+            upcasters: Arc::new(store.upcasters()),
+            store,
+            projections,
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
+    }
+
+    /// Events per batch.
+    pub fn with_batch_size(mut self, batch_size: i64) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// The registered projections.
+    pub fn projections(&self) -> &[Arc<dyn Projection>] {
+        &self.projections
+    }
+
+    /// Creates the checkpoint rows that do not exist yet.
+    ///
+    /// # Errors
+    /// [`sqlx::Error`].
+    pub async fn register(&self) -> Result<(), sqlx::Error> {
+        for projection in &self.projections {
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into projection_checkpoints (projection_name) values ($1)
+                 on conflict do nothing",
+            )
+            .bind(projection.name())
+            .execute(self.store.pool())
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Spawns one task per projection that keeps it caught up until the pool closes.
+    pub fn spawn(&self) {
+        for projection in &self.projections {
+            let runner = self.clone();
+            let projection = projection.clone();
+            tokio::spawn(async move { runner.follow(projection).await });
+        }
+    }
+
+    async fn follow(&self, projection: Arc<dyn Projection>) {
+        let mut wakeups = self.store.signal().subscribe();
+        let mut failures = 0u32;
+        while !self.store.pool().is_closed() {
+            wakeups.borrow_and_update();
+            match self.run_batch(projection.as_ref()).await {
+                Ok(BatchOutcome::Applied(_)) => failures = 0,
+                Ok(BatchOutcome::CaughtUp { held_by_horizon: true }) => {
+                    tokio::time::sleep(HORIZON_RETRY).await;
+                }
+                Ok(BatchOutcome::CaughtUp { held_by_horizon: false } | BatchOutcome::Busy) => {
+                    let _ = tokio::time::timeout(POLL_INTERVAL, wakeups.changed()).await;
+                }
+                Err(err) => {
+                    failures = failures.saturating_add(1);
+                    let delay = Duration::from_millis(50 * 2u64.pow(failures.min(6)));
+                    tracing::error!(projection = projection.name(), error = %err, ?delay, "projection batch failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// Applies one batch of `projection` and advances its checkpoint, atomically.
+    ///
+    /// # Errors
+    /// [`ProjectionError`] from the read model or the database; the batch is rolled back.
+    #[tracing::instrument(skip_all, fields(projection = projection.name()))]
+    pub async fn run_batch(&self, projection: &dyn Projection) -> Result<BatchOutcome, ProjectionError> {
+        let mut tx = self.store.pool().begin().await?;
+        // language=PostgreSQL
+        let (locked,): (bool,) =
+            sqlx::query_as("select pg_try_advisory_xact_lock(hashtext('x8.projection'), hashtext($1))")
+                .bind(projection.name())
+                .fetch_one(&mut *tx)
+                .await?;
+        if !locked {
+            return Ok(BatchOutcome::Busy);
+        }
+        let checkpoint = read_checkpoint(&mut tx, projection.name()).await?;
+        let batch = read_all(&mut *tx, checkpoint, self.batch_size, &AllFilter::default())
+            .await
+            .map_err(|e| ProjectionError::Other(e.to_string()))?;
+        let Some(last) = batch.events.last().map(|e| e.checkpoint()) else {
+            return Ok(BatchOutcome::CaughtUp {
+                held_by_horizon: batch.held_by_horizon,
+            });
+        };
+        let applied = batch.events.len();
+        for event in batch.events {
+            let event = event.upcast(&self.upcasters);
+            projection.apply(&mut tx, &event).await?;
+        }
+        // language=PostgreSQL
+        sqlx::query(
+            "update projection_checkpoints
+             set transaction_id = $2::text::xid8, global_position = $3, updated_at = now()
+             where projection_name = $1",
+        )
+        .bind(projection.name())
+        .bind(last.transaction_id.to_string())
+        .bind(last.global_position)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(BatchOutcome::Applied(applied))
+    }
+
+    /// Runs batches until `projection` is caught up (tests and tools).
+    ///
+    /// # Errors
+    /// As [`Self::run_batch`].
+    pub async fn catch_up(&self, projection: &dyn Projection) -> Result<usize, ProjectionError> {
+        let mut total = 0;
+        loop {
+            match self.run_batch(projection).await? {
+                BatchOutcome::Applied(n) => total += n,
+                BatchOutcome::CaughtUp { held_by_horizon: true } | BatchOutcome::Busy => {
+                    tokio::time::sleep(HORIZON_RETRY).await;
+                }
+                BatchOutcome::CaughtUp { held_by_horizon: false } => return Ok(total),
+            }
+        }
+    }
+
+    /// Empties `projection`'s read model and resets its checkpoint to the start, in one
+    /// transaction under the projection's lock; the runner then replays it from the start.
+    ///
+    /// # Errors
+    /// [`ProjectionError`]; nothing changes on error.
+    pub async fn rebuild(&self, projection: &dyn Projection) -> Result<(), ProjectionError> {
+        let mut tx = self.store.pool().begin().await?;
+        // language=PostgreSQL
+        sqlx::query("select pg_advisory_xact_lock(hashtext('x8.projection'), hashtext($1))")
+            .bind(projection.name())
+            .execute(&mut *tx)
+            .await?;
+        projection.reset(&mut tx).await?;
+        // language=PostgreSQL
+        sqlx::query(
+            "update projection_checkpoints set transaction_id = '0'::xid8, global_position = 0,
+             updated_at = now() where projection_name = $1",
+        )
+        .bind(projection.name())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// How far `name` is behind.
+    ///
+    /// # Errors
+    /// [`sqlx::Error`].
+    pub async fn lag(&self, name: &str) -> Result<ProjectionLag, sqlx::Error> {
+        let mut conn = self.store.pool().acquire().await?;
+        let checkpoint = read_checkpoint(&mut conn, name).await?;
+        // language=PostgreSQL
+        let (events, seconds): (i64, Option<f64>) = sqlx::query_as(
+            "select count(*), extract(epoch from now() - min(recorded_at))::float8 from events
+             where (transaction_id, global_position) > ($1::text::xid8, $2)",
+        )
+        .bind(checkpoint.transaction_id.to_string())
+        .bind(checkpoint.global_position)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(ProjectionLag {
+            events,
+            seconds: seconds.unwrap_or(0.0).max(0.0),
+            checkpoint,
+        })
+    }
+
+    /// Waits until projection `name` has applied the event at global `position`, checking
+    /// every 5 ms, for at most `timeout`. Position 0 is always reached.
+    ///
+    /// # Errors
+    /// [`WaitError::Lagging`] after `timeout` (also for a position that does not exist).
+    pub async fn wait_for(
+        &self,
+        name: &'static str,
+        position: i64,
+        timeout: Duration,
+    ) -> Result<(), WaitError> {
+        if position <= 0 {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let target = loop {
+            if let Some(target) = checkpoint_of(self.store.pool(), position).await? {
+                break target;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(WaitError::Lagging { projection: name, position });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        loop {
+            let mut conn = self
+                .store
+                .pool()
+                .acquire()
+                .await
+                .map_err(x8_eventstore::EventStoreError::from)?;
+            let current = read_checkpoint(&mut conn, name)
+                .await
+                .map_err(x8_eventstore::EventStoreError::from)?;
+            drop(conn);
+            if current >= target {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(WaitError::Lagging { projection: name, position });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+async fn read_checkpoint(conn: &mut sqlx::PgConnection, name: &str) -> Result<Checkpoint, sqlx::Error> {
+    // language=PostgreSQL
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "select transaction_id::text::bigint, global_position from projection_checkpoints
+         where projection_name = $1",
+    )
+    .bind(name)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map_or(Checkpoint::START, |(transaction_id, global_position)| Checkpoint {
+        transaction_id,
+        global_position,
+    }))
+}

@@ -1,0 +1,147 @@
+//! The `tenants` and `manager_clients` read models (migrations/0002).
+//!
+//! Every row remembers the global position of the last event applied to it, and updates
+//! are guarded by it, so re-applying an event (e.g. by hand) is harmless.
+
+use crate::projection::{payload, Projection, ProjectionError};
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+use uuid::Uuid;
+use x8_domain::tenant::TenantEvent;
+use x8_eventstore::RecordedEvent;
+
+/// Builds `tenants` (one row per business) and `manager_clients` (manager → businesses).
+pub struct TenantsProjection;
+
+/// The projection's name, for waiting on it.
+pub const NAME: &str = "tenants";
+
+impl Projection for TenantsProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a RecordedEvent,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            if event.aggregate_type != "tenant" {
+                return Ok(());
+            }
+            let tenant_id: Uuid = event
+                .aggregate_id
+                .parse()
+                .map_err(|_| ProjectionError::Other(format!("bad tenant id {}", event.aggregate_id)))?;
+            apply(conn, tenant_id, event, payload(event)?).await
+        })
+    }
+
+    fn reset<'a>(&'a self, conn: &'a mut PgConnection) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            // language=PostgreSQL
+            sqlx::query("truncate tenants, manager_clients").execute(conn).await?;
+            Ok(())
+        })
+    }
+}
+
+async fn apply(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    event: &RecordedEvent,
+    payload: TenantEvent,
+) -> Result<(), ProjectionError> {
+    let position = event.global_position;
+    match payload {
+        TenantEvent::TenantRegistered {
+            name,
+            owner_user_id,
+            plan,
+            subscription_status,
+            channel_limit,
+            registered_at,
+            trial_ends_at,
+            ..
+        } => {
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into tenants (tenant_id, name, status, plan, subscription_status,
+                     channel_limit, trial_ends_at, owner_user_id, registered_at, last_position)
+                 values ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $9)
+                 on conflict (tenant_id) do nothing",
+            )
+            .bind(tenant_id)
+            .bind(name)
+            .bind(plan.as_str())
+            .bind(subscription_status.as_str())
+            .bind(channel_limit as i32)
+            .bind(trial_ends_at)
+            .bind(owner_user_id.0)
+            .bind(registered_at)
+            .bind(position)
+            .execute(&mut *conn)
+            .await?;
+        }
+        TenantEvent::ManagerAssigned { manager_id } | TenantEvent::ManagerReassigned { to: manager_id, .. } => {
+            if set_manager(conn, tenant_id, Some(manager_id.0), position).await? {
+                // language=PostgreSQL
+                sqlx::query(
+                    "insert into manager_clients (tenant_id, manager_id, assigned_at, last_position)
+                     values ($1, $2, $3, $4)
+                     on conflict (tenant_id) do update
+                         set manager_id = excluded.manager_id, assigned_at = excluded.assigned_at,
+                             last_position = excluded.last_position",
+                )
+                .bind(tenant_id)
+                .bind(manager_id.0)
+                .bind(event.recorded_at)
+                .bind(position)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        TenantEvent::ManagerUnassigned { .. } => {
+            if set_manager(conn, tenant_id, None, position).await? {
+                // language=PostgreSQL
+                sqlx::query("delete from manager_clients where tenant_id = $1")
+                    .bind(tenant_id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        TenantEvent::TenantSuspended { .. } => {
+            // language=PostgreSQL
+            sqlx::query(
+                "update tenants set status = 'suspended', last_position = $2
+                 where tenant_id = $1 and last_position < $2",
+            )
+            .bind(tenant_id)
+            .bind(position)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets the tenant's manager; `false` when the row already reflects a later event.
+async fn set_manager(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    manager_id: Option<Uuid>,
+    position: i64,
+) -> Result<bool, ProjectionError> {
+    // language=PostgreSQL
+    let result = sqlx::query(
+        "update tenants set manager_id = $2, last_position = $3
+         where tenant_id = $1 and last_position < $3",
+    )
+    .bind(tenant_id)
+    .bind(manager_id)
+    .bind(position)
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests against the real PostgreSQL. Each test gets its own fresh database
+//! from `#[sqlx::test]`, with the migrations applied, so tests run in parallel.
+
+mod bad_input;
+mod event_log;
+mod idempotency;
+mod projections;
+mod tenants_api;

@@ -1,0 +1,243 @@
+//! # X8 end-to-end test support
+//!
+//! [`TestApp`] runs the real router against a fresh PostgreSQL database (one per test,
+//! made by `#[sqlx::test]`), with the projection runner following `$all`, and offers one
+//! method per endpoint. [`counter`] is a tiny aggregate for event-store tests.
+
+pub mod counter;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+use uuid::Uuid;
+use x8_api::auth::AuthKeys;
+use x8_api::AppState;
+use x8_commands::{CommandContext, SystemClock};
+use x8_domain::user::Role;
+use x8_eventstore::{Actor, EventStore};
+
+/// The JWT secret of every test app.
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+/// The password of every account the helpers create.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Opens a pool of `size` connections on the test database `#[sqlx::test]` made.
+pub async fn test_pool(connect: PgConnectOptions, size: u32) -> PgPool {
+    let _ = PgPoolOptions::new(); // the options sqlx hands in are replaced by ours
+    x8_eventstore::pool::pool_options(size)
+        .connect_with(connect)
+        .await
+        .expect("connect to the test database")
+}
+
+/// An HTTP response, read whole.
+#[derive(Debug, Clone)]
+pub struct TestResponse {
+    /// Status.
+    pub status: StatusCode,
+    /// `Content-Type`, if any.
+    pub content_type: Option<String>,
+    /// Body as JSON (`Null` when empty or not JSON).
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// The problem's `code` member.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+    /// Asserts a problem+json response with `status` and `code`.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "status of {:?}", self.body);
+        assert_eq!(self.content_type.as_deref(), Some("application/problem+json"));
+        assert_eq!(self.code(), code, "code of {:?}", self.body);
+        assert_eq!(self.body["status"], json!(status));
+    }
+}
+
+/// The app under test.
+pub struct TestApp {
+    /// The router (called in-process with `oneshot`).
+    pub router: Router,
+    /// The state behind it.
+    pub state: AppState,
+    /// The event store.
+    pub store: EventStore,
+}
+
+impl TestApp {
+    /// The app on a fresh database with projections running.
+    pub async fn spawn(connect: PgConnectOptions) -> Self {
+        Self::spawn_with(connect, Duration::from_secs(5)).await
+    }
+
+    /// As [`Self::spawn`] with a custom `X-Min-Position` timeout.
+    pub async fn spawn_with(connect: PgConnectOptions, min_position_timeout: Duration) -> Self {
+        let pool = test_pool(connect, 20).await;
+        let store = EventStore::new(pool).with_upcasters(x8_domain::upcasters::all);
+        let state = AppState::new(
+            &store,
+            AuthKeys::new(&SecretString::from(JWT_SECRET)),
+            Arc::new(SystemClock),
+            min_position_timeout,
+        )
+        .await
+        .expect("app state");
+        state.projections.spawn();
+        Self {
+            router: x8_api::router(state.clone()),
+            state,
+            store,
+        }
+    }
+
+    /// Sends a request. `body` is sent as JSON text when it is a `Value`.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> TestResponse {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(body.map_or_else(Body::empty, Body::from))
+            .expect("request");
+        let response = self.router.clone().oneshot(request).await.expect("response");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        TestResponse {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// `POST /api/v1/tenants`.
+    pub async fn register_tenant(&self, name: &str, email: &str, key: Option<&str>) -> TestResponse {
+        let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        let body = json!({"name": name, "owner_email": email, "owner_password": PASSWORD});
+        self.send(Method::POST, "/api/v1/tenants", None, &headers, Some(body.to_string()))
+            .await
+    }
+
+    /// Registers a business and returns `(tenant_id, owner's access token)`.
+    pub async fn tenant_with_owner(&self, name: &str, email: &str) -> (Uuid, String) {
+        let response = self.register_tenant(name, email, None).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        let tenant_id = response.body["tenant_id"].as_str().expect("tenant_id").parse().expect("uuid");
+        (tenant_id, self.login(email).await)
+    }
+
+    /// `POST /api/v1/auth/login` with [`PASSWORD`]; returns the access token.
+    pub async fn login(&self, email: &str) -> String {
+        let response = self.login_response(email, PASSWORD).await;
+        assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+        response.body["access_token"].as_str().expect("token").to_string()
+    }
+
+    /// `POST /api/v1/auth/login`.
+    pub async fn login_response(&self, email: &str, password: &str) -> TestResponse {
+        let body = json!({"email": email, "password": password});
+        self.send(Method::POST, "/api/v1/auth/login", None, &[], Some(body.to_string()))
+            .await
+    }
+
+    /// Creates an ADMIN as `x8-api admin create` does; returns its access token.
+    pub async fn admin(&self) -> String {
+        let email = format!("admin-{}@x8.test", Uuid::new_v4().simple());
+        x8_commands::accounts::register_staff(
+            &self.state.commands,
+            &email,
+            PASSWORD.into(),
+            "Admin",
+            Role::Admin,
+            &CommandContext::new(Actor::System),
+        )
+        .await
+        .expect("admin");
+        self.login(&email).await
+    }
+
+    /// `POST /api/v1/managers`; returns `(manager_id, manager's access token)`.
+    pub async fn manager(&self, admin: &str, email: &str) -> (Uuid, String) {
+        let body = json!({"email": email, "password": PASSWORD, "name": "Manager"});
+        let response = self
+            .send(Method::POST, "/api/v1/managers", Some(admin), &[], Some(body.to_string()))
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        let id = response.body["manager_id"].as_str().expect("id").parse().expect("uuid");
+        (id, self.login(email).await)
+    }
+
+    /// `PUT /api/v1/tenants/{id}/manager`.
+    pub async fn assign_manager(&self, admin: &str, tenant: Uuid, manager: Uuid, key: Option<&str>) -> TestResponse {
+        let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        let body = json!({"manager_id": manager});
+        self.send(
+            Method::PUT,
+            &format!("/api/v1/tenants/{tenant}/manager"),
+            Some(admin),
+            &headers,
+            Some(body.to_string()),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/tenants/{id}` with `X-Min-Position`.
+    pub async fn get_tenant(&self, token: &str, tenant: Uuid, min_position: i64) -> TestResponse {
+        let position = min_position.to_string();
+        self.send(
+            Method::GET,
+            &format!("/api/v1/tenants/{tenant}"),
+            Some(token),
+            &[("x-min-position", &position)],
+            None,
+        )
+        .await
+    }
+
+    /// Number of events in the log.
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from events")
+            .fetch_one(self.store.pool())
+            .await
+            .expect("count")
+    }
+
+    /// The event types of one stream, in order.
+    pub async fn stream_event_types(&self, aggregate_type: &str, id: Uuid) -> Vec<String> {
+        sqlx::query_scalar(
+            "select event_type from events where aggregate_type = $1 and aggregate_id = $2 order by sequence",
+        )
+        .bind(aggregate_type)
+        .bind(id.to_string())
+        .fetch_all(self.store.pool())
+        .await
+        .expect("stream")
+    }
+}
