@@ -11,7 +11,9 @@ use axum::Router;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use uuid::Uuid;
 use x8_commands::{Clock, CommandContext, Commands};
@@ -59,7 +61,12 @@ impl AppState {
 
     /// The command context of a request: the caller (or anonymous), the request id as
     /// correlation id, and the client's idempotency key scoped to the caller.
-    pub fn context(&self, caller: Option<&Caller>, key: Option<String>, request_id: Uuid) -> CommandContext {
+    pub fn context(
+        &self,
+        caller: Option<&Caller>,
+        key: Option<String>,
+        request_id: Uuid,
+    ) -> CommandContext {
         let actor = caller.map_or(Actor::Anonymous, Caller::actor);
         let scope = caller.map_or("anonymous".to_string(), |c| c.user_id.to_string());
         let ctx = CommandContext::new(actor).correlated(request_id);

@@ -81,7 +81,12 @@ impl AuthKeys {
     ///
     /// # Errors
     /// [`ApiError::internal`] if signing fails.
-    pub fn issue(&self, user: UserId, role: Role, tenant: Option<TenantId>) -> Result<TokenPair, ApiError> {
+    pub fn issue(
+        &self,
+        user: UserId,
+        role: Role,
+        tenant: Option<TenantId>,
+    ) -> Result<TokenPair, ApiError> {
         let now = chrono::Utc::now().timestamp();
         let sign = |typ, ttl| {
             let claims = Claims {
@@ -158,12 +163,18 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .ok_or_else(ApiError::unauthorized)?;
         let claims = state.auth.verify(token.trim(), TokenKind::Access)?;
         Ok(Self {

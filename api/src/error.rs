@@ -53,11 +53,19 @@ impl ApiError {
     }
     /// 401 `unauthorized`.
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        )
     }
     /// 403 `forbidden`: signed in, but the role may not do this.
     pub fn forbidden() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "your role may not do this")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "your role may not do this",
+        )
     }
     /// 404 `not_found` (also for resources the caller may not see).
     pub fn not_found() -> Self {
@@ -69,14 +77,22 @@ impl ApiError {
     }
     /// 503 `projection_lagging` with `Retry-After: 1`.
     pub fn projection_lagging(detail: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "projection_lagging", detail);
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "projection_lagging",
+            detail,
+        );
         e.retry_after = Some(1);
         e
     }
     /// 500 `internal`; `cause` is logged, never shown.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 
     /// The HTTP status.
@@ -168,8 +184,12 @@ impl Rejection for UserError {
     fn problem(self) -> ApiError {
         let detail = self.to_string();
         match self {
-            UserError::EmailTaken { .. } => ApiError::new(StatusCode::CONFLICT, "email_taken", detail),
-            UserError::IdMismatch { .. } | UserError::TenantRoleMismatch => ApiError::internal(detail),
+            UserError::EmailTaken { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "email_taken", detail)
+            }
+            UserError::IdMismatch { .. } | UserError::TenantRoleMismatch => {
+                ApiError::internal(detail)
+            }
         }
     }
 }
@@ -195,9 +215,11 @@ impl Rejection for ManagementError {
     fn problem(self) -> ApiError {
         match self {
             ManagementError::Tenant(e) => e.problem(),
-            e @ ManagementError::NotAManager(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_a_manager", e.to_string())
-            }
+            e @ ManagementError::NotAManager(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_a_manager",
+                e.to_string(),
+            ),
         }
     }
 }

@@ -52,11 +52,17 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn open_store(database_url: &str, max_connections: u32, snapshot_every: usize) -> anyhow::Result<EventStore> {
+async fn open_store(
+    database_url: &str,
+    max_connections: u32,
+    snapshot_every: usize,
+) -> anyhow::Result<EventStore> {
     pool::ensure_database(database_url)
         .await
         .with_context(|| format!("cannot reach PostgreSQL at {database_url}"))?;
-    let pool = pool::connect(database_url, max_connections).await.context("connecting")?;
+    let pool = pool::connect(database_url, max_connections)
+        .await
+        .context("connecting")?;
     pool::migrate(&pool).await.context("applying migrations")?;
     Ok(EventStore::new(pool)
         .with_snapshot_every(snapshot_every)
@@ -65,7 +71,12 @@ async fn open_store(database_url: &str, max_connections: u32, snapshot_every: us
 
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    let store = open_store(&settings.database_url, settings.max_connections, settings.snapshot_every).await?;
+    let store = open_store(
+        &settings.database_url,
+        settings.max_connections,
+        settings.snapshot_every,
+    )
+    .await?;
     store.signal().spawn_cross_process(store.pool().clone());
     let state = AppState::new(
         &store,
@@ -89,13 +100,15 @@ async fn serve() -> anyhow::Result<()> {
 
 async fn create_admin(email: &str, name: &str) -> anyhow::Result<()> {
     let password = required("X8_ADMIN_PASSWORD")?;
-    let database_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
+    let database_url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
     let store = open_store(&database_url, 2, 100).await?;
     let commands = Commands::new(&store, Arc::new(SystemClock));
     let ctx = CommandContext::new(Actor::System);
-    let (id, _) = x8_commands::accounts::register_staff(&commands, email, password, name, Role::Admin, &ctx)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (id, _) =
+        x8_commands::accounts::register_staff(&commands, email, password, name, Role::Admin, &ctx)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("created ADMIN {email} with id {id}");
     Ok(())
 }

@@ -61,7 +61,10 @@ impl Settings {
             jwt_secret: SecretString::from(jwt_secret),
             max_connections: parsed("X8_DB_MAX_CONNECTIONS", 20)?,
             snapshot_every: parsed("X8_SNAPSHOT_EVERY", 100)?,
-            min_position_timeout: Duration::from_millis(parsed("X8_MIN_POSITION_TIMEOUT_MS", 5000)?),
+            min_position_timeout: Duration::from_millis(parsed(
+                "X8_MIN_POSITION_TIMEOUT_MS",
+                5000,
+            )?),
         })
     }
 }
@@ -84,9 +87,12 @@ where
 {
     match optional(name) {
         None => Ok(default),
-        Some(raw) => raw.trim().parse().map_err(|e: T::Err| SettingsError::Invalid {
-            name,
-            reason: e.to_string(),
-        }),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| SettingsError::Invalid {
+                name,
+                reason: e.to_string(),
+            }),
     }
 }

@@ -106,7 +106,9 @@ pub async fn register_business(
         .map_err(|e| e.map_rejected(AccountError::User))?;
     let tenant_id = owner
         .tenant_id()
-        .ok_or(CommandError::Rejected(AccountError::User(UserError::TenantRoleMismatch)))?;
+        .ok_or(CommandError::Rejected(AccountError::User(
+            UserError::TenantRoleMismatch,
+        )))?;
 
     let outcome = commands
         .tenants
@@ -143,9 +145,9 @@ pub async fn register_staff(
     ctx: &CommandContext,
 ) -> Result<(UserId, i64), CommandError<AccountError>> {
     let email = Email::parse(email).map_err(|e| CommandError::Rejected(e.into()))?;
-    let ctx = ctx
-        .clone()
-        .fingerprinted(&["RegisterStaff", &role.to_string(), name, email.as_str()]);
+    let ctx =
+        ctx.clone()
+            .fingerprinted(&["RegisterStaff", &role.to_string(), name, email.as_str()]);
     let user_id = UserId::for_email(&email);
     let password_hash = passwords::hash(password)
         .await
@@ -187,7 +189,10 @@ pub async fn authenticate(
         passwords::verify(password, PasswordHash(DUMMY_HASH.into())).await;
         return Ok(None);
     };
-    let user = commands.users.load(&UserId::for_email(&email).to_string()).await?;
+    let user = commands
+        .users
+        .load(&UserId::for_email(&email).to_string())
+        .await?;
     if !user.is_registered() {
         passwords::verify(password, PasswordHash(DUMMY_HASH.into())).await;
         return Ok(None);

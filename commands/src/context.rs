@@ -43,7 +43,8 @@ impl CommandContext {
     /// Uses the client's `Idempotency-Key`, scoped by `scope` (the caller's user id, or
     /// `anonymous`) so one client's key can never reach another's result.
     pub fn with_idempotency_key(mut self, scope: &str, key: &str) -> Self {
-        self.command_id = Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, format!("{scope}\n{key}").as_bytes());
+        self.command_id =
+            Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, format!("{scope}\n{key}").as_bytes());
         self.client_supplied = true;
         self
     }

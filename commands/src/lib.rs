@@ -6,7 +6,7 @@
 //! # Layout
 //! - [`context`]: [`CommandContext`]: who asks, the command id, correlation and causation.
 //! - [`bus`]: [`CommandBus`]: idempotent, retried execution of one aggregate's commands.
-//! - [`error`]: [`CommandError`].
+//! - [`error`]: the error type, [`CommandError`].
 //! - [`passwords`]: argon2id hashing and verification.
 //! - [`accounts`]: users and business registration, login checks.
 //! - [`tenants`]: manager assignment and the other tenant commands.

@@ -48,7 +48,9 @@ pub async fn assign_manager(
         .await
         .map_err(|e| e.map_rejected(|_| ManagementError::NotAManager(manager_id)))?;
     if !manager.is_registered() || manager.role() != Role::Manager {
-        return Err(CommandError::Rejected(ManagementError::NotAManager(manager_id)));
+        return Err(CommandError::Rejected(ManagementError::NotAManager(
+            manager_id,
+        )));
     }
     let command = match replaces {
         Some(from) => TenantCommand::ReassignManager {

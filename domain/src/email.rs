@@ -67,12 +67,24 @@ mod tests {
 
     #[test]
     fn addresses_are_trimmed_and_lower_cased() {
-        assert_eq!(Email::parse("  Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
+        assert_eq!(
+            Email::parse("  Ana@Example.COM ").unwrap().as_str(),
+            "ana@example.com"
+        );
     }
 
     #[test]
     fn malformed_addresses_are_rejected() {
-        for raw in ["", "ana", "@example.com", "ana@", "ana@example", "a b@example.com", "a@b@c.com", "ana@.com"] {
+        for raw in [
+            "",
+            "ana",
+            "@example.com",
+            "ana@",
+            "ana@example",
+            "a b@example.com",
+            "a@b@c.com",
+            "ana@.com",
+        ] {
             assert!(Email::parse(raw).is_err(), "{raw:?} should be rejected");
         }
     }

@@ -57,6 +57,9 @@ impl UserId {
     /// store's own stream uniqueness: two concurrent registrations of one address race for
     /// sequence 1 of the same stream, and exactly one wins.
     pub fn for_email(email: &crate::Email) -> Self {
-        Self(Uuid::new_v5(&USER_EMAIL_NAMESPACE, email.as_str().as_bytes()))
+        Self(Uuid::new_v5(
+            &USER_EMAIL_NAMESPACE,
+            email.as_str().as_bytes(),
+        ))
     }
 }

@@ -37,8 +37,10 @@ fn tenant_registered_v2(mut payload: Value) -> Value {
         .and_then(|s| s.parse::<DateTime<Utc>>().ok())
         .map(|at| at + Duration::days(TRIAL_DAYS));
     body.entry("plan").or_insert(json!("FREE"));
-    body.entry("subscription_status").or_insert(json!("trialing"));
-    body.entry("channel_limit").or_insert(json!(TRIAL_CHANNEL_LIMIT));
+    body.entry("subscription_status")
+        .or_insert(json!("trialing"));
+    body.entry("channel_limit")
+        .or_insert(json!(TRIAL_CHANNEL_LIMIT));
     if let Some(end) = trial_ends_at {
         body.entry("trial_ends_at").or_insert(json!(end));
     }
@@ -76,7 +78,12 @@ mod tests {
         let new = upcaster.upcast(old);
         assert_eq!(new.event_version, "2.0.0");
         let event: TenantEvent = serde_json::from_value(new.payload).unwrap();
-        let TenantEvent::TenantRegistered { trial_ends_at, channel_limit, .. } = event else {
+        let TenantEvent::TenantRegistered {
+            trial_ends_at,
+            channel_limit,
+            ..
+        } = event
+        else {
             panic!("not a registration");
         };
         assert_eq!(trial_ends_at.to_rfc3339(), "2025-01-08T00:00:00+00:00");

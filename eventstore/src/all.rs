@@ -21,7 +21,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// The columns of [`RecordedEvent`], for `select` lists.
-pub(crate) const COLUMNS: &str = "global_position, transaction_id::text::bigint as transaction_id, \
+pub(crate) const COLUMNS: &str =
+    "global_position, transaction_id::text::bigint as transaction_id, \
     event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, tenant_id, \
     payload, metadata, recorded_at";
 

@@ -15,7 +15,7 @@
 //! - [`all`]: reading `$all` in commit-safe order from a [`Checkpoint`](all::Checkpoint).
 //! - [`commands`]: the recorded outcome of an executed command (idempotency).
 //! - [`signal`]: waking subscribers after a commit, in-process and across processes.
-//! - [`error`]: [`EventStoreError`].
+//! - [`error`]: the error type, [`EventStoreError`].
 
 pub mod all;
 pub mod append;

@@ -39,7 +39,9 @@ impl From<EventStoreError> for PersistenceError {
     fn from(err: EventStoreError) -> Self {
         match err {
             EventStoreError::Conflict { .. } => PersistenceError::OptimisticLockError,
-            EventStoreError::Serialization(e) => PersistenceError::DeserializationError(Box::new(e)),
+            EventStoreError::Serialization(e) => {
+                PersistenceError::DeserializationError(Box::new(e))
+            }
             EventStoreError::Database(e) => PersistenceError::ConnectionError(Box::new(e)),
         }
     }
@@ -87,12 +89,14 @@ impl PersistedEventRepository for PgEventRepository {
         .fetch_optional(self.store.pool())
         .await
         .map_err(EventStoreError::from)?;
-        Ok(row.map(|(aggregate, last_sequence, version)| SerializedSnapshot {
-            aggregate_id: aggregate_id.to_string(),
-            aggregate,
-            current_sequence: last_sequence as usize,
-            current_snapshot: version as usize,
-        }))
+        Ok(
+            row.map(|(aggregate, last_sequence, version)| SerializedSnapshot {
+                aggregate_id: aggregate_id.to_string(),
+                aggregate,
+                current_sequence: last_sequence as usize,
+                current_snapshot: version as usize,
+            }),
+        )
     }
 
     async fn persist<A: Aggregate>(
@@ -140,7 +144,11 @@ impl PersistedEventRepository for PgEventRepository {
 impl PgEventRepository {
     /// Writes the snapshot of `aggregate_id` at sequence `at`: the previous snapshot (if it
     /// still deserialises) plus the events after it up to `at`.
-    async fn snapshot<A: Aggregate>(&self, aggregate_id: &str, at: usize) -> Result<(), PersistenceError> {
+    async fn snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        at: usize,
+    ) -> Result<(), PersistenceError> {
         let (mut state, mut version, from) = match self.get_snapshot::<A>(aggregate_id).await? {
             Some(s) if s.current_sequence < at => match serde_json::from_value::<A>(s.aggregate) {
                 Ok(state) => (state, s.current_snapshot, s.current_sequence),
@@ -156,11 +164,20 @@ impl PgEventRepository {
         };
         let upcasters = self.store.upcasters();
         for event in read_stream(self.store.pool(), A::TYPE, aggregate_id, range).await? {
-            let envelope = EventEnvelope::<A>::try_from(SerializedEvent::from(event.upcast(&upcasters)))?;
+            let envelope =
+                EventEnvelope::<A>::try_from(SerializedEvent::from(event.upcast(&upcasters)))?;
             state.apply(envelope.payload);
         }
         version += 1;
-        write_snapshot(self.store.pool(), A::TYPE, aggregate_id, at as i64, version as i64, &serde_json::to_value(&state)?).await?;
+        write_snapshot(
+            self.store.pool(),
+            A::TYPE,
+            aggregate_id,
+            at as i64,
+            version as i64,
+            &serde_json::to_value(&state)?,
+        )
+        .await?;
         Ok(())
     }
 }

@@ -41,14 +41,19 @@ pub trait Projection: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
 
     /// Empties the read model, for a rebuild.
-    fn reset<'a>(&'a self, conn: &'a mut PgConnection) -> BoxFuture<'a, Result<(), ProjectionError>>;
+    fn reset<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
 }
 
 /// Deserialises an event's payload into the domain event type `E`.
 ///
 /// # Errors
 /// [`ProjectionError::Payload`].
-pub fn payload<E: serde::de::DeserializeOwned>(event: &RecordedEvent) -> Result<E, ProjectionError> {
+pub fn payload<E: serde::de::DeserializeOwned>(
+    event: &RecordedEvent,
+) -> Result<E, ProjectionError> {
     serde_json::from_value(event.payload.clone()).map_err(|source| ProjectionError::Payload {
         event_id: event.event_id,
         event_type: event.event_type.clone(),

@@ -130,10 +130,17 @@ impl ProjectionRunner {
             wakeups.borrow_and_update();
             match self.run_batch(projection.as_ref()).await {
                 Ok(BatchOutcome::Applied(_)) => failures = 0,
-                Ok(BatchOutcome::CaughtUp { held_by_horizon: true }) => {
+                Ok(BatchOutcome::CaughtUp {
+                    held_by_horizon: true,
+                }) => {
                     tokio::time::sleep(HORIZON_RETRY).await;
                 }
-                Ok(BatchOutcome::CaughtUp { held_by_horizon: false } | BatchOutcome::Busy) => {
+                Ok(
+                    BatchOutcome::CaughtUp {
+                        held_by_horizon: false,
+                    }
+                    | BatchOutcome::Busy,
+                ) => {
                     let _ = tokio::time::timeout(POLL_INTERVAL, wakeups.changed()).await;
                 }
                 Err(err) => {
@@ -151,14 +158,18 @@ impl ProjectionRunner {
     /// # Errors
     /// [`ProjectionError`] from the read model or the database; the batch is rolled back.
     #[tracing::instrument(skip_all, fields(projection = projection.name()))]
-    pub async fn run_batch(&self, projection: &dyn Projection) -> Result<BatchOutcome, ProjectionError> {
+    pub async fn run_batch(
+        &self,
+        projection: &dyn Projection,
+    ) -> Result<BatchOutcome, ProjectionError> {
         let mut tx = self.store.pool().begin().await?;
         // language=PostgreSQL
-        let (locked,): (bool,) =
-            sqlx::query_as("select pg_try_advisory_xact_lock(hashtext('x8.projection'), hashtext($1))")
-                .bind(projection.name())
-                .fetch_one(&mut *tx)
-                .await?;
+        let (locked,): (bool,) = sqlx::query_as(
+            "select pg_try_advisory_xact_lock(hashtext('x8.projection'), hashtext($1))",
+        )
+        .bind(projection.name())
+        .fetch_one(&mut *tx)
+        .await?;
         if !locked {
             return Ok(BatchOutcome::Busy);
         }
@@ -200,10 +211,15 @@ impl ProjectionRunner {
         loop {
             match self.run_batch(projection).await? {
                 BatchOutcome::Applied(n) => total += n,
-                BatchOutcome::CaughtUp { held_by_horizon: true } | BatchOutcome::Busy => {
+                BatchOutcome::CaughtUp {
+                    held_by_horizon: true,
+                }
+                | BatchOutcome::Busy => {
                     tokio::time::sleep(HORIZON_RETRY).await;
                 }
-                BatchOutcome::CaughtUp { held_by_horizon: false } => return Ok(total),
+                BatchOutcome::CaughtUp {
+                    held_by_horizon: false,
+                } => return Ok(total),
             }
         }
     }
@@ -276,7 +292,10 @@ impl ProjectionRunner {
                 break target;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(WaitError::Lagging { projection: name, position });
+                return Err(WaitError::Lagging {
+                    projection: name,
+                    position,
+                });
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
@@ -295,14 +314,20 @@ impl ProjectionRunner {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(WaitError::Lagging { projection: name, position });
+                return Err(WaitError::Lagging {
+                    projection: name,
+                    position,
+                });
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 }
 
-async fn read_checkpoint(conn: &mut sqlx::PgConnection, name: &str) -> Result<Checkpoint, sqlx::Error> {
+async fn read_checkpoint(
+    conn: &mut sqlx::PgConnection,
+    name: &str,
+) -> Result<Checkpoint, sqlx::Error> {
     // language=PostgreSQL
     let row: Option<(i64, i64)> = sqlx::query_as(
         "select transaction_id::text::bigint, global_position from projection_checkpoints
@@ -311,8 +336,12 @@ async fn read_checkpoint(conn: &mut sqlx::PgConnection, name: &str) -> Result<Ch
     .bind(name)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map_or(Checkpoint::START, |(transaction_id, global_position)| Checkpoint {
-        transaction_id,
-        global_position,
-    }))
+    Ok(
+        row.map_or(Checkpoint::START, |(transaction_id, global_position)| {
+            Checkpoint {
+                transaction_id,
+                global_position,
+            }
+        }),
+    )
 }

@@ -30,18 +30,22 @@ impl Projection for TenantsProjection {
             if event.aggregate_type != "tenant" {
                 return Ok(());
             }
-            let tenant_id: Uuid = event
-                .aggregate_id
-                .parse()
-                .map_err(|_| ProjectionError::Other(format!("bad tenant id {}", event.aggregate_id)))?;
+            let tenant_id: Uuid = event.aggregate_id.parse().map_err(|_| {
+                ProjectionError::Other(format!("bad tenant id {}", event.aggregate_id))
+            })?;
             apply(conn, tenant_id, event, payload(event)?).await
         })
     }
 
-    fn reset<'a>(&'a self, conn: &'a mut PgConnection) -> BoxFuture<'a, Result<(), ProjectionError>> {
+    fn reset<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
             // language=PostgreSQL
-            sqlx::query("truncate tenants, manager_clients").execute(conn).await?;
+            sqlx::query("truncate tenants, manager_clients")
+                .execute(conn)
+                .await?;
             Ok(())
         })
     }
@@ -84,7 +88,8 @@ async fn apply(
             .execute(&mut *conn)
             .await?;
         }
-        TenantEvent::ManagerAssigned { manager_id } | TenantEvent::ManagerReassigned { to: manager_id, .. } => {
+        TenantEvent::ManagerAssigned { manager_id }
+        | TenantEvent::ManagerReassigned { to: manager_id, .. } => {
             if set_manager(conn, tenant_id, Some(manager_id.0), position).await? {
                 // language=PostgreSQL
                 sqlx::query(

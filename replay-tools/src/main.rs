@@ -1,1 +1,54 @@
-fn main() {}
+//! `x8-replay`: tools for auditors and analysts that read the event log directly.
+//!
+//! One file per subcommand, each with its `Opts` and `run`:
+//! - [`history`]: a stream's events with time, actor, correlation and causation.
+//! - [`lag`]: how far each projection is behind the log.
+//! - [`rebuild`]: empty a projection's read model and replay it from the first event.
+
+mod history;
+mod lag;
+mod rebuild;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use x8_eventstore::{pool, EventStore};
+
+#[derive(Parser)]
+#[command(
+    name = "x8-replay",
+    version,
+    about = "Read and replay the X8 event log: stream histories, projection lag, rebuilds.",
+    long_about = "Read and replay the X8 event log.\n\nConnects to DATABASE_URL \
+                  (default postgres://postgres@127.0.0.1:5432/x8). Nothing here changes \
+                  the event log; `rebuild` only rewrites a read model."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show every event of one stream, oldest first, with who caused it and why.
+    History(history::Opts),
+    /// Show how many events each projection still has to apply.
+    Lag(lag::Opts),
+    /// Empty a projection's read model and replay it from the first event.
+    Rebuild(rebuild::Opts),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/x8".into());
+    let pool = pool::connect(&url, 4)
+        .await
+        .with_context(|| format!("cannot connect to {url}"))?;
+    let store = EventStore::new(pool).with_upcasters(x8_domain::upcasters::all);
+    match cli.command {
+        Command::History(opts) => history::run(&store, opts).await,
+        Command::Lag(opts) => lag::run(&store, opts).await,
+        Command::Rebuild(opts) => rebuild::run(&store, opts).await,
+    }
+}

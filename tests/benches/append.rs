@@ -1,1 +1,263 @@
-fn main() {}
+//! The append and `$all` benchmark (`cargo bench -p x8-tests --bench append`).
+//!
+//! Measures, in one run on one machine:
+//! 1. commands/s through the full command path (load, decide, append) on distinct streams
+//!    at 1, 8 and 32 concurrent tasks, for X8's event store and for stock cqrs-es +
+//!    postgres-es 0.5;
+//! 2. pgbench appending one row per transaction to the same `events` table at the same
+//!    concurrency (the physical limit; `scripts/bench/pgbench-append.sql`);
+//! 3. `$all` read rate over N events (default 1,000,000) against a plain indexed batch read.
+//!
+//! Databases `x8_bench` and `x8_bench_pges` on DATABASE_URL's server are dropped and made anew.
+
+use clap::Parser;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::CqrsFramework;
+use postgres_es::PostgresEventRepository;
+use sqlx::PgPool;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use x8_commands::{CommandBus, CommandContext};
+use x8_eventstore::all::{read_all, AllFilter};
+use x8_eventstore::{pool, Actor, Checkpoint, EventStore};
+use x8_tests::counter::{Add, Counter};
+
+#[derive(Parser)]
+struct Opts {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Events in the log for the `$all` read measurement.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: i64,
+    /// Concurrency levels.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 8, 32])]
+    tasks: Vec<usize>,
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn server_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn database_url(name: &str) -> String {
+    let server = server_url();
+    let base = server
+        .rsplit_once('/')
+        .map_or(server.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+async fn fresh_database(name: &str) -> anyhow::Result<PgPool> {
+    let admin = PgPool::connect(&server_url()).await?;
+    sqlx::query(&format!("drop database if exists {name} with (force)"))
+        .execute(&admin)
+        .await?;
+    sqlx::query(&format!("create database {name}"))
+        .execute(&admin)
+        .await?;
+    Ok(pool::connect(&database_url(name), 40).await?)
+}
+
+/// Runs `tasks` loops of `op` for `seconds`; returns operations per second.
+async fn measure<F, Fut>(tasks: usize, seconds: u64, op: F) -> f64
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let handles: Vec<_> = (0..tasks)
+        .map(|task| {
+            let (op, done) = (op.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while Instant::now() < deadline {
+                    op(task, i).await;
+                    i += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    for handle in handles {
+        handle.await.expect("task");
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn pgbench(tasks: usize, seconds: u64) -> Option<f64> {
+    let output = Command::new("pgbench")
+        .args([
+            "-n",
+            "-c",
+            &tasks.to_string(),
+            "-j",
+            &tasks.min(2).to_string(),
+            "-T",
+            &seconds.to_string(),
+        ])
+        .args([
+            "-f",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/bench/pgbench-append.sql"
+            ),
+        ])
+        .arg(database_url("x8_bench"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| {
+            l.trim_start_matches("tps = ")
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+}
+
+async fn postgres_es_schema(pool: &PgPool) -> anyhow::Result<()> {
+    // postgres-es 0.5's own schema (db/init.sql of the crate).
+    sqlx::raw_sql(
+        "create table events (aggregate_type text not null, aggregate_id text not null,
+             sequence bigint check (sequence >= 0) not null, event_type text not null,
+             event_version text not null, payload json not null, metadata json not null,
+             primary key (aggregate_type, aggregate_id, sequence));
+         create table snapshots (aggregate_type text not null, aggregate_id text not null,
+             last_sequence bigint check (last_sequence >= 0) not null,
+             current_snapshot bigint check (current_snapshot >= 0) not null,
+             payload json not null, primary key (aggregate_type, aggregate_id, last_sequence));",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let opts = Opts::parse();
+    let x8_pool = fresh_database("x8_bench").await?;
+    pool::migrate(&x8_pool).await?;
+    let store = EventStore::new(x8_pool.clone());
+    let stock_pool = PgPool::connect(&database_url("x8_bench_pges")).await;
+    drop(stock_pool);
+    let stock_pool = {
+        let p = fresh_database("x8_bench_pges").await?;
+        postgres_es_schema(&p).await?;
+        // postgres-es as shipped: sqlx's default pool (pings the connection at every acquire).
+        p.close().await;
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(40)
+            .connect(&database_url("x8_bench_pges"))
+            .await?
+    };
+
+    println!(
+        "# append: commands/s (1 event each) on distinct streams, {} s each",
+        opts.seconds
+    );
+    println!(
+        "{:>6} {:>12} {:>12} {:>12} {:>10} {:>10}",
+        "tasks", "x8", "postgres-es", "pgbench", "x8/pgb", "pges/pgb"
+    );
+    for &tasks in &opts.tasks {
+        let bus = Arc::new(CommandBus::<Counter>::new(&store));
+        let x8 = measure(tasks, opts.seconds, move |task, i| {
+            let bus = bus.clone();
+            async move {
+                let ctx = CommandContext::new(Actor::System);
+                bus.execute(&format!("x8-{tasks}-{task}-{i}"), Add { events: 1 }, &ctx)
+                    .await
+                    .expect("append");
+            }
+        })
+        .await;
+        let stock = Arc::new(CqrsFramework::new(
+            PersistedEventStore::<_, Counter>::new_event_store(PostgresEventRepository::new(
+                stock_pool.clone(),
+            )),
+            vec![],
+            (),
+        ));
+        let pges = measure(tasks, opts.seconds, move |task, i| {
+            let stock = stock.clone();
+            async move {
+                stock
+                    .execute(&format!("pges-{tasks}-{task}-{i}"), Add { events: 1 })
+                    .await
+                    .expect("append");
+            }
+        })
+        .await;
+        let pgb = pgbench(tasks, opts.seconds);
+        let ratio = |v: f64| pgb.map_or("-".to_string(), |p| format!("{:.2}", v / p));
+        println!(
+            "{tasks:>6} {x8:>12.0} {pges:>12.0} {:>12} {:>10} {:>10}",
+            pgb.map_or("n/a".into(), |p| format!("{p:.0}")),
+            ratio(x8),
+            ratio(pges)
+        );
+    }
+
+    println!(
+        "\n# $all: reading {} events in batches of 1000",
+        opts.events
+    );
+    sqlx::query("truncate events").execute(&x8_pool).await?;
+    sqlx::query(
+        "insert into events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         select gen_random_uuid(), 'counter', 's' || (g / 10), g % 10 + 1, 'Added', '1.0', '{\"writer\": 1}', '{\"command_id\": \"x\"}'
+         from generate_series(0, $1 - 1) g",
+    )
+    .bind(opts.events)
+    .execute(&x8_pool)
+    .await?;
+    sqlx::query("vacuum analyze events")
+        .execute(&x8_pool)
+        .await?;
+
+    let started = Instant::now();
+    let (mut checkpoint, mut read) = (Checkpoint::START, 0usize);
+    loop {
+        let batch = read_all(&x8_pool, checkpoint, 1000, &AllFilter::default()).await?;
+        let Some(last) = batch.events.last() else {
+            break;
+        };
+        checkpoint = last.checkpoint();
+        read += batch.events.len();
+    }
+    let all_rate = read as f64 / started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let (mut position, mut plain) = (0i64, 0usize);
+    loop {
+        let rows: Vec<x8_eventstore::RecordedEvent> = sqlx::query_as(
+            "select global_position, 0::bigint as transaction_id, event_id, aggregate_type, aggregate_id, sequence,
+                    event_type, event_version, tenant_id, payload, metadata, recorded_at
+             from events where global_position > $1 order by global_position limit 1000",
+        )
+        .bind(position)
+        .fetch_all(&x8_pool)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        position = last.global_position;
+        plain += rows.len();
+    }
+    let plain_rate = plain as f64 / started.elapsed().as_secs_f64();
+    println!("{:>14} {:>14} {:>8}", "$all ev/s", "plain ev/s", "ratio");
+    println!(
+        "{all_rate:>14.0} {plain_rate:>14.0} {:>8.2}",
+        all_rate / plain_rate
+    );
+    assert_eq!(read, plain);
+    Ok(())
+}

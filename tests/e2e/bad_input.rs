@@ -6,8 +6,23 @@ use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use x8_tests::{TestApp, JWT_SECRET};
 
+/// One bad request: name, method, path, token, headers, body, expected status and code.
+type Case<'a> = (
+    &'a str,
+    Method,
+    &'a str,
+    Option<&'a str>,
+    Vec<(&'a str, &'a str)>,
+    Option<String>,
+    u16,
+    &'a str,
+);
+
 #[sqlx::test(migrations = "../migrations")]
-async fn bad_requests_are_problems_and_append_nothing(_options: PgPoolOptions, connect: PgConnectOptions) {
+async fn bad_requests_are_problems_and_append_nothing(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     let app = TestApp::spawn(connect).await;
     let admin = app.admin().await;
     let (tenant, owner) = app.tenant_with_owner("Shop", "s@x8.test").await;
@@ -28,7 +43,7 @@ async fn bad_requests_are_problems_and_append_nothing(_options: PgPoolOptions, c
     .unwrap();
     let huge = json!({"name": "x".repeat(1024 * 1024 + 10), "owner_email": "h@x8.test", "owner_password": "p"}).to_string();
 
-    let cases: Vec<(&str, Method, &str, Option<&str>, Vec<(&str, &str)>, Option<String>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("malformed JSON", Method::POST, "/api/v1/tenants", None, vec![], Some("{\"name\": ".into()), 400, "invalid_body"),
         ("unknown field", Method::POST, "/api/v1/tenants", None, vec![],
             Some(json!({"name": "N", "owner_email": "n@x8.test", "owner_password": "long enough", "plan": "GROWTH"}).to_string()), 400, "invalid_body"),
@@ -61,11 +76,22 @@ async fn bad_requests_are_problems_and_append_nothing(_options: PgPoolOptions, c
 
     for (name, method, path, token, headers, body, status, code) in cases {
         let response = app.send(method, path, token, &headers, body).await;
-        assert_eq!(response.status.as_u16(), status, "{name}: {:?}", response.body);
+        assert_eq!(
+            response.status.as_u16(),
+            status,
+            "{name}: {:?}",
+            response.body
+        );
         response.assert_problem(status, code);
     }
     let text_body = app
-        .send(Method::POST, "/api/v1/tenants", None, &[("content-type", "text/plain")], None)
+        .send(
+            Method::POST,
+            "/api/v1/tenants",
+            None,
+            &[("content-type", "text/plain")],
+            None,
+        )
         .await;
     text_body.assert_problem(415, "unsupported_media_type");
     assert_eq!(app.event_count().await, before, "bad input appended events");

@@ -24,8 +24,14 @@ async fn follow_all(store: EventStore, expected: usize) -> Vec<i64> {
     let mut seen = Vec::with_capacity(expected);
     let deadline = Instant::now() + Duration::from_secs(120);
     while seen.len() < expected {
-        assert!(Instant::now() < deadline, "reader saw only {} events", seen.len());
-        let batch = read_all(store.pool(), checkpoint, 97, &AllFilter::default()).await.unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "reader saw only {} events",
+            seen.len()
+        );
+        let batch = read_all(store.pool(), checkpoint, 97, &AllFilter::default())
+            .await
+            .unwrap();
         if batch.events.is_empty() {
             tokio::time::sleep(Duration::from_millis(2)).await;
             continue;
@@ -36,7 +42,9 @@ async fn follow_all(store: EventStore, expected: usize) -> Vec<i64> {
         checkpoint = batch.events.last().unwrap().checkpoint();
     }
     // Nothing more ever shows up behind the reader.
-    let rest = read_all(store.pool(), checkpoint, 10, &AllFilter::default()).await.unwrap();
+    let rest = read_all(store.pool(), checkpoint, 10, &AllFilter::default())
+        .await
+        .unwrap();
     assert!(rest.events.is_empty(), "events after the last expected one");
     seen
 }
@@ -65,7 +73,16 @@ async fn concurrent_writers_and_readers_see_every_event_once_in_one_order(
                 };
                 loop {
                     let ctx = CommandContext::new(Actor::System);
-                    match bus.execute(&stream, Add { events: EVENTS_PER_COMMAND }, &ctx).await {
+                    match bus
+                        .execute(
+                            &stream,
+                            Add {
+                                events: EVENTS_PER_COMMAND,
+                            },
+                            &ctx,
+                        )
+                        .await
+                    {
                         Ok(_) => break,
                         Err(CommandError::Conflict) => continue,
                         Err(e) => panic!("append failed: {e}"),
@@ -85,10 +102,17 @@ async fn concurrent_writers_and_readers_see_every_event_once_in_one_order(
     }
     for order in &orders {
         assert_eq!(order.len(), EVENTS);
-        assert_eq!(order.iter().collect::<HashSet<_>>().len(), EVENTS, "duplicates");
+        assert_eq!(
+            order.iter().collect::<HashSet<_>>().len(),
+            EVENTS,
+            "duplicates"
+        );
     }
     assert_eq!(orders[0], orders[1], "readers disagree on the order");
-    let total: i64 = sqlx::query_scalar("select count(*) from events").fetch_one(store.pool()).await.unwrap();
+    let total: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(total as usize, EVENTS);
 }
 
@@ -107,8 +131,16 @@ async fn a_reader_never_passes_an_open_writer(_options: PgPoolOptions, connect: 
     .unwrap();
 
     // when a later writer commits and a reader reads
-    bus.execute("fast", Add { events: 1 }, &CommandContext::new(Actor::System)).await.unwrap();
-    let before = read_all(store.pool(), Checkpoint::START, 10, &AllFilter::default()).await.unwrap();
+    bus.execute(
+        "fast",
+        Add { events: 1 },
+        &CommandContext::new(Actor::System),
+    )
+    .await
+    .unwrap();
+    let before = read_all(store.pool(), Checkpoint::START, 10, &AllFilter::default())
+        .await
+        .unwrap();
 
     // then the reader waits for the open writer instead of skipping it
     assert!(before.events.is_empty(), "read past an open transaction");
@@ -117,13 +149,19 @@ async fn a_reader_never_passes_an_open_writer(_options: PgPoolOptions, connect: 
     // (the horizon is cluster-wide: other tests' open transactions may delay it a little)
     let deadline = Instant::now() + Duration::from_secs(10);
     let after = loop {
-        let batch = read_all(store.pool(), Checkpoint::START, 10, &AllFilter::default()).await.unwrap();
+        let batch = read_all(store.pool(), Checkpoint::START, 10, &AllFilter::default())
+            .await
+            .unwrap();
         if batch.events.len() == 2 || Instant::now() > deadline {
             break batch;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    let ids: Vec<_> = after.events.iter().map(|e| e.aggregate_id.as_str()).collect();
+    let ids: Vec<_> = after
+        .events
+        .iter()
+        .map(|e| e.aggregate_id.as_str())
+        .collect();
     assert_eq!(ids, vec!["slow", "fast"]);
 }
 
@@ -139,33 +177,64 @@ async fn streams_are_read_whole_from_a_version_up_to_a_version_and_as_of_a_time(
     let between = chrono::Utc::now();
     tokio::time::sleep(Duration::from_millis(20)).await;
     bus.execute("s", Add { events: 2 }, &ctx()).await.unwrap();
-    bus.execute("other", Add { events: 1 }, &ctx()).await.unwrap();
+    bus.execute("other", Add { events: 1 }, &ctx())
+        .await
+        .unwrap();
 
     let read = |range| read_stream(store.pool(), "counter", "s", range);
-    let sequences = |events: Vec<x8_eventstore::RecordedEvent>| events.iter().map(|e| e.sequence).collect::<Vec<_>>();
-    assert_eq!(sequences(read(StreamRange::default()).await.unwrap()), vec![1, 2, 3, 4, 5]);
-    let from = StreamRange { after_version: Some(3), ..Default::default() };
+    let sequences = |events: Vec<x8_eventstore::RecordedEvent>| {
+        events.iter().map(|e| e.sequence).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        sequences(read(StreamRange::default()).await.unwrap()),
+        vec![1, 2, 3, 4, 5]
+    );
+    let from = StreamRange {
+        after_version: Some(3),
+        ..Default::default()
+    };
     assert_eq!(sequences(read(from).await.unwrap()), vec![4, 5]);
-    let upto = StreamRange { up_to_version: Some(2), ..Default::default() };
+    let upto = StreamRange {
+        up_to_version: Some(2),
+        ..Default::default()
+    };
     assert_eq!(sequences(read(upto).await.unwrap()), vec![1, 2]);
-    let asof = StreamRange { recorded_until: Some(between), ..Default::default() };
+    let asof = StreamRange {
+        recorded_until: Some(between),
+        ..Default::default()
+    };
     assert_eq!(sequences(read(asof).await.unwrap()), vec![1, 2, 3]);
     assert_eq!(bus.load("s").await.unwrap().count, 5);
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn all_is_filtered_by_event_type_and_tenant(_options: PgPoolOptions, connect: PgConnectOptions) {
+async fn all_is_filtered_by_event_type_and_tenant(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     let app = x8_tests::TestApp::spawn(connect).await;
     let (tenant, _) = app.tenant_with_owner("Filtered", "f@x8.test").await;
     app.tenant_with_owner("Other", "o@x8.test").await;
 
-    let by_tenant = AllFilter { tenant_id: Some(tenant), event_types: None };
-    let events = read_all(app.store.pool(), Checkpoint::START, 100, &by_tenant).await.unwrap().events;
+    let by_tenant = AllFilter {
+        tenant_id: Some(tenant),
+        event_types: None,
+    };
+    let events = read_all(app.store.pool(), Checkpoint::START, 100, &by_tenant)
+        .await
+        .unwrap()
+        .events;
     let types: Vec<_> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types, vec!["UserRegistered", "TenantRegistered"]);
 
-    let by_type = AllFilter { tenant_id: None, event_types: Some(vec!["TenantRegistered".into()]) };
-    let events = read_all(app.store.pool(), Checkpoint::START, 100, &by_type).await.unwrap().events;
+    let by_type = AllFilter {
+        tenant_id: None,
+        event_types: Some(vec!["TenantRegistered".into()]),
+    };
+    let events = read_all(app.store.pool(), Checkpoint::START, 100, &by_type)
+        .await
+        .unwrap()
+        .events;
     assert_eq!(events.len(), 2);
     assert!(events.iter().all(|e| e.event_type == "TenantRegistered"));
 }
@@ -190,17 +259,39 @@ async fn snapshots_are_taken_every_n_events_and_a_broken_one_falls_back_to_repla
     // then the snapshot sits on a multiple of 4 and holds exactly that many events
     assert_eq!(last_sequence, 8);
     assert_eq!(state["count"], 8);
-    assert_eq!(CommandBus::<Counter>::new(&store).load("snap").await.unwrap().count, 11);
+    assert_eq!(
+        CommandBus::<Counter>::new(&store)
+            .load("snap")
+            .await
+            .unwrap()
+            .count,
+        11
+    );
 
     // when the snapshot no longer deserialises, the aggregate is replayed from its events
-    sqlx::query("update snapshots set payload = '{\"renamed\": true}'").execute(store.pool()).await.unwrap();
-    assert_eq!(CommandBus::<Counter>::new(&store).load("snap").await.unwrap().count, 11);
-    bus.execute("snap", Add { events: 1 }, &ctx()).await.unwrap();
+    sqlx::query("update snapshots set payload = '{\"renamed\": true}'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        CommandBus::<Counter>::new(&store)
+            .load("snap")
+            .await
+            .unwrap()
+            .count,
+        11
+    );
+    bus.execute("snap", Add { events: 1 }, &ctx())
+        .await
+        .unwrap();
     assert_eq!(bus.load("snap").await.unwrap().count, 12);
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn an_old_version_payload_is_upcast_when_loaded(_options: PgPoolOptions, connect: PgConnectOptions) {
+async fn an_old_version_payload_is_upcast_when_loaded(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     // given a TenantRegistered 1.0 written before the trial terms were part of the event
     let app = x8_tests::TestApp::spawn(connect).await;
     let tenant = uuid::Uuid::now_v7();
@@ -220,8 +311,17 @@ async fn an_old_version_payload_is_upcast_when_loaded(_options: PgPoolOptions, c
     .unwrap();
 
     // when the aggregate is loaded and the projection reads it
-    let loaded = app.state.commands.tenants.load(&tenant.to_string()).await.unwrap();
-    let position: i64 = sqlx::query_scalar("select max(global_position) from events").fetch_one(app.store.pool()).await.unwrap();
+    let loaded = app
+        .state
+        .commands
+        .tenants
+        .load(&tenant.to_string())
+        .await
+        .unwrap();
+    let position: i64 = sqlx::query_scalar("select max(global_position) from events")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
     let admin = app.admin().await;
     let view = app.get_tenant(&admin, tenant, position).await;
 

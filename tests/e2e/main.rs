@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! End-to-end tests against the real PostgreSQL. Each test gets its own fresh database
 //! from `#[sqlx::test]`, with the migrations applied, so tests run in parallel.
 

@@ -42,7 +42,10 @@ impl Projection for FailingOnce {
         })
     }
 
-    fn reset<'a>(&'a self, conn: &'a mut PgConnection) -> BoxFuture<'a, Result<(), ProjectionError>> {
+    fn reset<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
             sqlx::query("truncate applied").execute(&mut *conn).await?;
             TenantsProjection.reset(conn).await
@@ -67,13 +70,21 @@ async fn a_batch_failing_half_way_resumes_without_loss_or_double_application(
     let admin = app.admin().await;
     let (manager, _) = app.manager(&admin, "m@x8.test").await;
     for i in 0..4 {
-        let (tenant, _) = app.tenant_with_owner(&format!("Shop {i}"), &format!("s{i}@x8.test")).await;
+        let (tenant, _) = app
+            .tenant_with_owner(&format!("Shop {i}"), &format!("s{i}@x8.test"))
+            .await;
         if i % 2 == 0 {
             app.assign_manager(&admin, tenant, manager, None).await;
         }
     }
-    sqlx::query("create table applied (global_position bigint primary key)").execute(app.store.pool()).await.unwrap();
-    let projection = FailingOnce { calls: AtomicUsize::new(0), fail_at: 5 };
+    sqlx::query("create table applied (global_position bigint primary key)")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    let projection = FailingOnce {
+        calls: AtomicUsize::new(0),
+        fail_at: 5,
+    };
     let runner = ProjectionRunner::new(app.store.clone(), vec![]).with_batch_size(8);
     sqlx::query("insert into projection_checkpoints (projection_name) values ('tenants_failing')")
         .execute(app.store.pool())
@@ -81,17 +92,26 @@ async fn a_batch_failing_half_way_resumes_without_loss_or_double_application(
         .unwrap();
     // (the live `tenants` projection is stopped from interfering by truncating its table)
     tokio::time::sleep(Duration::from_millis(200)).await;
-    sqlx::query("truncate tenants, manager_clients").execute(app.store.pool()).await.unwrap();
+    sqlx::query("truncate tenants, manager_clients")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
 
     // when the first batch fails half way and the runner goes on
     let first = runner.run_batch(&projection).await;
     assert!(first.is_err(), "the injected failure surfaces");
-    let applied: i64 = sqlx::query_scalar("select count(*) from applied").fetch_one(app.store.pool()).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("select count(*) from applied")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
     assert_eq!(applied, 0, "the failed batch left nothing behind");
     runner.catch_up(&projection).await.unwrap();
 
     // then every event was applied exactly once (the ledger's key would have failed)
-    let applied: i64 = sqlx::query_scalar("select count(*) from applied").fetch_one(app.store.pool()).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("select count(*) from applied")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
     assert_eq!(applied, app.event_count().await);
     let resumed = tenants_table(&app).await;
     assert_eq!(resumed.len(), 4);
@@ -101,11 +121,19 @@ async fn a_batch_failing_half_way_resumes_without_loss_or_double_application(
     assert!(tenants_table(&app).await.is_empty());
     runner.catch_up(&projection).await.unwrap();
     assert_eq!(tenants_table(&app).await, resumed);
-    assert_eq!(runner.run_batch(&projection).await.unwrap(), BatchOutcome::CaughtUp { held_by_horizon: false });
+    assert_eq!(
+        runner.run_batch(&projection).await.unwrap(),
+        BatchOutcome::CaughtUp {
+            held_by_horizon: false
+        }
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn only_one_runner_applies_a_projection_at_a_time(_options: PgPoolOptions, connect: PgConnectOptions) {
+async fn only_one_runner_applies_a_projection_at_a_time(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     let app = TestApp::spawn(connect).await;
     app.tenant_with_owner("Shop", "s@x8.test").await;
     let runner = ProjectionRunner::new(app.store.clone(), vec![]);
@@ -118,7 +146,10 @@ async fn only_one_runner_applies_a_projection_at_a_time(_options: PgPoolOptions,
         .unwrap();
 
     // then this runner stands aside
-    assert_eq!(runner.run_batch(&TenantsProjection).await.unwrap(), BatchOutcome::Busy);
+    assert_eq!(
+        runner.run_batch(&TenantsProjection).await.unwrap(),
+        BatchOutcome::Busy
+    );
     other.rollback().await.unwrap();
 }
 
@@ -137,12 +168,19 @@ async fn lag_is_readable_and_reaches_zero(_options: PgPoolOptions, connect: PgCo
     assert_eq!(idle.events, 2);
     assert!(idle.seconds >= 0.0);
 
-    app.state.projections.wait_for("tenants", position, Duration::from_secs(5)).await.unwrap();
+    app.state
+        .projections
+        .wait_for("tenants", position, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(runner.lag("tenants").await.unwrap().events, 0);
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn a_read_waits_for_its_position_and_gives_up_with_503(_options: PgPoolOptions, connect: PgConnectOptions) {
+async fn a_read_waits_for_its_position_and_gives_up_with_503(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     let app = TestApp::spawn_with(connect, Duration::from_millis(300)).await;
     let admin = app.admin().await;
     let (tenant, owner) = app.tenant_with_owner("Shop", "s@x8.test").await;

@@ -7,14 +7,29 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use x8_tests::TestApp;
 
 #[sqlx::test(migrations = "../migrations")]
-async fn a_business_registers_logs_in_and_reads_itself(_options: PgPoolOptions, connect: PgConnectOptions) {
+async fn a_business_registers_logs_in_and_reads_itself(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     let app = TestApp::spawn(connect).await;
 
-    let registered = app.register_tenant("Acme Bakery", "Owner@Acme.test", None).await;
+    let registered = app
+        .register_tenant("Acme Bakery", "Owner@Acme.test", None)
+        .await;
     assert_eq!(registered.status.as_u16(), 201);
-    let tenant = registered.body["tenant_id"].as_str().unwrap().parse().unwrap();
+    let tenant = registered.body["tenant_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let token = app.login("owner@acme.test").await;
-    let view = app.get_tenant(&token, tenant, registered.body["position"].as_i64().unwrap()).await;
+    let view = app
+        .get_tenant(
+            &token,
+            tenant,
+            registered.body["position"].as_i64().unwrap(),
+        )
+        .await;
 
     assert_eq!(view.status.as_u16(), 200, "{:?}", view.body);
     assert_eq!(view.body["name"], "Acme Bakery");
@@ -32,30 +47,54 @@ async fn a_wrong_password_is_401_and_a_refresh_token_renews_the_pair(
     let app = TestApp::spawn(connect).await;
     app.tenant_with_owner("Shop", "s@x8.test").await;
 
-    app.login_response("s@x8.test", "wrong password!").await.assert_problem(401, "invalid_credentials");
-    app.login_response("nobody@x8.test", "wrong password!").await.assert_problem(401, "invalid_credentials");
+    app.login_response("s@x8.test", "wrong password!")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    app.login_response("nobody@x8.test", "wrong password!")
+        .await
+        .assert_problem(401, "invalid_credentials");
 
-    let pair = app.login_response("s@x8.test", x8_tests::PASSWORD).await.body;
+    let pair = app
+        .login_response("s@x8.test", x8_tests::PASSWORD)
+        .await
+        .body;
     assert_eq!(pair["token_type"], "Bearer");
     assert_eq!(pair["expires_in"], 1800);
     let refresh = pair["refresh_token"].as_str().unwrap();
     let renewed = app
-        .send(Method::POST, "/api/v1/auth/refresh", None, &[], Some(json!({"refresh_token": refresh}).to_string()))
+        .send(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            &[],
+            Some(json!({"refresh_token": refresh}).to_string()),
+        )
         .await;
     assert_eq!(renewed.status.as_u16(), 200);
     assert!(renewed.body["access_token"].is_string());
 
     // a refresh token is not an access token, and an access token does not refresh
     let tenant_path = "/api/v1/managers/00000000-0000-0000-0000-000000000000/clients";
-    app.send(Method::GET, tenant_path, Some(refresh), &[], None).await.assert_problem(401, "unauthorized");
-    let access = pair["access_token"].as_str().unwrap();
-    app.send(Method::POST, "/api/v1/auth/refresh", None, &[], Some(json!({"refresh_token": access}).to_string()))
+    app.send(Method::GET, tenant_path, Some(refresh), &[], None)
         .await
         .assert_problem(401, "unauthorized");
+    let access = pair["access_token"].as_str().unwrap();
+    app.send(
+        Method::POST,
+        "/api/v1/auth/refresh",
+        None,
+        &[],
+        Some(json!({"refresh_token": access}).to_string()),
+    )
+    .await
+    .assert_problem(401, "unauthorized");
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn two_concurrent_assignments_one_wins_the_other_is_409(_options: PgPoolOptions, connect: PgConnectOptions) {
+async fn two_concurrent_assignments_one_wins_the_other_is_409(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     // given a business and two managers
     let app = TestApp::spawn(connect).await;
     let admin = app.admin().await;
@@ -71,7 +110,11 @@ async fn two_concurrent_assignments_one_wins_the_other_is_409(_options: PgPoolOp
     .await;
 
     // then exactly one succeeds and the other names the manager it lost to
-    let (won, lost, winner) = if a.status.as_u16() == 200 { (a, b, m1) } else { (b, a, m2) };
+    let (won, lost, winner) = if a.status.as_u16() == 200 {
+        (a, b, m1)
+    } else {
+        (b, a, m2)
+    };
     assert_eq!(won.status.as_u16(), 200, "{:?}", won.body);
     lost.assert_problem(409, "manager_already_assigned");
     assert_eq!(lost.body["manager_id"], winner.to_string());
@@ -80,7 +123,10 @@ async fn two_concurrent_assignments_one_wins_the_other_is_409(_options: PgPoolOp
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn a_manager_is_handed_over_in_one_event_and_lists_follow(_options: PgPoolOptions, connect: PgConnectOptions) {
+async fn a_manager_is_handed_over_in_one_event_and_lists_follow(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     let app = TestApp::spawn(connect).await;
     let admin = app.admin().await;
     let (tenant, _) = app.tenant_with_owner("Shop", "s@x8.test").await;
@@ -104,21 +150,48 @@ async fn a_manager_is_handed_over_in_one_event_and_lists_follow(_options: PgPool
         let path = format!("/api/v1/managers/{id}/clients");
         let position = position.clone();
         let app = &app;
-        async move { app.send(Method::GET, &path, Some(&token), &[("x-min-position", &position)], None).await }
+        async move {
+            app.send(
+                Method::GET,
+                &path,
+                Some(&token),
+                &[("x-min-position", &position)],
+                None,
+            )
+            .await
+        }
     };
-    assert_eq!(clients(m2, m2_token).await.body.as_array().unwrap().len(), 1);
-    assert_eq!(clients(m1, m1_token).await.body.as_array().unwrap().len(), 0);
+    assert_eq!(
+        clients(m2, m2_token).await.body.as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        clients(m1, m1_token).await.body.as_array().unwrap().len(),
+        0
+    );
     assert_eq!(
         app.stream_event_types("tenant", tenant).await,
         vec!["TenantRegistered", "ManagerAssigned", "ManagerReassigned"]
     );
 
     let removed = app
-        .send(Method::DELETE, &format!("/api/v1/tenants/{tenant}/manager"), Some(&admin), &[], None)
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/tenants/{tenant}/manager"),
+            Some(&admin),
+            &[],
+            None,
+        )
         .await;
     assert_eq!(removed.status.as_u16(), 200);
     let again = app
-        .send(Method::DELETE, &format!("/api/v1/tenants/{tenant}/manager"), Some(&admin), &[], None)
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/tenants/{tenant}/manager"),
+            Some(&admin),
+            &[],
+            None,
+        )
         .await;
     again.assert_problem(409, "no_manager_assigned");
 }
@@ -132,27 +205,57 @@ async fn callers_see_only_what_is_theirs(_options: PgPoolOptions, connect: PgCon
     let (b, _) = app.tenant_with_owner("B", "b@x8.test").await;
     let (assigned, assigned_token) = app.manager(&admin, "assigned@x8.test").await;
     let (unassigned, unassigned_token) = app.manager(&admin, "unassigned@x8.test").await;
-    let position = app.assign_manager(&admin, b, assigned, None).await.body["position"].as_i64().unwrap();
+    let position = app.assign_manager(&admin, b, assigned, None).await.body["position"]
+        .as_i64()
+        .unwrap();
 
     // then a CLIENT of A gets 404 on B, and an unassigned MANAGER 404 on B
-    assert_eq!(app.get_tenant(&a_owner, a, position).await.status.as_u16(), 200);
-    app.get_tenant(&a_owner, b, position).await.assert_problem(404, "not_found");
-    app.get_tenant(&unassigned_token, b, position).await.assert_problem(404, "not_found");
-    assert_eq!(app.get_tenant(&assigned_token, b, position).await.status.as_u16(), 200);
-    assert_eq!(app.get_tenant(&admin, a, position).await.status.as_u16(), 200);
+    assert_eq!(
+        app.get_tenant(&a_owner, a, position).await.status.as_u16(),
+        200
+    );
+    app.get_tenant(&a_owner, b, position)
+        .await
+        .assert_problem(404, "not_found");
+    app.get_tenant(&unassigned_token, b, position)
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(
+        app.get_tenant(&assigned_token, b, position)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        app.get_tenant(&admin, a, position).await.status.as_u16(),
+        200
+    );
 
     // a manager cannot read another manager's list, a client cannot assign
     let other_list = format!("/api/v1/managers/{assigned}/clients");
-    app.send(Method::GET, &other_list, Some(&unassigned_token), &[], None).await.assert_problem(404, "not_found");
-    app.assign_manager(&a_owner, a, unassigned, None).await.assert_problem(403, "forbidden");
+    app.send(Method::GET, &other_list, Some(&unassigned_token), &[], None)
+        .await
+        .assert_problem(404, "not_found");
+    app.assign_manager(&a_owner, a, unassigned, None)
+        .await
+        .assert_problem(403, "forbidden");
     // assigning a user who is not a manager
-    app.assign_manager(&admin, a, uuid::Uuid::new_v4(), None).await.assert_problem(422, "not_a_manager");
+    app.assign_manager(&admin, a, uuid::Uuid::new_v4(), None)
+        .await
+        .assert_problem(422, "not_a_manager");
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn health_and_readiness_answer(_options: PgPoolOptions, connect: PgConnectOptions) {
     let app = TestApp::spawn(connect).await;
-    assert_eq!(app.send(Method::GET, "/health", None, &[], None).await.status.as_u16(), 200);
+    assert_eq!(
+        app.send(Method::GET, "/health", None, &[], None)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
     let ready = app.send(Method::GET, "/ready", None, &[], None).await;
     assert_eq!(ready.status.as_u16(), 200);
     assert_eq!(ready.body["status"], "ready");

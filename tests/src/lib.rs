@@ -57,7 +57,10 @@ impl TestResponse {
     /// Asserts a problem+json response with `status` and `code`.
     pub fn assert_problem(&self, status: u16, code: &str) {
         assert_eq!(self.status.as_u16(), status, "status of {:?}", self.body);
-        assert_eq!(self.content_type.as_deref(), Some("application/problem+json"));
+        assert_eq!(
+            self.content_type.as_deref(),
+            Some("application/problem+json")
+        );
         assert_eq!(self.code(), code, "code of {:?}", self.body);
         assert_eq!(self.body["status"], json!(status));
     }
@@ -121,14 +124,24 @@ impl TestApp {
         let request = request
             .body(body.map_or_else(Body::empty, Body::from))
             .expect("request");
-        let response = self.router.clone().oneshot(request).await.expect("response");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("response");
         let status = response.status();
         let content_type = response
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         TestResponse {
             status,
@@ -138,18 +151,33 @@ impl TestApp {
     }
 
     /// `POST /api/v1/tenants`.
-    pub async fn register_tenant(&self, name: &str, email: &str, key: Option<&str>) -> TestResponse {
+    pub async fn register_tenant(
+        &self,
+        name: &str,
+        email: &str,
+        key: Option<&str>,
+    ) -> TestResponse {
         let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
         let body = json!({"name": name, "owner_email": email, "owner_password": PASSWORD});
-        self.send(Method::POST, "/api/v1/tenants", None, &headers, Some(body.to_string()))
-            .await
+        self.send(
+            Method::POST,
+            "/api/v1/tenants",
+            None,
+            &headers,
+            Some(body.to_string()),
+        )
+        .await
     }
 
     /// Registers a business and returns `(tenant_id, owner's access token)`.
     pub async fn tenant_with_owner(&self, name: &str, email: &str) -> (Uuid, String) {
         let response = self.register_tenant(name, email, None).await;
         assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
-        let tenant_id = response.body["tenant_id"].as_str().expect("tenant_id").parse().expect("uuid");
+        let tenant_id = response.body["tenant_id"]
+            .as_str()
+            .expect("tenant_id")
+            .parse()
+            .expect("uuid");
         (tenant_id, self.login(email).await)
     }
 
@@ -157,14 +185,23 @@ impl TestApp {
     pub async fn login(&self, email: &str) -> String {
         let response = self.login_response(email, PASSWORD).await;
         assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
-        response.body["access_token"].as_str().expect("token").to_string()
+        response.body["access_token"]
+            .as_str()
+            .expect("token")
+            .to_string()
     }
 
     /// `POST /api/v1/auth/login`.
     pub async fn login_response(&self, email: &str, password: &str) -> TestResponse {
         let body = json!({"email": email, "password": password});
-        self.send(Method::POST, "/api/v1/auth/login", None, &[], Some(body.to_string()))
-            .await
+        self.send(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            &[],
+            Some(body.to_string()),
+        )
+        .await
     }
 
     /// Creates an ADMIN as `x8-api admin create` does; returns its access token.
@@ -187,15 +224,31 @@ impl TestApp {
     pub async fn manager(&self, admin: &str, email: &str) -> (Uuid, String) {
         let body = json!({"email": email, "password": PASSWORD, "name": "Manager"});
         let response = self
-            .send(Method::POST, "/api/v1/managers", Some(admin), &[], Some(body.to_string()))
+            .send(
+                Method::POST,
+                "/api/v1/managers",
+                Some(admin),
+                &[],
+                Some(body.to_string()),
+            )
             .await;
         assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
-        let id = response.body["manager_id"].as_str().expect("id").parse().expect("uuid");
+        let id = response.body["manager_id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid");
         (id, self.login(email).await)
     }
 
     /// `PUT /api/v1/tenants/{id}/manager`.
-    pub async fn assign_manager(&self, admin: &str, tenant: Uuid, manager: Uuid, key: Option<&str>) -> TestResponse {
+    pub async fn assign_manager(
+        &self,
+        admin: &str,
+        tenant: Uuid,
+        manager: Uuid,
+        key: Option<&str>,
+    ) -> TestResponse {
         let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
         let body = json!({"manager_id": manager});
         self.send(

@@ -25,7 +25,10 @@ struct Login {
     password: String,
 }
 
-async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>) -> Result<Json<TokenPair>, ApiError> {
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Login>,
+) -> Result<Json<TokenPair>, ApiError> {
     let user = authenticate(&state.commands, &body.email, body.password)
         .await?
         .ok_or_else(|| {
@@ -35,7 +38,11 @@ async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>) -> 
                 "wrong e-mail or password",
             )
         })?;
-    Ok(Json(state.auth.issue(user.id(), user.role(), user.tenant_id())?))
+    Ok(Json(state.auth.issue(
+        user.id(),
+        user.role(),
+        user.tenant_id(),
+    )?))
 }
 
 #[derive(Deserialize)]
@@ -44,11 +51,18 @@ struct Refresh {
     refresh_token: String,
 }
 
-async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<Refresh>) -> Result<Json<TokenPair>, ApiError> {
+async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Refresh>,
+) -> Result<Json<TokenPair>, ApiError> {
     let claims = state.auth.verify(&body.refresh_token, TokenKind::Refresh)?;
     let user = state.commands.users.load(&claims.sub.to_string()).await?;
     if !user.is_registered() {
         return Err(ApiError::unauthorized());
     }
-    Ok(Json(state.auth.issue(UserId(claims.sub), user.role(), user.tenant_id())?))
+    Ok(Json(state.auth.issue(
+        UserId(claims.sub),
+        user.role(),
+        user.tenant_id(),
+    )?))
 }

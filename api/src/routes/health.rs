@@ -21,7 +21,8 @@ async fn health() -> Json<Value> {
 }
 
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let unavailable = |detail: &str| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail);
+    let unavailable =
+        |detail: &str| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail);
     // language=PostgreSQL
     let applied: Vec<(i64,)> = sqlx::query_as("select version from _sqlx_migrations where success")
         .fetch_all(&state.pool)
@@ -31,5 +32,7 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if applied.len() < expected {
         return Err(unavailable("migrations are not all applied"));
     }
-    Ok(Json(json!({"status": "ready", "migrations": applied.len()})))
+    Ok(Json(
+        json!({"status": "ready", "migrations": applied.len()}),
+    ))
 }

@@ -48,8 +48,15 @@ async fn create(
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     caller.require_admin()?;
     let ctx = state.context(Some(&caller), key, request_id);
-    let (manager_id, position) =
-        register_staff(&state.commands, &body.email, body.password, &body.name, Role::Manager, &ctx).await?;
+    let (manager_id, position) = register_staff(
+        &state.commands,
+        &body.email,
+        body.password,
+        &body.name,
+        Role::Manager,
+        &ctx,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(Created {
@@ -77,7 +84,8 @@ async fn clients(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Client>>, ApiError> {
     let manager_id = path_id(&id)?;
-    let allowed = caller.role == Role::Admin || (caller.role == Role::Manager && caller.user_id.0 == manager_id);
+    let allowed = caller.role == Role::Admin
+        || (caller.role == Role::Manager && caller.user_id.0 == manager_id);
     if !allowed {
         return Err(ApiError::not_found());
     }

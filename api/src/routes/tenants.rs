@@ -32,7 +32,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/tenants", post(register))
         .route("/tenants/{id}", get(show))
-        .route("/tenants/{id}/manager", put(set_manager).delete(unassign_manager))
+        .route(
+            "/tenants/{id}/manager",
+            put(set_manager).delete(unassign_manager),
+        )
         .route("/tenants/{id}/suspension", post(suspend))
 }
 
@@ -173,7 +176,13 @@ async fn unassign_manager(
     caller.require_admin()?;
     let tenant_id = TenantId(path_id(&id)?);
     let ctx = state.context(Some(&caller), key, request_id);
-    let outcome = execute(&state.commands, tenant_id, TenantCommand::UnassignManager, &ctx).await?;
+    let outcome = execute(
+        &state.commands,
+        tenant_id,
+        TenantCommand::UnassignManager,
+        &ctx,
+    )
+    .await?;
     Ok(Json(Changed {
         tenant_id: tenant_id.0,
         position: outcome.position(),
@@ -197,7 +206,9 @@ async fn suspend(
     caller.require_admin()?;
     let tenant_id = TenantId(path_id(&id)?);
     let ctx = state.context(Some(&caller), key, request_id);
-    let command = TenantCommand::SuspendTenant { reason: body.reason };
+    let command = TenantCommand::SuspendTenant {
+        reason: body.reason,
+    };
     let outcome = execute(&state.commands, tenant_id, command, &ctx).await?;
     Ok(Json(Changed {
         tenant_id: tenant_id.0,

@@ -56,7 +56,9 @@ fn registering_twice_is_refused() {
     TenantTest::with(())
         .given(vec![registered()])
         .when(register())
-        .then_expect_error(TenantError::AlreadyRegistered { tenant: tenant_id() });
+        .then_expect_error(TenantError::AlreadyRegistered {
+            tenant: tenant_id(),
+        });
 }
 
 #[test]
@@ -75,7 +77,9 @@ fn a_blank_name_is_refused() {
 fn commands_on_an_unregistered_business_are_refused() {
     TenantTest::with(())
         .given_no_previous_events()
-        .when(TenantCommand::AssignManager { manager_id: manager(1) })
+        .when(TenantCommand::AssignManager {
+            manager_id: manager(1),
+        })
         .then_expect_error(TenantError::NotRegistered);
 }
 
@@ -83,15 +87,26 @@ fn commands_on_an_unregistered_business_are_refused() {
 fn a_manager_is_assigned_to_a_business_without_one() {
     TenantTest::with(())
         .given(vec![registered()])
-        .when(TenantCommand::AssignManager { manager_id: manager(1) })
-        .then_expect_events(vec![TenantEvent::ManagerAssigned { manager_id: manager(1) }]);
+        .when(TenantCommand::AssignManager {
+            manager_id: manager(1),
+        })
+        .then_expect_events(vec![TenantEvent::ManagerAssigned {
+            manager_id: manager(1),
+        }]);
 }
 
 #[test]
 fn assigning_a_second_manager_is_refused_naming_the_current_one() {
     TenantTest::with(())
-        .given(vec![registered(), TenantEvent::ManagerAssigned { manager_id: manager(1) }])
-        .when(TenantCommand::AssignManager { manager_id: manager(2) })
+        .given(vec![
+            registered(),
+            TenantEvent::ManagerAssigned {
+                manager_id: manager(1),
+            },
+        ])
+        .when(TenantCommand::AssignManager {
+            manager_id: manager(2),
+        })
         .then_expect_error(TenantError::ManagerAlreadyAssigned {
             tenant: tenant_id(),
             manager: manager(1),
@@ -101,16 +116,31 @@ fn assigning_a_second_manager_is_refused_naming_the_current_one() {
 #[test]
 fn assigning_the_current_manager_again_changes_nothing() {
     TenantTest::with(())
-        .given(vec![registered(), TenantEvent::ManagerAssigned { manager_id: manager(1) }])
-        .when(TenantCommand::AssignManager { manager_id: manager(1) })
+        .given(vec![
+            registered(),
+            TenantEvent::ManagerAssigned {
+                manager_id: manager(1),
+            },
+        ])
+        .when(TenantCommand::AssignManager {
+            manager_id: manager(1),
+        })
         .then_expect_events(vec![]);
 }
 
 #[test]
 fn reassignment_is_one_event_from_a_to_b() {
     TenantTest::with(())
-        .given(vec![registered(), TenantEvent::ManagerAssigned { manager_id: manager(1) }])
-        .when(TenantCommand::ReassignManager { from: manager(1), to: manager(2) })
+        .given(vec![
+            registered(),
+            TenantEvent::ManagerAssigned {
+                manager_id: manager(1),
+            },
+        ])
+        .when(TenantCommand::ReassignManager {
+            from: manager(1),
+            to: manager(2),
+        })
         .then_expect_events(vec![TenantEvent::ManagerReassigned {
             from: manager(1),
             to: manager(2),
@@ -120,8 +150,16 @@ fn reassignment_is_one_event_from_a_to_b() {
 #[test]
 fn reassignment_from_a_manager_that_is_not_current_is_refused() {
     TenantTest::with(())
-        .given(vec![registered(), TenantEvent::ManagerAssigned { manager_id: manager(1) }])
-        .when(TenantCommand::ReassignManager { from: manager(3), to: manager(2) })
+        .given(vec![
+            registered(),
+            TenantEvent::ManagerAssigned {
+                manager_id: manager(1),
+            },
+        ])
+        .when(TenantCommand::ReassignManager {
+            from: manager(3),
+            to: manager(2),
+        })
         .then_expect_error(TenantError::ManagerMismatch {
             tenant: tenant_id(),
             expected: manager(3),
@@ -132,9 +170,16 @@ fn reassignment_from_a_manager_that_is_not_current_is_refused() {
 #[test]
 fn unassigning_removes_the_manager() {
     TenantTest::with(())
-        .given(vec![registered(), TenantEvent::ManagerAssigned { manager_id: manager(1) }])
+        .given(vec![
+            registered(),
+            TenantEvent::ManagerAssigned {
+                manager_id: manager(1),
+            },
+        ])
         .when(TenantCommand::UnassignManager)
-        .then_expect_events(vec![TenantEvent::ManagerUnassigned { manager_id: manager(1) }]);
+        .then_expect_events(vec![TenantEvent::ManagerUnassigned {
+            manager_id: manager(1),
+        }]);
 }
 
 #[test]
@@ -142,7 +187,9 @@ fn unassigning_without_a_manager_is_refused() {
     TenantTest::with(())
         .given(vec![registered()])
         .when(TenantCommand::UnassignManager)
-        .then_expect_error(TenantError::NoManagerAssigned { tenant: tenant_id() });
+        .then_expect_error(TenantError::NoManagerAssigned {
+            tenant: tenant_id(),
+        });
 }
 
 #[test]
@@ -150,25 +197,46 @@ fn after_unassignment_a_new_manager_can_be_assigned() {
     TenantTest::with(())
         .given(vec![
             registered(),
-            TenantEvent::ManagerAssigned { manager_id: manager(1) },
-            TenantEvent::ManagerUnassigned { manager_id: manager(1) },
+            TenantEvent::ManagerAssigned {
+                manager_id: manager(1),
+            },
+            TenantEvent::ManagerUnassigned {
+                manager_id: manager(1),
+            },
         ])
-        .when(TenantCommand::AssignManager { manager_id: manager(2) })
-        .then_expect_events(vec![TenantEvent::ManagerAssigned { manager_id: manager(2) }]);
+        .when(TenantCommand::AssignManager {
+            manager_id: manager(2),
+        })
+        .then_expect_events(vec![TenantEvent::ManagerAssigned {
+            manager_id: manager(2),
+        }]);
 }
 
 #[test]
 fn suspending_twice_is_refused() {
     TenantTest::with(())
-        .given(vec![registered(), TenantEvent::TenantSuspended { reason: "fraud".into() }])
-        .when(TenantCommand::SuspendTenant { reason: "again".into() })
-        .then_expect_error(TenantError::AlreadySuspended { tenant: tenant_id() });
+        .given(vec![
+            registered(),
+            TenantEvent::TenantSuspended {
+                reason: "fraud".into(),
+            },
+        ])
+        .when(TenantCommand::SuspendTenant {
+            reason: "again".into(),
+        })
+        .then_expect_error(TenantError::AlreadySuspended {
+            tenant: tenant_id(),
+        });
 }
 
 #[test]
 fn a_business_is_suspended() {
     TenantTest::with(())
         .given(vec![registered()])
-        .when(TenantCommand::SuspendTenant { reason: "fraud".into() })
-        .then_expect_events(vec![TenantEvent::TenantSuspended { reason: "fraud".into() }]);
+        .when(TenantCommand::SuspendTenant {
+            reason: "fraud".into(),
+        })
+        .then_expect_events(vec![TenantEvent::TenantSuspended {
+            reason: "fraud".into(),
+        }]);
 }
