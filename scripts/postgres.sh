@@ -34,3 +34,13 @@ ensure_cargo() {
   fi
   command -v cargo >/dev/null 2>&1 || { echo "cargo is missing: install Rust with rustup (https://rustup.rs)" >&2; return 1; }
 }
+
+# Sets DATABASE_URL to database $1 of the local server (started if needed), unless the
+# caller already set DATABASE_URL.
+use_local_database() {
+  ensure_cargo
+  if [ -z "${DATABASE_URL:-}" ]; then
+    ensure_postgres
+    export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$1"
+  fi
+}

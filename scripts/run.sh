@@ -4,10 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
-ensure_cargo
-if [ -z "${DATABASE_URL:-}" ]; then
-  ensure_postgres
-  export DATABASE_URL=postgres://postgres@127.0.0.1:5432/x8
-fi
+use_local_database x8
 : "${X8_JWT_SECRET:?X8_JWT_SECRET is required (at least 32 bytes), e.g. export X8_JWT_SECRET=\$(openssl rand -hex 32)}"
-exec cargo run --locked --release -p x8-api --bin x8-api -- "$@"
+exec cargo run --locked -p x8-api --bin x8-api -- "$@"

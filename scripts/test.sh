@@ -4,9 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
-ensure_cargo
-if [ -z "${DATABASE_URL:-}" ]; then
-  ensure_postgres
-  export DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
-fi
+use_local_database postgres
 cargo test --workspace --locked "$@"

@@ -20,5 +20,20 @@ pub mod upcasters;
 pub mod user;
 
 pub use email::Email;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+
+/// Writes `events` (the result of an aggregate's pure `decide`) to the sink, applying each
+/// to the aggregate: the whole of every `Aggregate::handle` in this crate.
+pub(crate) async fn emit<A: Aggregate>(
+    aggregate: &mut A,
+    sink: &EventSink<A>,
+    events: Vec<A::Event>,
+) {
+    for event in events {
+        sink.write(event, aggregate).await;
+    }
+}
 pub use ids::{TenantId, UserId};
 pub use plan::Plan;

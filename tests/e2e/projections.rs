@@ -196,3 +196,34 @@ async fn a_read_waits_for_its_position_and_gives_up_with_503(
     let lagging = app.get_tenant(&owner, tenant, position + 1_000).await;
     lagging.assert_problem(503, "projection_lagging");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn another_process_is_woken_by_the_coalesced_notify(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // given two "processes": two stores with their own in-process signals on one database
+    let pool = x8_tests::test_pool(connect, 6).await;
+    let writer = x8_eventstore::EventStore::new(pool.clone());
+    let reader = x8_eventstore::EventStore::new(pool.clone());
+    writer.signal().spawn_cross_process(pool.clone());
+    reader.signal().spawn_cross_process(pool.clone());
+    let mut wakeups = reader.signal().subscribe();
+    wakeups.borrow_and_update();
+    tokio::time::sleep(Duration::from_millis(300)).await; // listeners connected
+
+    // when the writer appends
+    let bus = x8_commands::CommandBus::<x8_tests::counter::Counter>::new(&writer);
+    let ctx = x8_commands::CommandContext::new(x8_eventstore::Actor::System);
+    bus.execute("n", x8_tests::counter::Add { events: 1 }, &ctx)
+        .await
+        .unwrap();
+
+    let appended_at = std::time::Instant::now();
+    // then the reader's subscribers are woken without polling
+    tokio::time::timeout(Duration::from_secs(5), wakeups.changed())
+        .await
+        .expect("woken by NOTIFY")
+        .unwrap();
+    eprintln!("woken {:?} after the append", appended_at.elapsed());
+}
