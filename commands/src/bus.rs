@@ -126,10 +126,7 @@ where
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let scope = RefCell::new(AppendScope {
-                fingerprint: fingerprint.clone(),
-                receipt: None,
-            });
+            let scope = RefCell::new(AppendScope::new(fingerprint.clone()));
             let (result, scope) = APPEND_SCOPE
                 .scope(scope, async {
                     let result = self

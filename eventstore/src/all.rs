@@ -154,7 +154,7 @@ pub async fn read_all(
         "select {COLUMNS}, transaction_id < pg_snapshot_xmin(pg_current_snapshot()) as below_horizon
          from events
          where (transaction_id, global_position) > ($1::text::xid8, $2){conditions}
-         order by transaction_id, global_position
+         order by events.transaction_id, events.global_position
          limit $3"
     );
     #[derive(sqlx::FromRow)]

@@ -36,6 +36,28 @@ pub struct AppendScope {
     pub fingerprint: String,
     /// Filled by the repository after a successful append.
     pub receipt: Option<AppendReceipt>,
+    /// Events read together with the snapshot (one round trip), kept for the
+    /// `get_last_events` call cqrs-es makes right after `get_snapshot`.
+    pub(crate) preloaded: Option<Preloaded>,
+}
+
+impl AppendScope {
+    /// The scope of one command execution with the command's fingerprint.
+    pub fn new(fingerprint: String) -> Self {
+        Self {
+            fingerprint,
+            ..Self::default()
+        }
+    }
+}
+
+/// The events after a snapshot, read in the same query as the snapshot.
+#[derive(Debug)]
+pub(crate) struct Preloaded {
+    pub aggregate_type: &'static str,
+    pub aggregate_id: String,
+    pub after_sequence: usize,
+    pub events: Vec<SerializedEvent>,
 }
 
 tokio::task_local! {

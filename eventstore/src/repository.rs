@@ -11,7 +11,7 @@
 //! failing to write one is logged, never an error. On load, a snapshot that no longer
 //! deserialises is ignored by cqrs-es, which then replays the whole stream.
 
-use crate::append::{append, write_snapshot};
+use crate::append::{append, write_snapshot, Preloaded, APPEND_SCOPE};
 use crate::error::EventStoreError;
 use crate::stream::{read_stream, StreamRange};
 use crate::EventStore;
@@ -20,6 +20,7 @@ use cqrs_es::persist::{
 };
 use cqrs_es::{Aggregate, EventEnvelope};
 use serde_json::Value;
+use sqlx::{FromRow, Row as _};
 
 /// The cqrs-es repository. Build it through [`EventStore::aggregate_store`] so its snapshot
 /// interval matches the event store's.
@@ -67,6 +68,9 @@ impl PersistedEventRepository for PgEventRepository {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        if let Some(events) = take_preloaded(A::TYPE, aggregate_id, last_sequence) {
+            return Ok(events);
+        }
         let range = StreamRange {
             after_version: Some(last_sequence as i64),
             ..StreamRange::default()
@@ -75,28 +79,66 @@ impl PersistedEventRepository for PgEventRepository {
         Ok(events.into_iter().map(Into::into).collect())
     }
 
+    /// Inside a command (an [`APPEND_SCOPE`]), reads the snapshot **and** the events after
+    /// it in one query and keeps the events for the `get_last_events` that follows, so a
+    /// command costs two round trips in all: this read and the append.
     async fn get_snapshot<A: Aggregate>(
         &self,
         aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        if APPEND_SCOPE.try_with(|_| ()).is_err() {
+            return self.snapshot_only::<A>(aggregate_id).await;
+        }
         // language=PostgreSQL
-        let row: Option<(Value, i64, i64)> = sqlx::query_as(
-            "select payload, last_sequence, snapshot_version from snapshots
-             where aggregate_type = $1 and aggregate_id = $2",
-        )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .fetch_optional(self.store.pool())
-        .await
-        .map_err(EventStoreError::from)?;
-        Ok(
-            row.map(|(aggregate, last_sequence, version)| SerializedSnapshot {
-                aggregate_id: aggregate_id.to_string(),
-                aggregate,
-                current_sequence: last_sequence as usize,
-                current_snapshot: version as usize,
-            }),
-        )
+        let sql = format!(
+            "with s as (select payload, last_sequence, snapshot_version from snapshots
+                        where aggregate_type = $1 and aggregate_id = $2)
+             select s.payload as snapshot, s.last_sequence as snapshot_sequence, s.snapshot_version, e.*
+             from (select 1) one
+             left join s on true
+             left join lateral (select {} from events
+                                where aggregate_type = $1 and aggregate_id = $2
+                                  and sequence > coalesce(s.last_sequence, 0)) e on true
+             order by e.sequence",
+            crate::all::COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(EventStoreError::from)?;
+        let mut snapshot = None;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let read = || -> Result<_, sqlx::Error> {
+                let snapshot = match row.try_get::<Option<Value>, _>("snapshot")? {
+                    Some(aggregate) => Some(SerializedSnapshot {
+                        aggregate_id: aggregate_id.to_string(),
+                        aggregate,
+                        current_sequence: row.try_get::<i64, _>("snapshot_sequence")? as usize,
+                        current_snapshot: row.try_get::<i64, _>("snapshot_version")? as usize,
+                    }),
+                    None => None,
+                };
+                let event = match row.try_get::<Option<i64>, _>("global_position")? {
+                    Some(_) => Some(crate::RecordedEvent::from_row(row)?),
+                    None => None,
+                };
+                Ok((snapshot, event))
+            };
+            let (row_snapshot, event) = read().map_err(EventStoreError::from)?;
+            snapshot = snapshot.or(row_snapshot);
+            events.extend(event.map(SerializedEvent::from));
+        }
+        let preloaded = Preloaded {
+            aggregate_type: A::TYPE,
+            aggregate_id: aggregate_id.to_string(),
+            after_sequence: snapshot.as_ref().map_or(0, |s| s.current_sequence),
+            events,
+        };
+        let _ = APPEND_SCOPE.try_with(|scope| scope.borrow_mut().preloaded = Some(preloaded));
+        Ok(snapshot)
     }
 
     async fn persist<A: Aggregate>(
@@ -130,7 +172,7 @@ impl PersistedEventRepository for PgEventRepository {
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
         // language=PostgreSQL
         let rows: Vec<crate::RecordedEvent> = sqlx::query_as(&format!(
-            "select {} from events where aggregate_type = $1 order by transaction_id, global_position",
+            "select {} from events where aggregate_type = $1 order by events.transaction_id, events.global_position",
             crate::all::COLUMNS
         ))
         .bind(A::TYPE)
@@ -141,7 +183,56 @@ impl PersistedEventRepository for PgEventRepository {
     }
 }
 
+/// The events preloaded by `get_snapshot` for this stream and sequence, if any.
+fn take_preloaded(
+    aggregate_type: &str,
+    aggregate_id: &str,
+    after: usize,
+) -> Option<Vec<SerializedEvent>> {
+    APPEND_SCOPE
+        .try_with(|scope| {
+            let mut scope = scope.borrow_mut();
+            match scope.preloaded.take() {
+                Some(p)
+                    if p.aggregate_type == aggregate_type
+                        && p.aggregate_id == aggregate_id
+                        && p.after_sequence == after =>
+                {
+                    Some(p.events)
+                }
+                _ => None,
+            }
+        })
+        .ok()
+        .flatten()
+}
+
 impl PgEventRepository {
+    /// The snapshot alone (outside a command).
+    async fn snapshot_only<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        // language=PostgreSQL
+        let row: Option<(Value, i64, i64)> = sqlx::query_as(
+            "select payload, last_sequence, snapshot_version from snapshots
+             where aggregate_type = $1 and aggregate_id = $2",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .fetch_optional(self.store.pool())
+        .await
+        .map_err(EventStoreError::from)?;
+        Ok(
+            row.map(|(aggregate, last_sequence, version)| SerializedSnapshot {
+                aggregate_id: aggregate_id.to_string(),
+                aggregate,
+                current_sequence: last_sequence as usize,
+                current_snapshot: version as usize,
+            }),
+        )
+    }
+
     /// Writes the snapshot of `aggregate_id` at sequence `at`: the previous snapshot (if it
     /// still deserialises) plus the events after it up to `at`.
     async fn snapshot<A: Aggregate>(

@@ -52,7 +52,7 @@ fn database_url(name: &str) -> String {
     format!("{base}/{name}")
 }
 
-async fn fresh_database(name: &str) -> anyhow::Result<PgPool> {
+async fn fresh_database(name: &str) -> anyhow::Result<()> {
     let admin = PgPool::connect(&server_url()).await?;
     sqlx::query(&format!("drop database if exists {name} with (force)"))
         .execute(&admin)
@@ -60,7 +60,8 @@ async fn fresh_database(name: &str) -> anyhow::Result<PgPool> {
     sqlx::query(&format!("create database {name}"))
         .execute(&admin)
         .await?;
-    Ok(pool::connect(&database_url(name), 40).await?)
+    admin.close().await;
+    Ok(())
 }
 
 /// Runs `tasks` loops of `op` for `seconds`; returns operations per second.
@@ -145,21 +146,11 @@ async fn postgres_es_schema(pool: &PgPool) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let opts = Opts::parse();
-    let x8_pool = fresh_database("x8_bench").await?;
+    fresh_database("x8_bench").await?;
+    let x8_pool = pool::connect(&database_url("x8_bench"), 4).await?;
     pool::migrate(&x8_pool).await?;
-    let store = EventStore::new(x8_pool.clone());
-    let stock_pool = PgPool::connect(&database_url("x8_bench_pges")).await;
-    drop(stock_pool);
-    let stock_pool = {
-        let p = fresh_database("x8_bench_pges").await?;
-        postgres_es_schema(&p).await?;
-        // postgres-es as shipped: sqlx's default pool (pings the connection at every acquire).
-        p.close().await;
-        sqlx::postgres::PgPoolOptions::new()
-            .max_connections(40)
-            .connect(&database_url("x8_bench_pges"))
-            .await?
-    };
+    fresh_database("x8_bench_pges").await?;
+    postgres_es_schema(&PgPool::connect(&database_url("x8_bench_pges")).await?).await?;
 
     println!(
         "# append: commands/s (1 event each) on distinct streams, {} s each",
@@ -170,7 +161,13 @@ async fn main() -> anyhow::Result<()> {
         "tasks", "x8", "postgres-es", "pgbench", "x8/pgb", "pges/pgb"
     );
     for &tasks in &opts.tasks {
-        let bus = Arc::new(CommandBus::<Counter>::new(&store));
+        // One pool per measurement, sized to it and closed after, so the three never hold
+        // more than max_connections together.
+        let size = tasks as u32 + 2;
+        let bench_pool = pool::connect(&database_url("x8_bench"), size).await?;
+        let bus = Arc::new(CommandBus::<Counter>::new(&EventStore::new(
+            bench_pool.clone(),
+        )));
         let x8 = measure(tasks, opts.seconds, move |task, i| {
             let bus = bus.clone();
             async move {
@@ -181,6 +178,13 @@ async fn main() -> anyhow::Result<()> {
             }
         })
         .await;
+        bench_pool.close().await;
+
+        // postgres-es as shipped: sqlx's default pool options (a ping at every acquire).
+        let stock_pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(size)
+            .connect(&database_url("x8_bench_pges"))
+            .await?;
         let stock = Arc::new(CqrsFramework::new(
             PersistedEventStore::<_, Counter>::new_event_store(PostgresEventRepository::new(
                 stock_pool.clone(),
@@ -198,6 +202,8 @@ async fn main() -> anyhow::Result<()> {
             }
         })
         .await;
+        stock_pool.close().await;
+
         let pgb = pgbench(tasks, opts.seconds);
         let ratio = |v: f64| pgb.map_or("-".to_string(), |p| format!("{:.2}", v / p));
         println!(
