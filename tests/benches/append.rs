@@ -32,6 +32,10 @@ struct Opts {
     /// Events in the log for the `$all` read measurement.
     #[arg(long, default_value_t = 1_000_000)]
     events: i64,
+    /// Largest pool of the command-path measurements (tasks beyond it wait for a
+    /// connection, as in the server, whose pool is `X8_DB_MAX_CONNECTIONS`).
+    #[arg(long, default_value_t = 20)]
+    max_pool: u32,
     /// Concurrency levels.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1, 8, 32])]
     tasks: Vec<usize>,
@@ -163,7 +167,7 @@ async fn main() -> anyhow::Result<()> {
     for &tasks in &opts.tasks {
         // One pool per measurement, sized to it and closed after, so the three never hold
         // more than max_connections together.
-        let size = tasks as u32 + 2;
+        let size = (tasks as u32 + 2).min(opts.max_pool);
         let bench_pool = pool::connect(&database_url("x8_bench"), size).await?;
         let bus = Arc::new(CommandBus::<Counter>::new(&EventStore::new(
             bench_pool.clone(),
@@ -214,6 +218,9 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    if opts.events == 0 {
+        return Ok(());
+    }
     println!(
         "\n# $all: reading {} events in batches of 1000",
         opts.events
