@@ -14,7 +14,8 @@ use std::time::Duration;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 use uuid::Uuid;
 use x8_commands::{Clock, CommandContext, Commands};
 use x8_eventstore::{Actor, EventStore};
@@ -118,7 +119,8 @@ pub fn router(state: AppState) -> Router {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         tracing::info_span!("request", method = %request.method(), matched_path, request_id)
-    });
+    })
+    .on_response(DefaultOnResponse::new().level(Level::INFO));
     Router::new()
         .merge(routes::health::router())
         .nest(
