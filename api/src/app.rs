@@ -107,25 +107,27 @@ pub fn request_id<B>(request: &Request<B>) -> Uuid {
 /// The whole API: routes, 1 MiB body limit, `x-request-id` set and echoed, and a trace
 /// span per request carrying the request id and the matched route.
 pub fn router(state: AppState) -> Router {
-    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-        let matched_path = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str)
-            .unwrap_or("");
-        let request_id = request
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        tracing::info_span!("request", method = %request.method(), matched_path, request_id)
-    })
-    .on_response(DefaultOnResponse::new().level(Level::INFO));
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request<_>| {
+            let matched_path = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str)
+                .unwrap_or("");
+            let request_id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), matched_path, request_id)
+        })
+        .on_response(DefaultOnResponse::new().level(Level::INFO));
     Router::new()
         .merge(routes::health::router())
         .nest(
             "/api/v1",
             Router::new()
+                .merge(routes::admin::router())
                 .merge(routes::auth::router())
                 .merge(routes::tenants::router())
                 .merge(routes::managers::router()),

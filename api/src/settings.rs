@@ -96,3 +96,27 @@ where
             }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_short_jwt_secret_is_an_error_naming_the_variable() {
+        // One test touches the process environment, so they cannot race.
+        std::env::remove_var("X8_JWT_SECRET");
+        let missing = Settings::from_env().unwrap_err().to_string();
+        assert!(missing.contains("X8_JWT_SECRET"), "{missing}");
+        std::env::set_var("X8_JWT_SECRET", "short");
+        let short = Settings::from_env().unwrap_err().to_string();
+        assert!(short.contains("at least 32 bytes"), "{short}");
+        std::env::set_var("X8_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        std::env::set_var("X8_SNAPSHOT_EVERY", "lots");
+        let invalid = Settings::from_env().unwrap_err().to_string();
+        assert!(invalid.contains("X8_SNAPSHOT_EVERY"), "{invalid}");
+        std::env::remove_var("X8_SNAPSHOT_EVERY");
+        let settings = Settings::from_env().unwrap();
+        assert_eq!(settings.snapshot_every, 100);
+        assert_eq!(settings.bind, DEFAULT_BIND);
+    }
+}

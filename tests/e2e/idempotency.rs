@@ -97,3 +97,48 @@ async fn an_email_is_registered_once_under_concurrent_registrations(
             .unwrap();
     assert_eq!(users, 1);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_registration_cut_off_after_the_account_resumes_when_the_owner_registers_again(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // given an owner account whose business registration never happened (cut off)
+    let app = TestApp::spawn(connect).await;
+    let email = x8_domain::Email::parse("cut@x8.test").unwrap();
+    let user_id = x8_domain::UserId::for_email(&email);
+    let orphan_tenant = x8_domain::TenantId::new();
+    let hash = x8_commands::passwords::hash(x8_tests::PASSWORD.into())
+        .await
+        .unwrap();
+    app.state
+        .commands
+        .users
+        .execute(
+            &user_id.to_string(),
+            x8_domain::user::UserCommand::RegisterUser {
+                user_id,
+                email,
+                name: "Cut Shop".into(),
+                role: x8_domain::user::Role::Client,
+                password_hash: hash,
+                tenant_id: Some(orphan_tenant),
+            },
+            &x8_commands::CommandContext::new(x8_eventstore::Actor::Anonymous),
+        )
+        .await
+        .unwrap();
+
+    // when someone registers another business with that address, it is refused
+    app.register_tenant("Other Shop", "cut@x8.test", None)
+        .await
+        .assert_problem(409, "email_taken");
+
+    // and when the owner repeats the same registration, it resumes with the first tenant id
+    let resumed = app.register_tenant("Cut Shop", "cut@x8.test", None).await;
+    assert_eq!(resumed.status.as_u16(), 201, "{:?}", resumed.body);
+    assert_eq!(resumed.body["tenant_id"], orphan_tenant.to_string());
+    app.register_tenant("Cut Shop", "cut@x8.test", None)
+        .await
+        .assert_problem(409, "email_taken");
+}

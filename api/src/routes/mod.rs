@@ -1,5 +1,6 @@
 //! One module per resource, each with its `router()`.
 
+pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod managers;
