@@ -174,25 +174,9 @@ async fn a_manager_is_handed_over_in_one_event_and_lists_follow(
         vec!["TenantRegistered", "ManagerAssigned", "ManagerReassigned"]
     );
 
-    let removed = app
-        .send(
-            Method::DELETE,
-            &format!("/api/v1/tenants/{tenant}/manager"),
-            Some(&admin),
-            &[],
-            None,
-        )
-        .await;
+    let removed = app.unassign_manager(&admin, tenant).await;
     assert_eq!(removed.status.as_u16(), 200);
-    let again = app
-        .send(
-            Method::DELETE,
-            &format!("/api/v1/tenants/{tenant}/manager"),
-            Some(&admin),
-            &[],
-            None,
-        )
-        .await;
+    let again = app.unassign_manager(&admin, tenant).await;
     again.assert_problem(409, "no_manager_assigned");
 }
 

@@ -261,6 +261,13 @@ impl TestApp {
         .await
     }
 
+    /// `DELETE /api/v1/tenants/{id}/manager`.
+    pub async fn unassign_manager(&self, admin: &str, tenant: Uuid) -> TestResponse {
+        let path = format!("/api/v1/tenants/{tenant}/manager");
+        self.send(Method::DELETE, &path, Some(admin), &[], None)
+            .await
+    }
+
     /// `GET /api/v1/tenants/{id}` with `X-Min-Position`.
     pub async fn get_tenant(&self, token: &str, tenant: Uuid, min_position: i64) -> TestResponse {
         let position = min_position.to_string();
