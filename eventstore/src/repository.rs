@@ -89,14 +89,17 @@ impl PersistedEventRepository for PgEventRepository {
         if APPEND_SCOPE.try_with(|_| ()).is_err() {
             return self.snapshot_only::<A>(aggregate_id).await;
         }
+        // The snapshot's payload rides on the first row only.
         // language=PostgreSQL
         let sql = format!(
             "with s as (select payload, last_sequence, snapshot_version from snapshots
                         where aggregate_type = $1 and aggregate_id = $2)
-             select s.payload as snapshot, s.last_sequence as snapshot_sequence, s.snapshot_version, e.*
+             select case when e.rn is null or e.rn = 1 then s.payload end as snapshot,
+                    s.last_sequence as snapshot_sequence, s.snapshot_version, e.*
              from (select 1) one
              left join s on true
-             left join lateral (select {} from events
+             left join lateral (select {}, row_number() over (order by sequence) as rn
+                                from events
                                 where aggregate_type = $1 and aggregate_id = $2
                                   and sequence > coalesce(s.last_sequence, 0)) e on true
              order by e.sequence",

@@ -207,6 +207,25 @@ async fn streams_are_read_whole_from_a_version_up_to_a_version_and_as_of_a_time(
     assert_eq!(bus.load("s").await.unwrap().count, 5);
 }
 
+/// Reads `$all` from the start with `filter` until `expected` events are visible: the read
+/// horizon is cluster-wide, so other tests' open transactions may hold it back briefly.
+async fn read_settled(
+    store: &EventStore,
+    filter: &AllFilter,
+    expected: usize,
+) -> Vec<x8_eventstore::RecordedEvent> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let batch = read_all(store.pool(), Checkpoint::START, 100, filter)
+            .await
+            .unwrap();
+        if batch.events.len() >= expected || Instant::now() > deadline {
+            return batch.events;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn all_is_filtered_by_event_type_and_tenant(
     _options: PgPoolOptions,
@@ -220,10 +239,7 @@ async fn all_is_filtered_by_event_type_and_tenant(
         tenant_id: Some(tenant),
         event_types: None,
     };
-    let events = read_all(app.store.pool(), Checkpoint::START, 100, &by_tenant)
-        .await
-        .unwrap()
-        .events;
+    let events = read_settled(&app.store, &by_tenant, 2).await;
     let types: Vec<_> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types, vec!["UserRegistered", "TenantRegistered"]);
 
@@ -231,10 +247,7 @@ async fn all_is_filtered_by_event_type_and_tenant(
         tenant_id: None,
         event_types: Some(vec!["TenantRegistered".into()]),
     };
-    let events = read_all(app.store.pool(), Checkpoint::START, 100, &by_type)
-        .await
-        .unwrap()
-        .events;
+    let events = read_settled(&app.store, &by_type, 2).await;
     assert_eq!(events.len(), 2);
     assert!(events.iter().all(|e| e.event_type == "TenantRegistered"));
 }

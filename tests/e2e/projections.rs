@@ -97,6 +97,25 @@ async fn a_batch_failing_half_way_resumes_without_loss_or_double_application(
         .await
         .unwrap();
 
+    // (the read horizon is cluster-wide: wait until every event is readable)
+    let total = app.event_count().await as usize;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while x8_eventstore::all::read_all(
+        app.store.pool(),
+        x8_eventstore::Checkpoint::START,
+        1000,
+        &Default::default(),
+    )
+    .await
+    .unwrap()
+    .events
+    .len()
+        < total
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
     // when the first batch fails half way and the runner goes on
     let first = runner.run_batch(&projection).await;
     assert!(first.is_err(), "the injected failure surfaces");
