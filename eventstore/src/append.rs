@@ -39,6 +39,9 @@ pub struct AppendScope {
     /// Events read together with the snapshot (one round trip), kept for the
     /// `get_last_events` call cqrs-es makes right after `get_snapshot`.
     pub(crate) preloaded: Option<Preloaded>,
+    /// The connection the load used, kept for the append: one pool acquire per command.
+    /// Dropped (back to the pool) with the scope when the command is refused.
+    pub(crate) connection: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
 }
 
 impl AppendScope {
@@ -49,6 +52,19 @@ impl AppendScope {
             ..Self::default()
         }
     }
+}
+
+/// Takes the connection this command's load left in its [`APPEND_SCOPE`], if any.
+pub(crate) fn scoped_connection() -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    APPEND_SCOPE
+        .try_with(|scope| scope.borrow_mut().connection.take())
+        .ok()
+        .flatten()
+}
+
+/// Puts a connection back into this command's [`APPEND_SCOPE`] for its next statement.
+pub(crate) fn keep_connection(connection: sqlx::pool::PoolConnection<sqlx::Postgres>) {
+    let _ = APPEND_SCOPE.try_with(|scope| scope.borrow_mut().connection = Some(connection));
 }
 
 /// The events after a snapshot, read in the same query as the snapshot.
@@ -145,7 +161,7 @@ pub(crate) async fn append(
         metadatas.push(&event.metadata);
     }
 
-    let result = sqlx::query_as::<_, (i64, i64, i32)>(APPEND_SQL)
+    let query = sqlx::query_as::<_, (i64, i64, i32)>(APPEND_SQL)
         .bind(&ids)
         .bind(&types)
         .bind(&aggregate_ids)
@@ -157,9 +173,11 @@ pub(crate) async fn append(
         .bind(&metadatas)
         .bind(command_id)
         .bind(&command_name)
-        .bind(&fingerprint)
-        .fetch_one(pool)
-        .await;
+        .bind(&fingerprint);
+    let result = match scoped_connection() {
+        Some(mut connection) => query.fetch_one(&mut *connection).await,
+        None => query.fetch_one(pool).await,
+    };
     let (first_position, last_position, event_count) = result.map_err(|err| {
         if is_conflict(&err) {
             EventStoreError::Conflict { stream }

@@ -11,7 +11,9 @@
 //! failing to write one is logged, never an error. On load, a snapshot that no longer
 //! deserialises is ignored by cqrs-es, which then replays the whole stream.
 
-use crate::append::{append, write_snapshot, Preloaded, APPEND_SCOPE};
+use crate::append::{
+    append, keep_connection, scoped_connection, write_snapshot, Preloaded, APPEND_SCOPE,
+};
 use crate::error::EventStoreError;
 use crate::stream::{read_stream, StreamRange};
 use crate::EventStore;
@@ -75,13 +77,21 @@ impl PersistedEventRepository for PgEventRepository {
             after_version: Some(last_sequence as i64),
             ..StreamRange::default()
         };
-        let events = read_stream(self.store.pool(), A::TYPE, aggregate_id, range).await?;
+        // A command holding its load's connection reads on it: never two at once.
+        let events = match scoped_connection() {
+            Some(mut connection) => {
+                let events = read_stream(&mut *connection, A::TYPE, aggregate_id, range).await;
+                keep_connection(connection);
+                events?
+            }
+            None => read_stream(self.store.pool(), A::TYPE, aggregate_id, range).await?,
+        };
         Ok(events.into_iter().map(Into::into).collect())
     }
 
     /// Inside a command (an [`APPEND_SCOPE`]), reads the snapshot **and** the events after
-    /// it in one query and keeps the events for the `get_last_events` that follows, so a
-    /// command costs two round trips in all: this read and the append.
+    /// it in one query and keeps the events for the `get_last_events` that follows, and the
+    /// connection for the append: a command costs two round trips and one pool acquire.
     async fn get_snapshot<A: Aggregate>(
         &self,
         aggregate_id: &str,
@@ -89,26 +99,16 @@ impl PersistedEventRepository for PgEventRepository {
         if APPEND_SCOPE.try_with(|_| ()).is_err() {
             return self.snapshot_only::<A>(aggregate_id).await;
         }
-        // The snapshot's payload rides on the first row only.
-        // language=PostgreSQL
-        let sql = format!(
-            "with s as (select payload, last_sequence, snapshot_version from snapshots
-                        where aggregate_type = $1 and aggregate_id = $2)
-             select case when e.rn is null or e.rn = 1 then s.payload end as snapshot,
-                    s.last_sequence as snapshot_sequence, s.snapshot_version, e.*
-             from (select 1) one
-             left join s on true
-             left join lateral (select {}, row_number() over (order by sequence) as rn
-                                from events
-                                where aggregate_type = $1 and aggregate_id = $2
-                                  and sequence > coalesce(s.last_sequence, 0)) e on true
-             order by e.sequence",
-            crate::all::COLUMNS
-        );
-        let rows = sqlx::query(&sql)
+        let mut connection = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(EventStoreError::from)?;
+        let rows = sqlx::query(&LOAD_SQL)
             .bind(A::TYPE)
             .bind(aggregate_id)
-            .fetch_all(self.store.pool())
+            .fetch_all(&mut *connection)
             .await
             .map_err(EventStoreError::from)?;
         let mut snapshot = None;
@@ -141,6 +141,7 @@ impl PersistedEventRepository for PgEventRepository {
             events,
         };
         let _ = APPEND_SCOPE.try_with(|scope| scope.borrow_mut().preloaded = Some(preloaded));
+        keep_connection(connection);
         Ok(snapshot)
     }
 
@@ -185,6 +186,26 @@ impl PersistedEventRepository for PgEventRepository {
         feed(rows.into_iter().map(Into::into).collect()).await
     }
 }
+
+/// A stream's snapshot and the events after it, in one query. The snapshot's payload rides
+/// on the first row only (the row right after the snapshot, or the only row).
+static LOAD_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    // language=PostgreSQL
+    format!(
+        "with s as (select payload, last_sequence, snapshot_version from snapshots
+                    where aggregate_type = $1 and aggregate_id = $2)
+         select case when e.sequence is null or e.sequence = coalesce(s.last_sequence, 0) + 1
+                     then s.payload end as snapshot,
+                s.last_sequence as snapshot_sequence, s.snapshot_version, e.*
+         from (select 1) one
+         left join s on true
+         left join lateral (select {} from events
+                            where aggregate_type = $1 and aggregate_id = $2
+                              and sequence > coalesce(s.last_sequence, 0)) e on true
+         order by e.sequence",
+        crate::all::COLUMNS
+    )
+});
 
 /// The events preloaded by `get_snapshot` for this stream and sequence, if any.
 fn take_preloaded(

@@ -3,7 +3,6 @@
 use crate::all::{RecordedEvent, COLUMNS};
 use crate::error::EventStoreError;
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 
 /// Which part of a stream to read. The default is the whole stream.
 #[derive(Debug, Clone, Copy, Default)]
@@ -21,7 +20,7 @@ pub struct StreamRange {
 /// # Errors
 /// [`EventStoreError::Database`].
 pub async fn read_stream(
-    pool: &PgPool,
+    executor: impl sqlx::PgExecutor<'_>,
     aggregate_type: &str,
     aggregate_id: &str,
     range: StreamRange,
@@ -39,6 +38,6 @@ pub async fn read_stream(
         .bind(range.after_version.unwrap_or(0))
         .bind(range.up_to_version.unwrap_or(i64::MAX))
         .bind(range.recorded_until.unwrap_or(DateTime::<Utc>::MAX_UTC))
-        .fetch_all(pool)
+        .fetch_all(executor)
         .await?)
 }

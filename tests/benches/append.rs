@@ -68,6 +68,41 @@ async fn fresh_database(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Busy CPU time of the whole machine (user, nice, system, irq, softirq) from `/proc/stat`,
+/// and of this process from `/proc/self/stat`, in clock ticks (10 ms).
+fn cpu_now() -> (u64, u64) {
+    let machine = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            let line = stat.lines().next()?.to_string();
+            let f: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            Some(f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)?)
+        })
+        .unwrap_or(0);
+    let me = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split(' ').collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    (me, machine)
+}
+
+/// CPU per operation in microseconds, `(client, server)`: the client is this process, the
+/// server everything else on the machine (PostgreSQL, and pgbench's own small client).
+fn cpu_per_op(before: (u64, u64), after: (u64, u64), ops: f64) -> (f64, f64) {
+    let us = |ticks: u64| ticks as f64 * 10_000.0 / ops.max(1.0);
+    let client = after.0.saturating_sub(before.0);
+    let machine = after.1.saturating_sub(before.1);
+    (us(client), us(machine.saturating_sub(client)))
+}
+
 /// Runs `tasks` loops of `op` for `seconds`; returns operations per second.
 async fn measure<F, Fut>(tasks: usize, seconds: u64, op: F) -> f64
 where
@@ -164,6 +199,7 @@ async fn main() -> anyhow::Result<()> {
         "{:>6} {:>12} {:>12} {:>12} {:>10} {:>10}",
         "tasks", "x8", "postgres-es", "pgbench", "x8/pgb", "pges/pgb"
     );
+    let mut cpu_lines = Vec::new();
     for &tasks in &opts.tasks {
         // One pool per measurement, sized to it and closed after, so the three never hold
         // more than max_connections together.
@@ -172,6 +208,7 @@ async fn main() -> anyhow::Result<()> {
         let bus = Arc::new(CommandBus::<Counter>::new(&EventStore::new(
             bench_pool.clone(),
         )));
+        let cpu = cpu_now();
         let x8 = measure(tasks, opts.seconds, move |task, i| {
             let bus = bus.clone();
             async move {
@@ -182,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
             }
         })
         .await;
+        let x8_cpu = cpu_per_op(cpu, cpu_now(), x8 * opts.seconds as f64);
         bench_pool.close().await;
 
         // postgres-es as shipped: sqlx's default pool options (a ping at every acquire).
@@ -196,6 +234,7 @@ async fn main() -> anyhow::Result<()> {
             vec![],
             (),
         ));
+        let cpu = cpu_now();
         let pges = measure(tasks, opts.seconds, move |task, i| {
             let stock = stock.clone();
             async move {
@@ -206,9 +245,12 @@ async fn main() -> anyhow::Result<()> {
             }
         })
         .await;
+        let pges_cpu = cpu_per_op(cpu, cpu_now(), pges * opts.seconds as f64);
         stock_pool.close().await;
 
+        let cpu = cpu_now();
         let pgb = pgbench(tasks, opts.seconds);
+        let pgb_server_us = pgb.map(|p| cpu_per_op(cpu, cpu_now(), p * opts.seconds as f64).1);
         let ratio = |v: f64| pgb.map_or("-".to_string(), |p| format!("{:.2}", v / p));
         println!(
             "{tasks:>6} {x8:>12.0} {pges:>12.0} {:>12} {:>10} {:>10}",
@@ -216,6 +258,22 @@ async fn main() -> anyhow::Result<()> {
             ratio(x8),
             ratio(pges)
         );
+        cpu_lines.push(format!(
+            "{tasks:>6} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12}",
+            x8_cpu.0,
+            x8_cpu.1,
+            pges_cpu.0,
+            pges_cpu.1,
+            pgb_server_us.map_or("n/a".into(), |us| format!("{us:.0}")),
+        ));
+    }
+    println!("\n# CPU per command in microseconds (client = this process, server = the rest of the machine)");
+    println!(
+        "{:>6} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "tasks", "x8 client", "x8 server", "pges client", "pges server", "pgb server"
+    );
+    for line in cpu_lines {
+        println!("{line}");
     }
 
     if opts.events == 0 {
