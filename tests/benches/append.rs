@@ -48,12 +48,18 @@ fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// DATABASE_URL with its database replaced by `name`, query string (e.g. a Unix socket
+/// `?host=/var/run/postgresql`) kept.
 fn database_url(name: &str) -> String {
     let server = server_url();
-    let base = server
-        .rsplit_once('/')
-        .map_or(server.as_str(), |(base, _)| base);
-    format!("{base}/{name}")
+    let (path, query) = server
+        .split_once('?')
+        .map_or((server.as_str(), None), |(p, q)| (p, Some(q)));
+    let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
 }
 
 async fn fresh_database(name: &str) -> anyhow::Result<()> {
