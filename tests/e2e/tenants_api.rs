@@ -244,3 +244,41 @@ async fn health_and_readiness_answer(_options: PgPoolOptions, connect: PgConnect
     assert_eq!(ready.status.as_u16(), 200);
     assert_eq!(ready.body["status"], "ready");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_conflict_that_never_clears_is_retried_then_409(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // given a business whose stream conflicts on every append (as if writers always won)
+    let app = TestApp::spawn(connect).await;
+    let admin = app.admin().await;
+    let (tenant, _) = app.tenant_with_owner("Busy", "busy@x8.test").await;
+    let (manager, _) = app.manager(&admin, "m@x8.test").await;
+    sqlx::raw_sql(&format!(
+        "create function always_conflict() returns trigger language plpgsql as $$
+         begin
+           perform nextval('conflict_attempts'); -- sequences survive the rollback
+           raise exception using errcode = 'unique_violation', constraint = 'events_stream_sequence_key';
+         end $$;
+         create sequence conflict_attempts;
+         create trigger always_conflict before insert on events
+           for each row when (new.aggregate_id = '{tenant}') execute function always_conflict();"
+    ))
+    .execute(app.store.pool())
+    .await
+    .unwrap();
+    let before = app.event_count().await;
+
+    // when a command is sent
+    let response = app.assign_manager(&admin, tenant, manager, None).await;
+
+    // then it was retried a bounded number of times and answered 409, appending nothing
+    response.assert_problem(409, "conflict");
+    assert_eq!(app.event_count().await, before);
+    let attempts: i64 = sqlx::query_scalar("select last_value from conflict_attempts")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(attempts, x8_commands::bus::MAX_ATTEMPTS as i64);
+}
