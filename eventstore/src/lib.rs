@@ -12,7 +12,7 @@
 //! - [`append`]: the append statement and the [`AppendReceipt`](append::AppendReceipt) a command gets back.
 //! - [`repository`]: the cqrs-es repository over [`append`] and [`stream`]; snapshots.
 //! - [`stream`]: reading one stream (whole, from/up to a version, up to a time).
-//! - [`all`]: reading `$all` in commit-safe order from a [`Checkpoint`](all::Checkpoint).
+//! - [`all`]: reading `$all` in commit-safe order from a [`Checkpoint`].
 //! - [`commands`]: the recorded outcome of an executed command (idempotency).
 //! - [`signal`]: waking subscribers after a commit, in-process and across processes.
 //! - [`error`]: the error type, [`EventStoreError`].
