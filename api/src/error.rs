@@ -6,7 +6,8 @@
 //! `invalid_idempotency_key`, `idempotency_key_reused`, `invalid_min_position`,
 //! `unauthorized`, `forbidden`, `not_found`, `conflict`, `email_taken`, `invalid_email`,
 //! `invalid_password`, `invalid_name`, `manager_already_assigned`, `manager_mismatch`,
-//! `no_manager_assigned`, `not_a_manager`, `already_suspended`, `projection_lagging`,
+//! `no_manager_assigned`, `not_a_manager`, `already_suspended`, `trial_not_over`,
+//! `projection_lagging`,
 //! `internal`, `unavailable`.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -172,6 +173,9 @@ impl Rejection for TenantError {
             }
             TenantError::NoManagerAssigned { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "no_manager_assigned", detail)
+            }
+            TenantError::TrialNotOver { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "trial_not_over", detail)
             }
             TenantError::AlreadySuspended { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "already_suspended", detail)

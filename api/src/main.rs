@@ -86,6 +86,8 @@ async fn serve() -> anyhow::Result<()> {
     )
     .await?;
     state.projections.spawn();
+    x8_commands::deadlines::DeadlineRunner::new(state.commands.clone(), store.pool().clone())
+        .spawn();
     let listener = tokio::net::TcpListener::bind(&settings.bind)
         .await
         .with_context(|| format!("binding {}", settings.bind))?;

@@ -11,11 +11,13 @@
 //! - [`accounts`]: users and business registration, login checks.
 //! - [`tenants`]: manager assignment and the other tenant commands.
 //! - [`clock`]: the injectable clock.
+//! - [`deadlines`]: the runner that issues due deadlines' commands exactly once.
 
 pub mod accounts;
 pub mod bus;
 pub mod clock;
 pub mod context;
+pub mod deadlines;
 pub mod error;
 pub mod passwords;
 pub mod tenants;

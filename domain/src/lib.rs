@@ -11,7 +11,9 @@
 //! - [`tenant`]: the business (tenant) aggregate: registration, trial, manager assignment.
 //! - [`user`]: platform users (CLIENT, MANAGER, ADMIN) with their password hashes.
 //! - [`upcasters`]: conversions of old event versions to the current ones.
+//! - [`deadlines`]: the kinds of durable deadline (commands due at a time).
 
+pub mod deadlines;
 pub mod email;
 pub mod ids;
 pub mod plan;

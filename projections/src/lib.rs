@@ -10,7 +10,9 @@
 //!   projection across processes, lag, rebuild, and waiting for a position
 //!   (read-your-writes).
 //! - [`tenants`]: the `tenants` and `manager_clients` read models.
+//! - [`deadlines`]: schedules durable deadlines (e.g. a trial's end) from events.
 
+pub mod deadlines;
 pub mod projection;
 pub mod runner;
 pub mod tenants;
@@ -22,5 +24,8 @@ use std::sync::Arc;
 
 /// Every projection of the platform, in the order they are registered.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(tenants::TenantsProjection)]
+    vec![
+        Arc::new(tenants::TenantsProjection),
+        Arc::new(deadlines::DeadlinesProjection),
+    ]
 }

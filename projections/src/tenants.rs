@@ -116,18 +116,35 @@ async fn apply(
                     .await?;
             }
         }
+        TenantEvent::TrialExpired { .. } => {
+            set_field(conn, tenant_id, "subscription_status", "expired", position).await?;
+        }
         TenantEvent::TenantSuspended { .. } => {
-            // language=PostgreSQL
-            sqlx::query(
-                "update tenants set status = 'suspended', last_position = $2
-                 where tenant_id = $1 and last_position < $2",
-            )
-            .bind(tenant_id)
-            .bind(position)
-            .execute(&mut *conn)
-            .await?;
+            set_field(conn, tenant_id, "status", "suspended", position).await?;
         }
     }
+    Ok(())
+}
+
+/// Sets a text column of the tenant's row unless the row already reflects a later event.
+/// `column` is one of this module's literals, never input.
+async fn set_field(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    column: &'static str,
+    value: &str,
+    position: i64,
+) -> Result<(), ProjectionError> {
+    // language=PostgreSQL
+    sqlx::query(&format!(
+        "update tenants set {column} = $2, last_position = $3
+         where tenant_id = $1 and last_position < $3"
+    ))
+    .bind(tenant_id)
+    .bind(value)
+    .bind(position)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

@@ -84,12 +84,28 @@ impl TestApp {
 
     /// As [`Self::spawn`] with a custom `X-Min-Position` timeout.
     pub async fn spawn_with(connect: PgConnectOptions, min_position_timeout: Duration) -> Self {
+        Self::spawn_full(connect, min_position_timeout, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Self::spawn`] with the given clock.
+    pub async fn spawn_with_clock(
+        connect: PgConnectOptions,
+        clock: Arc<dyn x8_commands::Clock>,
+    ) -> Self {
+        Self::spawn_full(connect, Duration::from_secs(5), clock).await
+    }
+
+    async fn spawn_full(
+        connect: PgConnectOptions,
+        min_position_timeout: Duration,
+        clock: Arc<dyn x8_commands::Clock>,
+    ) -> Self {
         let pool = test_pool(connect, 20).await;
         let store = EventStore::new(pool).with_upcasters(x8_domain::upcasters::all);
         let state = AppState::new(
             &store,
             AuthKeys::new(&SecretString::from(JWT_SECRET)),
-            Arc::new(SystemClock),
+            clock,
             min_position_timeout,
         )
         .await
@@ -281,6 +297,14 @@ impl TestApp {
         .await
     }
 
+    /// The deadline runner of this app (not spawned: tests call `run_due`).
+    pub fn deadlines(&self) -> x8_commands::deadlines::DeadlineRunner {
+        x8_commands::deadlines::DeadlineRunner::new(
+            self.state.commands.clone(),
+            self.store.pool().clone(),
+        )
+    }
+
     /// Number of events in the log.
     pub async fn event_count(&self) -> i64 {
         sqlx::query_scalar("select count(*) from events")
@@ -299,5 +323,28 @@ impl TestApp {
         .fetch_all(self.store.pool())
         .await
         .expect("stream")
+    }
+}
+
+/// A clock the test moves by hand.
+#[derive(Debug)]
+pub struct TestClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
+
+impl TestClock {
+    /// A clock standing at `at`.
+    pub fn at(at: chrono::DateTime<chrono::Utc>) -> Arc<Self> {
+        Arc::new(Self(std::sync::Mutex::new(at)))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self.0.lock().expect("clock");
+        *now += by;
+    }
+}
+
+impl x8_commands::Clock for TestClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().expect("clock")
     }
 }

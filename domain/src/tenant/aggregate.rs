@@ -49,6 +49,10 @@ impl Tenant {
     pub fn plan(&self) -> Plan {
         self.plan
     }
+    /// Trialing, active, past due, cancelled or expired.
+    pub fn subscription_status(&self) -> SubscriptionStatus {
+        self.subscription_status
+    }
 
     /// Decides which events a command produces, or why it is refused. Pure.
     ///
@@ -108,6 +112,15 @@ impl Tenant {
                 Some(manager_id) => Ok(vec![E::ManagerUnassigned { manager_id }]),
                 None => Err(TenantError::NoManagerAssigned { tenant }),
             },
+            C::ExpireTrial { at } => match (self.subscription_status, self.trial_ends_at) {
+                (SubscriptionStatus::Trialing, Some(ends_at)) if at < ends_at => {
+                    Err(TenantError::TrialNotOver { tenant, ends_at })
+                }
+                (SubscriptionStatus::Trialing, Some(ends_at)) => Ok(vec![E::TrialExpired {
+                    expired_at: ends_at,
+                }]),
+                _ => Ok(vec![]),
+            },
             C::SuspendTenant { reason } => match self.status {
                 TenantStatus::Suspended => Err(TenantError::AlreadySuspended { tenant }),
                 _ => Ok(vec![E::TenantSuspended { reason }]),
@@ -164,6 +177,9 @@ impl Aggregate for Tenant {
             TenantEvent::ManagerAssigned { manager_id } => self.manager = Some(manager_id),
             TenantEvent::ManagerReassigned { to, .. } => self.manager = Some(to),
             TenantEvent::ManagerUnassigned { .. } => self.manager = None,
+            TenantEvent::TrialExpired { .. } => {
+                self.subscription_status = SubscriptionStatus::Expired;
+            }
             TenantEvent::TenantSuspended { .. } => self.status = TenantStatus::Suspended,
         }
     }

@@ -34,6 +34,12 @@ pub enum TenantCommand {
     },
     /// Remove the current manager.
     UnassignManager,
+    /// End the trial when it ran out without a paid plan (issued by the deadline runner at
+    /// `trial_ends_at`). A business no longer trialing is left as it is.
+    ExpireTrial {
+        /// Now, by the caller's clock; must not be before the trial's end.
+        at: DateTime<Utc>,
+    },
     /// Suspend the business (ADMIN).
     SuspendTenant {
         /// Why, for the audit trail.
@@ -49,6 +55,7 @@ impl TenantCommand {
             Self::AssignManager { .. } => "AssignManager",
             Self::ReassignManager { .. } => "ReassignManager",
             Self::UnassignManager => "UnassignManager",
+            Self::ExpireTrial { .. } => "ExpireTrial",
             Self::SuspendTenant { .. } => "SuspendTenant",
         }
     }

@@ -41,6 +41,14 @@ pub enum TenantError {
         /// The business.
         tenant: TenantId,
     },
+    /// `ExpireTrial` arrived before the trial's end.
+    #[error("the trial of business {tenant} ends at {ends_at}, not yet")]
+    TrialNotOver {
+        /// The business.
+        tenant: TenantId,
+        /// When the trial ends.
+        ends_at: chrono::DateTime<chrono::Utc>,
+    },
     /// The business is suspended already.
     #[error("business {tenant} is already suspended")]
     AlreadySuspended {

@@ -78,6 +78,12 @@ pub enum TenantEvent {
         /// The manager it had.
         manager_id: UserId,
     },
+    /// The trial ran out without a paid plan: no new channel connections, existing data
+    /// stays readable (DOMAIN.md "Tenant lifecycle and plans").
+    TrialExpired {
+        /// When the trial ended (the deadline's time, UTC).
+        expired_at: DateTime<Utc>,
+    },
     /// The business was suspended.
     TenantSuspended {
         /// Why.
@@ -92,6 +98,7 @@ impl DomainEvent for TenantEvent {
             Self::ManagerAssigned { .. } => "ManagerAssigned",
             Self::ManagerReassigned { .. } => "ManagerReassigned",
             Self::ManagerUnassigned { .. } => "ManagerUnassigned",
+            Self::TrialExpired { .. } => "TrialExpired",
             Self::TenantSuspended { .. } => "TenantSuspended",
         }
         .to_string()

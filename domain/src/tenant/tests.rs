@@ -240,3 +240,43 @@ fn a_business_is_suspended() {
             reason: "fraud".into(),
         }]);
 }
+
+#[test]
+fn an_ended_trial_expires_at_its_end() {
+    TenantTest::with(())
+        .given(vec![registered()])
+        .when(TenantCommand::ExpireTrial {
+            at: at() + Duration::days(7) + Duration::seconds(3),
+        })
+        .then_expect_events(vec![TenantEvent::TrialExpired {
+            expired_at: at() + Duration::days(7),
+        }]);
+}
+
+#[test]
+fn a_trial_does_not_expire_before_its_end() {
+    TenantTest::with(())
+        .given(vec![registered()])
+        .when(TenantCommand::ExpireTrial {
+            at: at() + Duration::days(6),
+        })
+        .then_expect_error(TenantError::TrialNotOver {
+            tenant: tenant_id(),
+            ends_at: at() + Duration::days(7),
+        });
+}
+
+#[test]
+fn an_expired_trial_expires_once() {
+    TenantTest::with(())
+        .given(vec![
+            registered(),
+            TenantEvent::TrialExpired {
+                expired_at: at() + Duration::days(7),
+            },
+        ])
+        .when(TenantCommand::ExpireTrial {
+            at: at() + Duration::days(8),
+        })
+        .then_expect_events(vec![]);
+}

@@ -1,0 +1,7 @@
+//! The kinds of durable deadline: a command that falls due at a time. The `deadlines`
+//! projection schedules them from events; the deadline runner issues the command once
+//! when it is due (see `migrations/0003_deadlines.sql`).
+
+/// `ExpireTrial` on the tenant stream at `trial_ends_at`, scheduled by `TenantRegistered`
+/// (DOMAIN.md: a 7-day trial; when it ends without a paid plan the tenant is restricted).
+pub const EXPIRE_TRIAL: &str = "tenant.expire_trial";

@@ -1,0 +1,71 @@
+//! The `deadlines` projection: schedules durable deadlines from events.
+//!
+//! A deadline's id is derived from the event that scheduled it (UUID v5 of the event id
+//! and the kind) and inserted with `on conflict do nothing`, so replaying or rebuilding
+//! this projection never schedules anything twice and never revives a deadline that ran.
+
+use crate::projection::{payload, Projection, ProjectionError};
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+use uuid::Uuid;
+use x8_domain::deadlines::EXPIRE_TRIAL;
+use x8_domain::tenant::TenantEvent;
+use x8_eventstore::RecordedEvent;
+
+/// Schedules deadlines into the `deadlines` table.
+pub struct DeadlinesProjection;
+
+/// The projection's name.
+pub const NAME: &str = "deadlines";
+
+impl Projection for DeadlinesProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a RecordedEvent,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            if event.event_type != "TenantRegistered" {
+                return Ok(());
+            }
+            if let TenantEvent::TenantRegistered { trial_ends_at, .. } = payload(event)? {
+                schedule(conn, event, EXPIRE_TRIAL, trial_ends_at).await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Keeps the table: scheduled and executed deadlines are history, and re-applying the
+    /// events re-inserts nothing.
+    fn reset<'a>(
+        &'a self,
+        _conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+async fn schedule(
+    conn: &mut PgConnection,
+    cause: &RecordedEvent,
+    kind: &str,
+    due_at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ProjectionError> {
+    // language=PostgreSQL
+    sqlx::query(
+        "insert into deadlines (deadline_id, kind, aggregate_id, due_at)
+         values ($1, $2, $3, $4)
+         on conflict (deadline_id) do nothing",
+    )
+    .bind(Uuid::new_v5(&cause.event_id, kind.as_bytes()))
+    .bind(kind)
+    .bind(&cause.aggregate_id)
+    .bind(due_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
