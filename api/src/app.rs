@@ -129,6 +129,7 @@ pub fn router(state: AppState) -> Router {
             Router::new()
                 .merge(routes::admin::router())
                 .merge(routes::auth::router())
+                .merge(routes::companies::router())
                 .merge(routes::tenants::router())
                 .merge(routes::managers::router()),
         )

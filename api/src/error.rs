@@ -215,6 +215,31 @@ impl Rejection for AccountError {
     }
 }
 
+impl Rejection for x8_commands::companies::CompanyOpError {
+    fn problem(self) -> ApiError {
+        use x8_commands::companies::CompanyOpError;
+        use x8_domain::company::CompanyError;
+        match self {
+            CompanyOpError::Tenant(e) => e.problem(),
+            CompanyOpError::Company(CompanyError::NotFound) => ApiError::not_found(),
+            CompanyOpError::Company(e @ CompanyError::InvalidName) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_name",
+                e.to_string(),
+            ),
+            CompanyOpError::Company(e @ CompanyError::AlreadyExists(_)) => {
+                ApiError::conflict(e.to_string())
+            }
+        }
+    }
+}
+
+impl Rejection for x8_domain::company::CompanyError {
+    fn problem(self) -> ApiError {
+        x8_commands::companies::CompanyOpError::Company(self).problem()
+    }
+}
+
 impl Rejection for ManagementError {
     fn problem(self) -> ApiError {
         match self {

@@ -20,6 +20,9 @@ pub struct CommandContext {
     pub correlation_id: Uuid,
     /// The message that caused it, if not the request.
     pub causation_id: Option<Uuid>,
+    /// The tenant the command's stream belongs to, when the command itself does not say
+    /// (e.g. renaming a company); recorded with every event.
+    pub tenant_id: Option<Uuid>,
     /// What identifies the request for idempotency; `None` hashes the command itself.
     /// Set it when the command carries generated values (a salt, a new id) that differ
     /// between two deliveries of the same request.
@@ -36,6 +39,7 @@ impl CommandContext {
             actor,
             correlation_id: command_id,
             causation_id: None,
+            tenant_id: None,
             fingerprint: None,
         }
     }
@@ -61,6 +65,12 @@ impl CommandContext {
         self
     }
 
+    /// Records `tenant_id` as the owner of the command's stream.
+    pub fn for_tenant(mut self, tenant_id: Uuid) -> Self {
+        self.tenant_id = Some(tenant_id);
+        self
+    }
+
     /// Sets the correlation id (e.g. the HTTP request id).
     pub fn correlated(mut self, correlation_id: Uuid) -> Self {
         self.correlation_id = correlation_id;
@@ -76,6 +86,7 @@ impl CommandContext {
             actor: self.actor.clone(),
             correlation_id: self.correlation_id,
             causation_id: Some(self.command_id),
+            tenant_id: self.tenant_id,
             fingerprint: self.fingerprint.clone(),
         }
     }

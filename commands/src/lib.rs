@@ -10,12 +10,14 @@
 //! - [`passwords`]: argon2id hashing and verification.
 //! - [`accounts`]: users and business registration, login checks.
 //! - [`tenants`]: manager assignment and the other tenant commands.
+//! - [`companies`]: creating companies (with their tenant-allocated codes) and changing them.
 //! - [`clock`]: the injectable clock.
 //! - [`deadlines`]: the runner that issues due deadlines' commands exactly once.
 
 pub mod accounts;
 pub mod bus;
 pub mod clock;
+pub mod companies;
 pub mod context;
 pub mod deadlines;
 pub mod error;
@@ -28,6 +30,7 @@ pub use context::CommandContext;
 pub use error::CommandError;
 
 use std::sync::Arc;
+use x8_domain::company::Company;
 use x8_domain::tenant::Tenant;
 use x8_domain::user::User;
 use x8_eventstore::EventStore;
@@ -39,8 +42,12 @@ pub struct Commands {
     pub tenants: Arc<CommandBus<Tenant>>,
     /// The user aggregate's bus.
     pub users: Arc<CommandBus<User>>,
+    /// The company aggregate's bus.
+    pub companies: Arc<CommandBus<Company>>,
     /// The clock commands read the time from.
     pub clock: Arc<dyn Clock>,
+    /// The event store (for reading what a command appended).
+    pub store: EventStore,
 }
 
 impl Commands {
@@ -49,7 +56,9 @@ impl Commands {
         Self {
             tenants: Arc::new(CommandBus::new(store)),
             users: Arc::new(CommandBus::new(store)),
+            companies: Arc::new(CommandBus::new(store)),
             clock,
+            store: store.clone(),
         }
     }
 }

@@ -8,11 +8,14 @@
 //! - [`ids`]: typed identifiers (`TenantId`, `UserId`).
 //! - [`email`]: a parsed, normalised e-mail address.
 //! - [`plan`]: the plan table of DOMAIN.md (prices in cents, channel limits).
-//! - [`tenant`]: the business (tenant) aggregate: registration, trial, manager assignment.
+//! - [`tenant`]: the business (tenant) aggregate: registration, trial, manager assignment,
+//!   company code allocation.
+//! - [`company`]: companies of a business, with their `COMP001` codes.
 //! - [`user`]: platform users (CLIENT, MANAGER, ADMIN) with their password hashes.
 //! - [`upcasters`]: conversions of old event versions to the current ones.
 //! - [`deadlines`]: the kinds of durable deadline (commands due at a time).
 
+pub mod company;
 pub mod deadlines;
 pub mod email;
 pub mod ids;

@@ -218,3 +218,20 @@ pub async fn head_position(pool: &PgPool) -> Result<i64, EventStoreError> {
         .await?;
     Ok(head.unwrap_or(0))
 }
+
+/// The event at `global_position`, if any.
+///
+/// # Errors
+/// [`EventStoreError::Database`].
+pub async fn event_at(
+    pool: &PgPool,
+    global_position: i64,
+) -> Result<Option<RecordedEvent>, EventStoreError> {
+    // language=PostgreSQL
+    Ok(sqlx::query_as(&format!(
+        "select {COLUMNS} from events where global_position = $1"
+    ))
+    .bind(global_position)
+    .fetch_optional(pool)
+    .await?)
+}

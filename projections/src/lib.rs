@@ -11,7 +11,9 @@
 //!   (read-your-writes).
 //! - [`tenants`]: the `tenants` and `manager_clients` read models.
 //! - [`deadlines`]: schedules durable deadlines (e.g. a trial's end) from events.
+//! - [`companies`]: the `companies` read model.
 
+pub mod companies;
 pub mod deadlines;
 pub mod projection;
 pub mod runner;
@@ -27,5 +29,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(tenants::TenantsProjection),
         Arc::new(deadlines::DeadlinesProjection),
+        Arc::new(companies::CompaniesProjection),
     ]
 }

@@ -116,6 +116,8 @@ async fn apply(
                     .await?;
             }
         }
+        // Company codes are read from the companies' own streams (the `companies` projection).
+        TenantEvent::CompanyCodeAllocated { .. } => {}
         TenantEvent::TrialExpired { .. } => {
             set_field(conn, tenant_id, "subscription_status", "expired", position).await?;
         }

@@ -277,6 +277,26 @@ impl TestApp {
         .await
     }
 
+    /// `POST /api/v1/tenants/{id}/companies`.
+    pub async fn create_company(
+        &self,
+        token: &str,
+        tenant: Uuid,
+        name: &str,
+        company_type: &str,
+    ) -> TestResponse {
+        let body = json!({"name": name, "type": company_type});
+        let path = format!("/api/v1/tenants/{tenant}/companies");
+        self.send(
+            Method::POST,
+            &path,
+            Some(token),
+            &[],
+            Some(body.to_string()),
+        )
+        .await
+    }
+
     /// `DELETE /api/v1/tenants/{id}/manager`.
     pub async fn unassign_manager(&self, admin: &str, tenant: Uuid) -> TestResponse {
         let path = format!("/api/v1/tenants/{tenant}/manager");

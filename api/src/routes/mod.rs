@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod companies;
 pub mod health;
 pub mod managers;
 pub mod tenants;
@@ -30,4 +31,30 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 /// Parses a path id; anything that is not a UUID is 404 (it cannot name a resource).
 pub fn path_id(raw: &str) -> Result<Uuid, crate::error::ApiError> {
     raw.parse().map_err(|_| crate::error::ApiError::not_found())
+}
+
+/// Whether `caller` may act on business `tenant_id`: an ADMIN always, a CLIENT its own, a
+/// MANAGER the businesses assigned to it. Read from the tenant's own stream, so it is
+/// current even while projections lag.
+///
+/// # Errors
+/// 404 `not_found` for a business that does not exist or that the caller may not see.
+pub async fn authorize_tenant(
+    state: &crate::AppState,
+    caller: &crate::auth::Caller,
+    tenant_id: x8_domain::TenantId,
+) -> Result<(), crate::error::ApiError> {
+    use x8_domain::user::Role;
+    let tenant = state.commands.tenants.load(&tenant_id.to_string()).await?;
+    let allowed = tenant.status() != x8_domain::tenant::TenantStatus::Unregistered
+        && match caller.role {
+            Role::Admin => true,
+            Role::Client => caller.tenant_id == Some(tenant_id),
+            Role::Manager => tenant.manager() == Some(caller.user_id),
+        };
+    if allowed {
+        Ok(())
+    } else {
+        Err(crate::error::ApiError::not_found())
+    }
 }

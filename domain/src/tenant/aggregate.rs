@@ -30,6 +30,8 @@ pub struct Tenant {
     subscription_status: SubscriptionStatus,
     trial_ends_at: Option<DateTime<Utc>>,
     manager: Option<UserId>,
+    #[serde(default)]
+    companies: u32,
 }
 
 impl Tenant {
@@ -121,6 +123,14 @@ impl Tenant {
                 }]),
                 _ => Ok(vec![]),
             },
+            C::AllocateCompanyCode { company_id } => {
+                let position = self.companies + 1;
+                Ok(vec![E::CompanyCodeAllocated {
+                    company_id,
+                    position,
+                    code: crate::company::company_code(position),
+                }])
+            }
             C::SuspendTenant { reason } => match self.status {
                 TenantStatus::Suspended => Err(TenantError::AlreadySuspended { tenant }),
                 _ => Ok(vec![E::TenantSuspended { reason }]),
@@ -180,6 +190,7 @@ impl Aggregate for Tenant {
             TenantEvent::TrialExpired { .. } => {
                 self.subscription_status = SubscriptionStatus::Expired;
             }
+            TenantEvent::CompanyCodeAllocated { position, .. } => self.companies = position,
             TenantEvent::TenantSuspended { .. } => self.status = TenantStatus::Suspended,
         }
     }

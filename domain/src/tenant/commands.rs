@@ -40,6 +40,11 @@ pub enum TenantCommand {
         /// Now, by the caller's clock; must not be before the trial's end.
         at: DateTime<Utc>,
     },
+    /// Allocate the next company code (`COMP001`, `COMP002`, …) to a new company.
+    AllocateCompanyCode {
+        /// The company that gets it.
+        company_id: uuid::Uuid,
+    },
     /// Suspend the business (ADMIN).
     SuspendTenant {
         /// Why, for the audit trail.
@@ -56,6 +61,7 @@ impl TenantCommand {
             Self::ReassignManager { .. } => "ReassignManager",
             Self::UnassignManager => "UnassignManager",
             Self::ExpireTrial { .. } => "ExpireTrial",
+            Self::AllocateCompanyCode { .. } => "AllocateCompanyCode",
             Self::SuspendTenant { .. } => "SuspendTenant",
         }
     }

@@ -84,6 +84,15 @@ pub enum TenantEvent {
         /// When the trial ended (the deadline's time, UTC).
         expired_at: DateTime<Utc>,
     },
+    /// The next company code went to a company.
+    CompanyCodeAllocated {
+        /// The company.
+        company_id: uuid::Uuid,
+        /// Its position among the tenant's companies (1, 2, …).
+        position: u32,
+        /// Its code, e.g. `COMP001`.
+        code: String,
+    },
     /// The business was suspended.
     TenantSuspended {
         /// Why.
@@ -99,6 +108,7 @@ impl DomainEvent for TenantEvent {
             Self::ManagerReassigned { .. } => "ManagerReassigned",
             Self::ManagerUnassigned { .. } => "ManagerUnassigned",
             Self::TrialExpired { .. } => "TrialExpired",
+            Self::CompanyCodeAllocated { .. } => "CompanyCodeAllocated",
             Self::TenantSuspended { .. } => "TenantSuspended",
         }
         .to_string()

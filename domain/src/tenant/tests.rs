@@ -280,3 +280,25 @@ fn an_expired_trial_expires_once() {
         })
         .then_expect_events(vec![]);
 }
+
+#[test]
+fn company_codes_are_allocated_in_order() {
+    let company = uuid::Uuid::from_u128(77);
+    TenantTest::with(())
+        .given(vec![
+            registered(),
+            TenantEvent::CompanyCodeAllocated {
+                company_id: uuid::Uuid::from_u128(76),
+                position: 1,
+                code: "COMP001".into(),
+            },
+        ])
+        .when(TenantCommand::AllocateCompanyCode {
+            company_id: company,
+        })
+        .then_expect_events(vec![TenantEvent::CompanyCodeAllocated {
+            company_id: company,
+            position: 2,
+            code: "COMP002".into(),
+        }]);
+}

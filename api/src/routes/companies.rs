@@ -1,0 +1,177 @@
+//! Companies of a business:
+//! - `POST /api/v1/tenants/{id}/companies` `{name, type}` (`Product`|`Service`|`Hybrid`)
+//!   → 201 `{company_id, code, position}`
+//! - `GET /api/v1/tenants/{id}/companies` → the tenant's companies, by code
+//! - `GET /api/v1/companies/{id}` → one company
+//! - `PATCH /api/v1/companies/{id}` `{name?, status?}` (`ACTIVE`|`INACTIVE`|`SUSPENDED`)
+//!   → `{company_id, position}`
+//!
+//! Who: the owning CLIENT, its assigned MANAGER, ADMINs; anyone else gets 404.
+
+use super::{authorize_tenant, path_id, RequestId};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use x8_commands::companies::{create_company, update_company};
+use x8_domain::company::{CompanyStatus, CompanyType};
+use x8_domain::TenantId;
+use x8_projections::companies::NAME as COMPANIES;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tenants/{id}/companies", get(list).post(create))
+        .route("/companies/{id}", get(show).patch(update))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Create {
+    name: String,
+    #[serde(rename = "type")]
+    company_type: CompanyType,
+}
+
+#[derive(Serialize)]
+struct Created {
+    company_id: Uuid,
+    code: String,
+    position: i64,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Create>,
+) -> Result<(StatusCode, Json<Created>), ApiError> {
+    let tenant_id = TenantId(path_id(&id)?);
+    authorize_tenant(&state, &caller, tenant_id).await?;
+    let ctx = state.context(Some(&caller), key, request_id);
+    let created = create_company(
+        &state.commands,
+        tenant_id,
+        &body.name,
+        body.company_type,
+        &ctx,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            company_id: created.company_id,
+            code: created.code,
+            position: created.position,
+        }),
+    ))
+}
+
+/// A row of the `companies` read model.
+#[derive(Serialize, sqlx::FromRow)]
+struct CompanyView {
+    company_id: Uuid,
+    tenant_id: Uuid,
+    code: String,
+    position: i32,
+    name: String,
+    #[serde(rename = "type")]
+    company_type: String,
+    status: String,
+    created_at: DateTime<Utc>,
+    last_position: i64,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    MinPosition(position): MinPosition,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<CompanyView>>, ApiError> {
+    let tenant_id = TenantId(path_id(&id)?);
+    authorize_tenant(&state, &caller, tenant_id).await?;
+    state.wait_for(COMPANIES, position).await?;
+    // language=PostgreSQL
+    let companies =
+        sqlx::query_as("select * from companies where tenant_id = $1 order by position")
+            .bind(tenant_id.0)
+            .fetch_all(&state.pool)
+            .await?;
+    Ok(Json(companies))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    MinPosition(position): MinPosition,
+    Path(id): Path<String>,
+) -> Result<Json<CompanyView>, ApiError> {
+    let company_id = path_id(&id)?;
+    state.wait_for(COMPANIES, position).await?;
+    // language=PostgreSQL
+    let company: CompanyView = sqlx::query_as("select * from companies where company_id = $1")
+        .bind(company_id)
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    authorize_tenant(&state, &caller, TenantId(company.tenant_id)).await?;
+    Ok(Json(company))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Update {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    status: Option<CompanyStatus>,
+}
+
+#[derive(Serialize)]
+struct Updated {
+    company_id: Uuid,
+    position: i64,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Update>,
+) -> Result<Json<Updated>, ApiError> {
+    let company_id = path_id(&id)?;
+    let company = state
+        .commands
+        .companies
+        .load(&company_id.to_string())
+        .await?;
+    if !company.exists() {
+        return Err(ApiError::not_found());
+    }
+    authorize_tenant(&state, &caller, company.tenant_id()).await?;
+    let ctx = state.context(Some(&caller), key, request_id);
+    let position = update_company(
+        &state.commands,
+        company.tenant_id(),
+        company_id,
+        body.name,
+        body.status,
+        &ctx,
+    )
+    .await?;
+    Ok(Json(Updated {
+        company_id,
+        position,
+    }))
+}

@@ -1,0 +1,332 @@
+//! Companies of a business (DOMAIN.md "Companies"): type `Product`, `Service` or `Hybrid`,
+//! status `ACTIVE`/`INACTIVE`/`SUSPENDED`, and a human code `COMP001`, `COMP002`, … unique
+//! within the tenant.
+//!
+//! The code is allocated by the **tenant** aggregate (`AllocateCompanyCode` →
+//! `CompanyCodeAllocated`, a counter on the tenant stream), so the tenant stream's
+//! expected version makes codes unique also under concurrent creation; the company stream
+//! is then created with it. A creation cut off between the two steps leaves a gap in the
+//! numbering (like a database sequence), never a duplicate.
+
+use crate::TenantId;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What a company sells, which decides its flows (delivery calendar after payment for
+/// products, appointment after prepayment for services).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum CompanyType {
+    /// Sells products.
+    #[default]
+    Product,
+    /// Sells services.
+    Service,
+    /// Both.
+    Hybrid,
+}
+
+/// A company's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CompanyStatus {
+    /// In operation.
+    #[default]
+    Active,
+    /// Paused by the business.
+    Inactive,
+    /// Suspended by the platform.
+    Suspended,
+}
+
+impl CompanyStatus {
+    /// The upper-case name used on the wire and in read models.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Inactive => "INACTIVE",
+            Self::Suspended => "SUSPENDED",
+        }
+    }
+}
+
+/// The human code of the `number`-th company of a tenant: `COMP001` … `COMP999`, then
+/// `COMP1000` and on (never truncated).
+pub fn company_code(number: u32) -> String {
+    format!("COMP{number:03}")
+}
+
+/// What can be asked of a company.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CompanyCommand {
+    /// Create the company with the code its tenant allocated.
+    CreateCompany {
+        /// The owning business.
+        tenant_id: TenantId,
+        /// The allocated code, e.g. `COMP001`.
+        code: String,
+        /// Its position in the tenant (1 for `COMP001`).
+        position: u32,
+        /// Display name, 1 to 200 characters after trimming.
+        name: String,
+        /// Product, Service or Hybrid.
+        company_type: CompanyType,
+    },
+    /// Rename.
+    RenameCompany {
+        /// The new name.
+        name: String,
+    },
+    /// Change the status.
+    ChangeCompanyStatus {
+        /// The new status.
+        status: CompanyStatus,
+    },
+}
+
+/// What happened to a company.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CompanyEvent {
+    /// The company was created (status ACTIVE).
+    CompanyCreated {
+        /// The owning business.
+        tenant_id: TenantId,
+        /// Its code.
+        code: String,
+        /// Its position in the tenant.
+        position: u32,
+        /// Name.
+        name: String,
+        /// Type.
+        company_type: CompanyType,
+    },
+    /// Renamed.
+    CompanyRenamed {
+        /// The new name.
+        name: String,
+    },
+    /// Status changed.
+    CompanyStatusChanged {
+        /// The status before.
+        from: CompanyStatus,
+        /// The status now.
+        to: CompanyStatus,
+    },
+}
+
+impl DomainEvent for CompanyEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::CompanyCreated { .. } => "CompanyCreated",
+            Self::CompanyRenamed { .. } => "CompanyRenamed",
+            Self::CompanyStatusChanged { .. } => "CompanyStatusChanged",
+        }
+        .into()
+    }
+    fn event_version(&self) -> String {
+        "1.0".into()
+    }
+}
+
+/// A refused company command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompanyError {
+    /// The stream holds a company already.
+    #[error("company {0} already exists")]
+    AlreadyExists(Uuid),
+    /// The command needs an existing company.
+    #[error("company does not exist")]
+    NotFound,
+    /// The name is empty or longer than 200 characters.
+    #[error("a company name must have 1 to 200 characters")]
+    InvalidName,
+}
+
+/// A company.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Company {
+    created: bool,
+    tenant_id: TenantId,
+    name: String,
+    status: CompanyStatus,
+}
+
+impl Company {
+    /// Whether the company exists.
+    pub fn exists(&self) -> bool {
+        self.created
+    }
+    /// The owning business.
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+
+    /// Decides a command. Pure.
+    ///
+    /// # Errors
+    /// A [`CompanyError`] naming the broken rule.
+    pub fn decide(&self, command: CompanyCommand) -> Result<Vec<CompanyEvent>, CompanyError> {
+        match command {
+            CompanyCommand::CreateCompany {
+                tenant_id,
+                code,
+                position,
+                name,
+                company_type,
+            } => {
+                if self.created {
+                    return Err(CompanyError::AlreadyExists(self.tenant_id.0));
+                }
+                Ok(vec![CompanyEvent::CompanyCreated {
+                    tenant_id,
+                    code,
+                    position,
+                    name: parse_name(&name)?,
+                    company_type,
+                }])
+            }
+            _ if !self.created => Err(CompanyError::NotFound),
+            CompanyCommand::RenameCompany { name } => {
+                let name = parse_name(&name)?;
+                Ok(if name == self.name {
+                    vec![]
+                } else {
+                    vec![CompanyEvent::CompanyRenamed { name }]
+                })
+            }
+            CompanyCommand::ChangeCompanyStatus { status } => Ok(if status == self.status {
+                vec![]
+            } else {
+                vec![CompanyEvent::CompanyStatusChanged {
+                    from: self.status,
+                    to: status,
+                }]
+            }),
+        }
+    }
+}
+
+/// A company name: trimmed, 1 to 200 characters.
+///
+/// # Errors
+/// [`CompanyError::InvalidName`].
+pub fn parse_name(raw: &str) -> Result<String, CompanyError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(CompanyError::InvalidName);
+    }
+    Ok(name.to_string())
+}
+
+impl Aggregate for Company {
+    const TYPE: &'static str = "company";
+    type Command = CompanyCommand;
+    type Event = CompanyEvent;
+    type Error = CompanyError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let events = self.decide(command)?;
+        crate::emit(self, sink, events).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            CompanyEvent::CompanyCreated {
+                tenant_id, name, ..
+            } => {
+                *self = Self {
+                    created: true,
+                    tenant_id,
+                    name,
+                    status: CompanyStatus::Active,
+                };
+            }
+            CompanyEvent::CompanyRenamed { name } => self.name = name,
+            CompanyEvent::CompanyStatusChanged { to, .. } => self.status = to,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+
+    fn created() -> CompanyEvent {
+        CompanyEvent::CompanyCreated {
+            tenant_id: TenantId(Uuid::from_u128(1)),
+            code: "COMP001".into(),
+            position: 1,
+            name: "Bakery".into(),
+            company_type: CompanyType::Product,
+        }
+    }
+
+    #[test]
+    fn codes_are_zero_padded_to_three_digits_and_grow_past_999() {
+        assert_eq!(company_code(1), "COMP001");
+        assert_eq!(company_code(42), "COMP042");
+        assert_eq!(company_code(1000), "COMP1000");
+    }
+
+    #[test]
+    fn a_company_is_created_active_with_a_trimmed_name() {
+        TestFramework::<Company>::with(())
+            .given_no_previous_events()
+            .when(CompanyCommand::CreateCompany {
+                tenant_id: TenantId(Uuid::from_u128(1)),
+                code: "COMP001".into(),
+                position: 1,
+                name: "  Bakery ".into(),
+                company_type: CompanyType::Product,
+            })
+            .then_expect_events(vec![created()]);
+    }
+
+    #[test]
+    fn a_blank_name_is_refused() {
+        TestFramework::<Company>::with(())
+            .given(vec![created()])
+            .when(CompanyCommand::RenameCompany { name: " ".into() })
+            .then_expect_error(CompanyError::InvalidName);
+    }
+
+    #[test]
+    fn a_missing_company_cannot_be_renamed() {
+        TestFramework::<Company>::with(())
+            .given_no_previous_events()
+            .when(CompanyCommand::RenameCompany { name: "X".into() })
+            .then_expect_error(CompanyError::NotFound);
+    }
+
+    #[test]
+    fn a_status_change_records_from_and_to() {
+        TestFramework::<Company>::with(())
+            .given(vec![created()])
+            .when(CompanyCommand::ChangeCompanyStatus {
+                status: CompanyStatus::Suspended,
+            })
+            .then_expect_events(vec![CompanyEvent::CompanyStatusChanged {
+                from: CompanyStatus::Active,
+                to: CompanyStatus::Suspended,
+            }]);
+    }
+
+    #[test]
+    fn the_same_status_again_changes_nothing() {
+        TestFramework::<Company>::with(())
+            .given(vec![created()])
+            .when(CompanyCommand::ChangeCompanyStatus {
+                status: CompanyStatus::Active,
+            })
+            .then_expect_events(vec![]);
+    }
+}

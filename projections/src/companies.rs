@@ -1,0 +1,80 @@
+//! The `companies` read model (migrations/0004): one row per company, with its code.
+
+use crate::projection::{payload, Projection, ProjectionError};
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+use uuid::Uuid;
+use x8_domain::company::CompanyEvent;
+use x8_eventstore::RecordedEvent;
+
+/// Builds `companies`.
+pub struct CompaniesProjection;
+
+/// The projection's name, for waiting on it.
+pub const NAME: &str = "companies";
+
+impl Projection for CompaniesProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a RecordedEvent,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            if event.aggregate_type != "company" {
+                return Ok(());
+            }
+            let company_id: Uuid = event.aggregate_id.parse().map_err(|_| {
+                ProjectionError::Other(format!("bad company id {}", event.aggregate_id))
+            })?;
+            let position = event.global_position;
+            // language=PostgreSQL
+            let query = match payload(event)? {
+                CompanyEvent::CompanyCreated { tenant_id, code, position: number, name, company_type } => sqlx::query(
+                    "insert into companies (company_id, tenant_id, code, position, name, company_type,
+                                            status, created_at, last_position)
+                     values ($1, $2, $3, $4, $5, $6, 'ACTIVE', $7, $8)
+                     on conflict (company_id) do nothing",
+                )
+                .bind(company_id)
+                .bind(tenant_id.0)
+                .bind(code)
+                .bind(number as i32)
+                .bind(name)
+                .bind(format!("{company_type:?}"))
+                .bind(event.recorded_at)
+                .bind(position),
+                CompanyEvent::CompanyRenamed { name } => sqlx::query(
+                    "update companies set name = $2, last_position = $3
+                     where company_id = $1 and last_position < $3",
+                )
+                .bind(company_id)
+                .bind(name)
+                .bind(position),
+                CompanyEvent::CompanyStatusChanged { to, .. } => sqlx::query(
+                    "update companies set status = $2, last_position = $3
+                     where company_id = $1 and last_position < $3",
+                )
+                .bind(company_id)
+                .bind(to.as_str())
+                .bind(position),
+            };
+            query.execute(conn).await?;
+            Ok(())
+        })
+    }
+
+    fn reset<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            // language=PostgreSQL
+            sqlx::query("truncate companies").execute(conn).await?;
+            Ok(())
+        })
+    }
+}
