@@ -1,9 +1,8 @@
 //! The `companies` read model (migrations/0004): one row per company, with its code.
 
-use crate::projection::{payload, Projection, ProjectionError};
+use crate::projection::{payload, stream_uuid, Projection, ProjectionError};
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
-use uuid::Uuid;
 use x8_domain::company::CompanyEvent;
 use x8_eventstore::RecordedEvent;
 
@@ -27,9 +26,7 @@ impl Projection for CompaniesProjection {
             if event.aggregate_type != "company" {
                 return Ok(());
             }
-            let company_id: Uuid = event.aggregate_id.parse().map_err(|_| {
-                ProjectionError::Other(format!("bad company id {}", event.aggregate_id))
-            })?;
+            let company_id = stream_uuid(event)?;
             let position = event.global_position;
             // language=PostgreSQL
             let query = match payload(event)? {

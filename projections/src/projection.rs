@@ -60,3 +60,16 @@ pub fn payload<E: serde::de::DeserializeOwned>(
         source,
     })
 }
+
+/// The event's stream id as a UUID (tenant, company, … streams are keyed by UUID).
+///
+/// # Errors
+/// [`ProjectionError::Other`] naming the malformed id.
+pub fn stream_uuid(event: &RecordedEvent) -> Result<uuid::Uuid, ProjectionError> {
+    event.aggregate_id.parse().map_err(|_| {
+        ProjectionError::Other(format!(
+            "bad {} id {}",
+            event.aggregate_type, event.aggregate_id
+        ))
+    })
+}

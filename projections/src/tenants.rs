@@ -3,7 +3,7 @@
 //! Every row remembers the global position of the last event applied to it, and updates
 //! are guarded by it, so re-applying an event (e.g. by hand) is harmless.
 
-use crate::projection::{payload, Projection, ProjectionError};
+use crate::projection::{payload, stream_uuid, Projection, ProjectionError};
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -30,9 +30,7 @@ impl Projection for TenantsProjection {
             if event.aggregate_type != "tenant" {
                 return Ok(());
             }
-            let tenant_id: Uuid = event.aggregate_id.parse().map_err(|_| {
-                ProjectionError::Other(format!("bad tenant id {}", event.aggregate_id))
-            })?;
+            let tenant_id = stream_uuid(event)?;
             apply(conn, tenant_id, event, payload(event)?).await
         })
     }

@@ -5,15 +5,9 @@ use futures::future::join;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use x8_tests::{TestApp, TestClock};
 
-#[sqlx::test(migrations = "../migrations")]
-async fn a_trial_expires_by_time_once_across_a_restart(
-    _options: PgPoolOptions,
-    connect: PgConnectOptions,
-) {
-    // given a business registered on 1 November with the clock standing still
-    let clock = TestClock::at(Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap());
-    let app = TestApp::spawn_with_clock(connect.clone(), clock.clone()).await;
-    let (tenant, owner) = app.tenant_with_owner("Trial Shop", "trial@x8.test").await;
+/// A business registered at `clock`'s time, with its trial deadline scheduled.
+async fn registered_business(app: &TestApp, name: &str, email: &str) -> (uuid::Uuid, String) {
+    let registered = app.tenant_with_owner(name, email).await;
     let position = app.event_count().await;
     app.state
         .projections
@@ -24,6 +18,18 @@ async fn a_trial_expires_by_time_once_across_a_restart(
         )
         .await
         .unwrap();
+    registered
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_trial_expires_by_time_once_across_a_restart(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // given a business registered on 1 November with the clock standing still
+    let clock = TestClock::at(Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap());
+    let app = TestApp::spawn_with_clock(connect.clone(), clock.clone()).await;
+    let (tenant, owner) = registered_business(&app, "Trial Shop", "trial@x8.test").await;
 
     // when a day passes, nothing is due
     clock.advance(Duration::days(1));
@@ -57,17 +63,7 @@ async fn a_deadline_whose_command_already_ran_is_completed_without_running_again
     // given a runner that died after ExpireTrial was appended but before marking it done
     let clock = TestClock::at(Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap());
     let app = TestApp::spawn_with_clock(connect, clock.clone()).await;
-    let (tenant, _) = app.tenant_with_owner("Crash Shop", "crash@x8.test").await;
-    let position = app.event_count().await;
-    app.state
-        .projections
-        .wait_for(
-            x8_projections::deadlines::NAME,
-            position,
-            std::time::Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    let (tenant, _) = registered_business(&app, "Crash Shop", "crash@x8.test").await;
     clock.advance(Duration::days(8));
     app.deadlines().run_due(10).await.unwrap();
     sqlx::query("update deadlines set status = 'pending', completed_at = null")
