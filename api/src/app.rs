@@ -11,9 +11,7 @@ use axum::Router;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
-use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use uuid::Uuid;
@@ -92,16 +90,6 @@ impl AppState {
             Err(WaitError::Database(e)) => Err(ApiError::internal(e)),
         }
     }
-}
-
-/// The request id set by the middleware (a UUID v4), or a fresh one.
-pub fn request_id<B>(request: &Request<B>) -> Uuid {
-    request
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(Uuid::now_v7)
 }
 
 /// The whole API: routes, 1 MiB body limit, `x-request-id` set and echoed, and a trace

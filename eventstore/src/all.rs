@@ -207,18 +207,6 @@ pub async fn checkpoint_of(
     }))
 }
 
-/// The highest global position, 0 for an empty log.
-///
-/// # Errors
-/// [`EventStoreError::Database`].
-pub async fn head_position(pool: &PgPool) -> Result<i64, EventStoreError> {
-    // language=PostgreSQL
-    let (head,): (Option<i64>,) = sqlx::query_as("select max(global_position) from events")
-        .fetch_one(pool)
-        .await?;
-    Ok(head.unwrap_or(0))
-}
-
 /// The event at `global_position`, if any.
 ///
 /// # Errors

@@ -12,7 +12,7 @@ use axum::Router;
 use http_body_util::BodyExt;
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +31,6 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Opens a pool of `size` connections on the test database `#[sqlx::test]` made.
 pub async fn test_pool(connect: PgConnectOptions, size: u32) -> PgPool {
-    let _ = PgPoolOptions::new(); // the options sqlx hands in are replaced by ours
     x8_eventstore::pool::pool_options(size)
         .connect_with(connect)
         .await

@@ -8,7 +8,7 @@
 //! A CLIENT sees only its own business, a MANAGER only those assigned to it, an ADMIN all;
 //! anything else is 404, so existence is not revealed.
 
-use super::{path_id, RequestId};
+use super::{authorize_tenant, path_id, RequestId};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -23,7 +23,6 @@ use uuid::Uuid;
 use x8_commands::accounts::register_business;
 use x8_commands::tenants::{assign_manager, execute};
 use x8_domain::tenant::TenantCommand;
-use x8_domain::user::Role;
 use x8_domain::{TenantId, UserId};
 use x8_projections::tenants::NAME as TENANTS;
 
@@ -99,22 +98,15 @@ async fn show(
     MinPosition(position): MinPosition,
     Path(id): Path<String>,
 ) -> Result<Json<TenantView>, ApiError> {
-    let tenant_id = path_id(&id)?;
+    let tenant_id = TenantId(path_id(&id)?);
+    authorize_tenant(&state, &caller, tenant_id).await?;
     state.wait_for(TENANTS, position).await?;
     // language=PostgreSQL
     let view: TenantView = sqlx::query_as("select * from tenants where tenant_id = $1")
-        .bind(tenant_id)
+        .bind(tenant_id.0)
         .fetch_optional(&state.pool)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let visible = match caller.role {
-        Role::Admin => true,
-        Role::Client => caller.tenant_id == Some(TenantId(tenant_id)),
-        Role::Manager => view.manager_id == Some(caller.user_id.0),
-    };
-    if !visible {
-        return Err(ApiError::not_found());
-    }
     Ok(Json(view))
 }
 

@@ -51,10 +51,6 @@ impl Tenant {
     pub fn plan(&self) -> Plan {
         self.plan
     }
-    /// Trialing, active, past due, cancelled or expired.
-    pub fn subscription_status(&self) -> SubscriptionStatus {
-        self.subscription_status
-    }
 
     /// Decides which events a command produces, or why it is refused. Pure.
     ///
