@@ -117,6 +117,7 @@ pub fn router(state: AppState) -> Router {
             Router::new()
                 .merge(routes::admin::router())
                 .merge(routes::auth::router())
+                .merge(routes::channels::router())
                 .merge(routes::companies::router())
                 .merge(routes::tenants::router())
                 .merge(routes::managers::router()),

@@ -7,7 +7,10 @@
 //! `unauthorized`, `forbidden`, `not_found`, `conflict`, `email_taken`, `invalid_email`,
 //! `invalid_password`, `invalid_name`, `manager_already_assigned`, `manager_mismatch`,
 //! `no_manager_assigned`, `not_a_manager`, `already_suspended`, `trial_not_over`,
-//! `projection_lagging`,
+//! `over_channel_limit` (with `connection_ids` to remove), `upgrade_requires_checkout`,
+//! `custom_plan`, `channel_limit_required`, `channels_restricted`, `tenant_suspended`,
+//! `meta_app_pool_empty`, `meta_app_registered`, `invalid_meta_app`, `channel_removed`,
+//! `no_credentials`, `projection_lagging`,
 //! `internal`, `unavailable`.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -180,6 +183,35 @@ impl Rejection for TenantError {
             TenantError::AlreadySuspended { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "already_suspended", detail)
             }
+            TenantError::OverChannelLimit {
+                limit,
+                used,
+                remove,
+                ..
+            } => ApiError::new(StatusCode::CONFLICT, "over_channel_limit", detail)
+                .with("channel_limit", limit)
+                .with("channels_used", used)
+                .with(
+                    "connection_ids",
+                    remove.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
+                ),
+            TenantError::UpgradeRequiresCheckout { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "upgrade_requires_checkout", detail)
+            }
+            TenantError::CustomPlan { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "custom_plan", detail)
+            }
+            TenantError::ChannelLimitRequired { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "channel_limit_required",
+                detail,
+            ),
+            TenantError::ChannelsRestricted { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "channels_restricted", detail)
+            }
+            TenantError::Suspended { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "tenant_suspended", detail)
+            }
         }
     }
 }
@@ -256,5 +288,52 @@ impl Rejection for ManagementError {
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         ApiError::internal(err)
+    }
+}
+
+impl Rejection for x8_commands::channels::ChannelOpError {
+    fn problem(self) -> ApiError {
+        use x8_commands::channels::ChannelOpError;
+        match self {
+            ChannelOpError::Tenant(e) => e.problem(),
+            ChannelOpError::Company(e) => e.problem(),
+            ChannelOpError::Channel(e) => e.problem(),
+            ChannelOpError::MetaApp(e) => e.problem(),
+        }
+    }
+}
+
+impl Rejection for x8_domain::channel::ChannelError {
+    fn problem(self) -> ApiError {
+        use x8_domain::channel::ChannelError;
+        let detail = self.to_string();
+        match self {
+            ChannelError::NotFound => ApiError::not_found(),
+            ChannelError::AlreadyCreated(_) => ApiError::conflict(detail),
+            ChannelError::Removed(_) => {
+                ApiError::new(StatusCode::CONFLICT, "channel_removed", detail)
+            }
+            ChannelError::NoCredentials(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "no_credentials", detail)
+            }
+        }
+    }
+}
+
+impl Rejection for x8_domain::meta_apps::MetaAppError {
+    fn problem(self) -> ApiError {
+        use x8_domain::meta_apps::MetaAppError;
+        let detail = self.to_string();
+        match self {
+            MetaAppError::PoolEmpty => {
+                ApiError::new(StatusCode::CONFLICT, "meta_app_pool_empty", detail)
+            }
+            MetaAppError::AlreadyRegistered(_) => {
+                ApiError::new(StatusCode::CONFLICT, "meta_app_registered", detail)
+            }
+            MetaAppError::Invalid => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_meta_app", detail)
+            }
+        }
     }
 }

@@ -11,11 +11,13 @@
 //! - [`accounts`]: users and business registration, login checks.
 //! - [`tenants`]: manager assignment and the other tenant commands.
 //! - [`companies`]: creating companies (with their tenant-allocated codes) and changing them.
+//! - [`channels`]: connecting and removing channel connections, the Meta app pool.
 //! - [`clock`]: the injectable clock.
 //! - [`deadlines`]: the runner that issues due deadlines' commands exactly once.
 
 pub mod accounts;
 pub mod bus;
+pub mod channels;
 pub mod clock;
 pub mod companies;
 pub mod context;
@@ -30,7 +32,9 @@ pub use context::CommandContext;
 pub use error::CommandError;
 
 use std::sync::Arc;
+use x8_domain::channel::Channel;
 use x8_domain::company::Company;
+use x8_domain::meta_apps::MetaAppPool;
 use x8_domain::tenant::Tenant;
 use x8_domain::user::User;
 use x8_eventstore::EventStore;
@@ -44,6 +48,10 @@ pub struct Commands {
     pub users: Arc<CommandBus<User>>,
     /// The company aggregate's bus.
     pub companies: Arc<CommandBus<Company>>,
+    /// The channel connection aggregate's bus.
+    pub channels: Arc<CommandBus<Channel>>,
+    /// The Meta app pool's bus.
+    pub meta_apps: Arc<CommandBus<MetaAppPool>>,
     /// The clock commands read the time from.
     pub clock: Arc<dyn Clock>,
     /// The event store (for reading what a command appended).
@@ -57,6 +65,8 @@ impl Commands {
             tenants: Arc::new(CommandBus::new(store)),
             users: Arc::new(CommandBus::new(store)),
             companies: Arc::new(CommandBus::new(store)),
+            channels: Arc::new(CommandBus::new(store)),
+            meta_apps: Arc::new(CommandBus::new(store)),
             clock,
             store: store.clone(),
         }

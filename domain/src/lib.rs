@@ -10,15 +10,19 @@
 //! - [`plan`]: the plan table of DOMAIN.md (prices in cents, channel limits).
 //! - [`tenant`]: the business (tenant) aggregate: registration, trial, manager assignment,
 //!   company code allocation.
+//! - [`channel`]: channel connections (platform, status, Meta app, sealed credentials).
 //! - [`company`]: companies of a business, with their `COMP001` codes.
+//! - [`meta_apps`]: the pool of pre-reviewed Meta apps for Instagram and Facebook.
 //! - [`user`]: platform users (CLIENT, MANAGER, ADMIN) with their password hashes.
 //! - [`upcasters`]: conversions of old event versions to the current ones.
 //! - [`deadlines`]: the kinds of durable deadline (commands due at a time).
 
+pub mod channel;
 pub mod company;
 pub mod deadlines;
 pub mod email;
 pub mod ids;
+pub mod meta_apps;
 pub mod plan;
 pub mod tenant;
 pub mod upcasters;

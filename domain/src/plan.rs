@@ -52,6 +52,19 @@ impl Plan {
         }
     }
 
+    /// The plan's place in the price order (FREE 0 < SINGLE < DOUBLE < SPECIAL < GROWTH <
+    /// ENTERPRISE 5): a move to a lower rank is a downgrade.
+    pub fn rank(self) -> u8 {
+        match self {
+            Plan::Free => 0,
+            Plan::Single => 1,
+            Plan::Double => 2,
+            Plan::Special => 3,
+            Plan::Growth => 4,
+            Plan::Enterprise => 5,
+        }
+    }
+
     /// The upper-case name used on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

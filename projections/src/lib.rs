@@ -12,7 +12,9 @@
 //! - [`tenants`]: the `tenants` and `manager_clients` read models.
 //! - [`deadlines`]: schedules durable deadlines (e.g. a trial's end) from events.
 //! - [`companies`]: the `companies` read model.
+//! - [`channels`]: the `channels` and `meta_apps` read models.
 
+pub mod channels;
 pub mod companies;
 pub mod deadlines;
 pub mod projection;
@@ -30,5 +32,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(tenants::TenantsProjection),
         Arc::new(deadlines::DeadlinesProjection),
         Arc::new(companies::CompaniesProjection),
+        Arc::new(channels::ChannelsProjection),
     ]
 }

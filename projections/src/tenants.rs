@@ -119,6 +119,40 @@ async fn apply(
         TenantEvent::TrialExpired { .. } => {
             set_field(conn, tenant_id, "subscription_status", "expired", position).await?;
         }
+        TenantEvent::PlanChanged {
+            plan,
+            channel_limit,
+            subscription_status,
+            channels_used,
+            over_limit,
+            ..
+        } => {
+            // language=PostgreSQL
+            sqlx::query(
+                "update tenants set plan = $2, channel_limit = $3, subscription_status = $4,
+                     channels_used = $5, over_limit = $6, last_position = $7
+                 where tenant_id = $1 and last_position < $7",
+            )
+            .bind(tenant_id)
+            .bind(plan.as_str())
+            .bind(channel_limit.map(|limit| limit as i32))
+            .bind(subscription_status.as_str())
+            .bind(channels_used as i32)
+            .bind(over_limit)
+            .bind(position)
+            .execute(&mut *conn)
+            .await?;
+        }
+        TenantEvent::ChannelSlotReserved { channels_used, .. } => {
+            set_usage(conn, tenant_id, channels_used, None, position).await?;
+        }
+        TenantEvent::ChannelSlotReleased {
+            channels_used,
+            over_limit,
+            ..
+        } => {
+            set_usage(conn, tenant_id, channels_used, Some(over_limit), position).await?;
+        }
         TenantEvent::TenantSuspended { .. } => {
             set_field(conn, tenant_id, "status", "suspended", position).await?;
         }
@@ -142,6 +176,29 @@ async fn set_field(
     ))
     .bind(tenant_id)
     .bind(value)
+    .bind(position)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets the channels in use (and the over-limit flag when the event says).
+async fn set_usage(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    channels_used: u32,
+    over_limit: Option<bool>,
+    position: i64,
+) -> Result<(), ProjectionError> {
+    // language=PostgreSQL
+    sqlx::query(
+        "update tenants set channels_used = $2, over_limit = coalesce($3, over_limit),
+             last_position = $4
+         where tenant_id = $1 and last_position < $4",
+    )
+    .bind(tenant_id)
+    .bind(channels_used as i32)
+    .bind(over_limit)
     .bind(position)
     .execute(&mut *conn)
     .await?;

@@ -296,6 +296,57 @@ impl TestApp {
         .await
     }
 
+    /// Creates a company and returns its id.
+    pub async fn company(&self, token: &str, tenant: Uuid) -> Uuid {
+        let response = self.create_company(token, tenant, "Shop", "Product").await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        response.body["company_id"]
+            .as_str()
+            .expect("company_id")
+            .parse()
+            .expect("uuid")
+    }
+
+    /// `POST /api/v1/companies/{id}/channels` `{platform}`.
+    pub async fn connect_channel(
+        &self,
+        token: &str,
+        company: Uuid,
+        platform: &str,
+    ) -> TestResponse {
+        let body = json!({ "platform": platform });
+        let path = format!("/api/v1/companies/{company}/channels");
+        self.send(
+            Method::POST,
+            &path,
+            Some(token),
+            &[],
+            Some(body.to_string()),
+        )
+        .await
+    }
+
+    /// `PUT /api/v1/tenants/{id}/plan` with `body`.
+    pub async fn set_plan(&self, token: &str, tenant: Uuid, body: Value) -> TestResponse {
+        let path = format!("/api/v1/tenants/{tenant}/plan");
+        self.send(Method::PUT, &path, Some(token), &[], Some(body.to_string()))
+            .await
+    }
+
+    /// `GET /api/v1/tenants/{id}/usage` reflecting `min_position`.
+    pub async fn usage(&self, token: &str, tenant: Uuid, min_position: i64) -> TestResponse {
+        let position = min_position.to_string();
+        let path = format!("/api/v1/tenants/{tenant}/usage");
+        self.send(
+            Method::GET,
+            &path,
+            Some(token),
+            &[("x-min-position", &position)],
+            None,
+        )
+        .await
+    }
+
     /// `DELETE /api/v1/tenants/{id}/manager`.
     pub async fn unassign_manager(&self, admin: &str, tenant: Uuid) -> TestResponse {
         let path = format!("/api/v1/tenants/{tenant}/manager");

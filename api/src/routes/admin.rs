@@ -2,19 +2,33 @@
 //! `[{name, events, seconds, checkpoint: {transaction_id, global_position}}]`, where
 //! `events` is how many events of `$all` it has not applied yet and `seconds` the age of
 //! the oldest of them.
+//!
+//! The Meta app pool (ADMIN):
+//! - `POST /api/v1/admin/meta-apps` `{meta_app_id, name}` → 201 `{app_id, position}`;
+//!   409 `meta_app_registered` for a Meta app id already in the pool
+//! - `GET /api/v1/admin/meta-apps` → every app with the connection and business holding it
 
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
+use crate::routes::RequestId;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use x8_commands::channels::register_meta_app;
+use x8_projections::channels::NAME as CHANNELS;
 use x8_projections::ProjectionLag;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/admin/projections", get(projections))
+    Router::new()
+        .route("/admin/projections", get(projections))
+        .route("/admin/meta-apps", get(meta_apps).post(add_meta_app))
 }
 
 #[derive(Serialize)]
@@ -38,4 +52,57 @@ async fn projections(
         });
     }
     Ok(Json(statuses))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddMetaApp {
+    meta_app_id: String,
+    name: String,
+}
+
+#[derive(Serialize)]
+struct MetaAppAdded {
+    app_id: Uuid,
+    position: i64,
+}
+
+async fn add_meta_app(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<AddMetaApp>,
+) -> Result<(StatusCode, Json<MetaAppAdded>), ApiError> {
+    caller.require_admin()?;
+    let ctx = state.context(Some(&caller), key, request_id);
+    let (app_id, position) =
+        register_meta_app(&state.commands, &body.meta_app_id, &body.name, &ctx).await?;
+    Ok((StatusCode::CREATED, Json(MetaAppAdded { app_id, position })))
+}
+
+/// A row of the `meta_apps` read model.
+#[derive(Serialize, sqlx::FromRow)]
+struct MetaAppView {
+    app_id: Uuid,
+    meta_app_id: String,
+    name: String,
+    channel_id: Option<Uuid>,
+    tenant_id: Option<Uuid>,
+    registered_at: DateTime<Utc>,
+    last_position: i64,
+}
+
+async fn meta_apps(
+    State(state): State<AppState>,
+    caller: Caller,
+    MinPosition(position): MinPosition,
+) -> Result<Json<Vec<MetaAppView>>, ApiError> {
+    caller.require_admin()?;
+    state.wait_for(CHANNELS, position).await?;
+    // language=PostgreSQL
+    let apps = sqlx::query_as("select * from meta_apps order by registered_at, app_id")
+        .fetch_all(&state.pool)
+        .await?;
+    Ok(Json(apps))
 }

@@ -1,8 +1,9 @@
 //! Companies of a business:
 //! - `POST /api/v1/tenants/{id}/companies` `{name, type}` (`Product`|`Service`|`Hybrid`)
 //!   → 201 `{company_id, code, position}`
-//! - `GET /api/v1/tenants/{id}/companies` → the tenant's companies, by code
-//! - `GET /api/v1/companies/{id}` → one company
+//! - `GET /api/v1/tenants/{id}/companies` → the tenant's companies, by code, each with
+//!   its connections' statuses: `channels: [{channel_id, platform, status}]`
+//! - `GET /api/v1/companies/{id}` → one company, with its `channels`
 //! - `PATCH /api/v1/companies/{id}` `{name?, status?}` (`ACTIVE`|`INACTIVE`|`SUSPENDED`)
 //!   → `{company_id, position}`
 //!
@@ -23,6 +24,7 @@ use uuid::Uuid;
 use x8_commands::companies::{create_company, update_company};
 use x8_domain::company::{CompanyStatus, CompanyType};
 use x8_domain::TenantId;
+use x8_projections::channels::NAME as CHANNELS;
 use x8_projections::companies::NAME as COMPANIES;
 
 /// The routes.
@@ -89,7 +91,22 @@ struct CompanyView {
     status: String,
     created_at: DateTime<Utc>,
     last_position: i64,
+    /// Its connections (not removed): `[{channel_id, platform, status}]`.
+    channels: sqlx::types::Json<serde_json::Value>,
 }
+
+/// The companies read model joined with its connections' statuses.
+// language=PostgreSQL
+const SELECT_COMPANIES: &str = "
+    select c.*,
+           coalesce((select json_agg(json_build_object('channel_id', ch.channel_id,
+                                                       'platform', ch.platform,
+                                                       'status', ch.status)
+                                     order by ch.created_at, ch.channel_id)
+                     from channels ch
+                     where ch.company_id = c.company_id and ch.removed_at is null),
+                    '[]') as channels
+    from companies c";
 
 async fn list(
     State(state): State<AppState>,
@@ -99,13 +116,13 @@ async fn list(
 ) -> Result<Json<Vec<CompanyView>>, ApiError> {
     let tenant_id = TenantId(path_id(&id)?);
     authorize_tenant(&state, &caller, tenant_id).await?;
-    state.wait_for(COMPANIES, position).await?;
-    // language=PostgreSQL
-    let companies =
-        sqlx::query_as("select * from companies where tenant_id = $1 order by position")
-            .bind(tenant_id.0)
-            .fetch_all(&state.pool)
-            .await?;
+    wait_for_views(&state, position).await?;
+    let companies = sqlx::query_as(&format!(
+        "{SELECT_COMPANIES} where c.tenant_id = $1 order by c.position"
+    ))
+    .bind(tenant_id.0)
+    .fetch_all(&state.pool)
+    .await?;
     Ok(Json(companies))
 }
 
@@ -116,15 +133,21 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<CompanyView>, ApiError> {
     let company_id = path_id(&id)?;
-    state.wait_for(COMPANIES, position).await?;
-    // language=PostgreSQL
-    let company: CompanyView = sqlx::query_as("select * from companies where company_id = $1")
-        .bind(company_id)
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    wait_for_views(&state, position).await?;
+    let company: CompanyView =
+        sqlx::query_as(&format!("{SELECT_COMPANIES} where c.company_id = $1"))
+            .bind(company_id)
+            .fetch_optional(&state.pool)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
     authorize_tenant(&state, &caller, TenantId(company.tenant_id)).await?;
     Ok(Json(company))
+}
+
+/// Read-your-writes over both read models a company view joins.
+async fn wait_for_views(state: &AppState, position: i64) -> Result<(), ApiError> {
+    state.wait_for(COMPANIES, position).await?;
+    state.wait_for(CHANNELS, position).await
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod channels;
 pub mod companies;
 pub mod health;
 pub mod managers;

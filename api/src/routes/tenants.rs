@@ -4,6 +4,16 @@
 //! - `PUT /api/v1/tenants/{id}/manager` (ADMIN) `{manager_id, replaces?}` → `{tenant_id, manager_id, position}`
 //! - `DELETE /api/v1/tenants/{id}/manager` (ADMIN) → `{tenant_id, position}`
 //! - `POST /api/v1/tenants/{id}/suspension` (ADMIN) `{reason}` → `{tenant_id, position}`
+//! - `PUT /api/v1/tenants/{id}/plan` `{plan, channel_limit?}` → `{tenant_id, plan,
+//!   channel_limit, over_limit, position}`. An ADMIN sets any plan (`channel_limit` is
+//!   required for SPECIAL) and is never refused for the channel count: a business left with
+//!   too many channels is marked `over_limit`. The business (its CLIENT or MANAGER) may
+//!   only downgrade to FREE, SINGLE or DOUBLE (403 `upgrade_requires_checkout`), and not
+//!   while it holds more channels than the new limit (409 `over_channel_limit`, listing the
+//!   `connection_ids` to remove).
+//! - `GET /api/v1/tenants/{id}/usage` → `{plan, status, trial_ends_at, channels_used,
+//!   channel_limit, over_limit}`; `status` is the subscription status, `channel_limit`
+//!   `null` is unlimited.
 //!
 //! A CLIENT sees only its own business, a MANAGER only those assigned to it, an ADMIN all;
 //! anything else is 404, so existence is not revealed.
@@ -23,7 +33,8 @@ use uuid::Uuid;
 use x8_commands::accounts::register_business;
 use x8_commands::tenants::{assign_manager, execute};
 use x8_domain::tenant::TenantCommand;
-use x8_domain::{TenantId, UserId};
+use x8_domain::user::Role;
+use x8_domain::{Plan, TenantId, UserId};
 use x8_projections::tenants::NAME as TENANTS;
 
 /// The routes.
@@ -36,6 +47,8 @@ pub fn router() -> Router<AppState> {
             put(set_manager).delete(unassign_manager),
         )
         .route("/tenants/{id}/suspension", post(suspend))
+        .route("/tenants/{id}/plan", put(set_plan))
+        .route("/tenants/{id}/usage", get(usage))
 }
 
 #[derive(Deserialize)]
@@ -86,6 +99,8 @@ struct TenantView {
     subscription_status: String,
     channel_limit: Option<i32>,
     trial_ends_at: Option<DateTime<Utc>>,
+    channels_used: i32,
+    over_limit: bool,
     manager_id: Option<Uuid>,
     owner_user_id: Uuid,
     registered_at: DateTime<Utc>,
@@ -206,4 +221,87 @@ async fn suspend(
         tenant_id: tenant_id.0,
         position: outcome.position(),
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPlan {
+    plan: Plan,
+    #[serde(default)]
+    channel_limit: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct PlanSet {
+    tenant_id: Uuid,
+    plan: Plan,
+    channel_limit: Option<u32>,
+    over_limit: bool,
+    position: i64,
+}
+
+async fn set_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetPlan>,
+) -> Result<Json<PlanSet>, ApiError> {
+    let tenant_id = TenantId(path_id(&id)?);
+    authorize_tenant(&state, &caller, tenant_id).await?;
+    let command = match (caller.role, body.channel_limit) {
+        (Role::Admin, channel_limit) => TenantCommand::SetPlan {
+            plan: body.plan,
+            channel_limit,
+        },
+        (_, None) => TenantCommand::RequestDowngrade { plan: body.plan },
+        (_, Some(_)) => {
+            return Err(ApiError::forbidden().with("detail", "only an ADMIN sets a channel limit"))
+        }
+    };
+    let ctx = state.context(Some(&caller), key, request_id);
+    let outcome = execute(&state.commands, tenant_id, command, &ctx).await?;
+    let tenant = state.commands.tenants.load(&tenant_id.to_string()).await?;
+    Ok(Json(PlanSet {
+        tenant_id: tenant_id.0,
+        plan: tenant.plan(),
+        channel_limit: tenant.channel_limit(),
+        over_limit: tenant.over_limit(),
+        position: outcome.position(),
+    }))
+}
+
+/// Plan usage, from the `tenants` read model.
+#[derive(Serialize, sqlx::FromRow)]
+struct Usage {
+    plan: String,
+    #[sqlx(rename = "subscription_status")]
+    status: String,
+    trial_ends_at: Option<DateTime<Utc>>,
+    channels_used: i32,
+    channel_limit: Option<i32>,
+    over_limit: bool,
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    MinPosition(position): MinPosition,
+    Path(id): Path<String>,
+) -> Result<Json<Usage>, ApiError> {
+    let tenant_id = TenantId(path_id(&id)?);
+    authorize_tenant(&state, &caller, tenant_id).await?;
+    state.wait_for(TENANTS, position).await?;
+    // language=PostgreSQL
+    let usage: Usage = sqlx::query_as(
+        "select plan, subscription_status, trial_ends_at, channels_used, channel_limit,
+                over_limit
+         from tenants where tenant_id = $1",
+    )
+    .bind(tenant_id.0)
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(ApiError::not_found)?;
+    Ok(Json(usage))
 }

@@ -1,12 +1,13 @@
 //! The tenant aggregate: state, the pure `decide`, and `apply`.
 
-use super::{SubscriptionStatus, TenantCommand, TenantError, TenantEvent};
+use super::{PlanChangeOrigin, SubscriptionStatus, TenantCommand, TenantError, TenantEvent};
 use crate::plan::{TRIAL_CHANNEL_LIMIT, TRIAL_DAYS};
 use crate::{Plan, TenantId, UserId};
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// Lifecycle status of a business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -32,6 +33,16 @@ pub struct Tenant {
     manager: Option<UserId>,
     #[serde(default)]
     companies: u32,
+    /// Channels allowed; `None` is unlimited.
+    #[serde(default = "trial_channel_limit")]
+    channel_limit: Option<u32>,
+    /// Connections holding a slot, oldest first.
+    #[serde(default)]
+    channels: Vec<Uuid>,
+}
+
+fn trial_channel_limit() -> Option<u32> {
+    Some(TRIAL_CHANNEL_LIMIT)
 }
 
 impl Tenant {
@@ -50,6 +61,32 @@ impl Tenant {
     /// The current plan.
     pub fn plan(&self) -> Plan {
         self.plan
+    }
+
+    /// Subscription status.
+    pub fn subscription_status(&self) -> SubscriptionStatus {
+        self.subscription_status
+    }
+    /// When the trial ends (or ended).
+    pub fn trial_ends_at(&self) -> Option<DateTime<Utc>> {
+        self.trial_ends_at
+    }
+    /// Channels allowed; `None` is unlimited.
+    pub fn channel_limit(&self) -> Option<u32> {
+        self.channel_limit
+    }
+    /// The connections holding a slot, oldest first.
+    pub fn channels(&self) -> &[Uuid] {
+        &self.channels
+    }
+    /// Whether more connections are held than the plan allows (after a downgrade that
+    /// could not be refused).
+    pub fn over_limit(&self) -> bool {
+        self.channel_limit
+            .is_some_and(|limit| self.channels_used() > limit)
+    }
+    fn channels_used(&self) -> u32 {
+        u32::try_from(self.channels.len()).unwrap_or(u32::MAX)
     }
 
     /// Decides which events a command produces, or why it is refused. Pure.
@@ -127,11 +164,146 @@ impl Tenant {
                     code: crate::company::company_code(position),
                 }])
             }
+            C::RequestDowngrade { plan } => self.request_downgrade(plan),
+            C::SetPlan {
+                plan,
+                channel_limit,
+            } => {
+                let limit = match (plan, channel_limit) {
+                    (_, Some(limit)) => Some(limit),
+                    (Plan::Special, None) => {
+                        return Err(TenantError::ChannelLimitRequired { plan })
+                    }
+                    (plan, None) => plan.channel_limit(),
+                };
+                Ok(self.plan_changed(
+                    plan,
+                    limit,
+                    SubscriptionStatus::Active,
+                    PlanChangeOrigin::Admin,
+                ))
+            }
+            C::RecordPlanChange {
+                plan,
+                channel_limit,
+                subscription_status,
+            } => {
+                // A fact: never refused. SPECIAL without a limit keeps the current one.
+                let limit = match plan {
+                    Plan::Special => channel_limit.or(self.channel_limit),
+                    _ => channel_limit.or(plan.channel_limit()),
+                };
+                Ok(self.plan_changed(plan, limit, subscription_status, PlanChangeOrigin::Provider))
+            }
+            C::ReserveChannelSlot { channel_id } => self.reserve_channel_slot(channel_id),
+            C::ReleaseChannelSlot { channel_id } => {
+                if !self.channels.contains(&channel_id) {
+                    return Ok(vec![]);
+                }
+                let used = self.channels_used() - 1;
+                Ok(vec![E::ChannelSlotReleased {
+                    channel_id,
+                    channels_used: used,
+                    over_limit: self.channel_limit.is_some_and(|limit| used > limit),
+                }])
+            }
             C::SuspendTenant { reason } => match self.status {
                 TenantStatus::Suspended => Err(TenantError::AlreadySuspended { tenant }),
                 _ => Ok(vec![E::TenantSuspended { reason }]),
             },
         }
+    }
+}
+
+impl Tenant {
+    /// A business's own plan change: only to a cheaper self-service plan, and only when
+    /// its connections fit the new limit.
+    fn request_downgrade(&self, plan: Plan) -> Result<Vec<TenantEvent>, TenantError> {
+        let Some(limit) = plan.channel_limit().filter(|_| plan != Plan::Special) else {
+            return Err(TenantError::CustomPlan { plan });
+        };
+        if plan == self.plan {
+            return Ok(vec![]);
+        }
+        if plan.rank() > self.plan.rank() {
+            return Err(TenantError::UpgradeRequiresCheckout {
+                from: self.plan,
+                to: plan,
+            });
+        }
+        self.check_fits(limit, 0)?;
+        Ok(self.plan_changed(
+            plan,
+            Some(limit),
+            self.subscription_status,
+            PlanChangeOrigin::Business,
+        ))
+    }
+
+    /// A new connection's slot: refused when suspended, restricted, or at the limit.
+    fn reserve_channel_slot(&self, channel_id: Uuid) -> Result<Vec<TenantEvent>, TenantError> {
+        if self.channels.contains(&channel_id) {
+            return Ok(vec![]);
+        }
+        if self.status == TenantStatus::Suspended {
+            return Err(TenantError::Suspended { tenant: self.id });
+        }
+        if matches!(
+            self.subscription_status,
+            SubscriptionStatus::Expired | SubscriptionStatus::Cancelled
+        ) {
+            return Err(TenantError::ChannelsRestricted {
+                tenant: self.id,
+                status: self.subscription_status,
+            });
+        }
+        if let Some(limit) = self.channel_limit {
+            self.check_fits(limit, 1)?;
+        }
+        Ok(vec![TenantEvent::ChannelSlotReserved {
+            channel_id,
+            channels_used: self.channels_used() + 1,
+        }])
+    }
+
+    /// Refuses when the held connections plus `adding` exceed `limit`, naming the newest
+    /// connections whose removal would make room.
+    fn check_fits(&self, limit: u32, adding: u32) -> Result<(), TenantError> {
+        let used = self.channels_used();
+        let excess = (used + adding).saturating_sub(limit) as usize;
+        if excess == 0 {
+            return Ok(());
+        }
+        Err(TenantError::OverChannelLimit {
+            tenant: self.id,
+            limit,
+            used,
+            remove: self.channels.iter().rev().take(excess).copied().collect(),
+        })
+    }
+
+    /// The `PlanChanged` event, or none when nothing would change.
+    fn plan_changed(
+        &self,
+        plan: Plan,
+        channel_limit: Option<u32>,
+        subscription_status: SubscriptionStatus,
+        origin: PlanChangeOrigin,
+    ) -> Vec<TenantEvent> {
+        if (plan, channel_limit, subscription_status)
+            == (self.plan, self.channel_limit, self.subscription_status)
+        {
+            return vec![];
+        }
+        let channels_used = self.channels_used();
+        vec![TenantEvent::PlanChanged {
+            plan,
+            channel_limit,
+            subscription_status,
+            origin,
+            channels_used,
+            over_limit: channel_limit.is_some_and(|limit| channels_used > limit),
+        }]
     }
 }
 
@@ -172,8 +344,10 @@ impl Aggregate for Tenant {
                 plan,
                 subscription_status,
                 trial_ends_at,
+                channel_limit,
                 ..
             } => {
+                self.channel_limit = Some(channel_limit);
                 self.id = tenant_id;
                 self.status = TenantStatus::Active;
                 self.plan = plan;
@@ -187,6 +361,20 @@ impl Aggregate for Tenant {
                 self.subscription_status = SubscriptionStatus::Expired;
             }
             TenantEvent::CompanyCodeAllocated { position, .. } => self.companies = position,
+            TenantEvent::PlanChanged {
+                plan,
+                channel_limit,
+                subscription_status,
+                ..
+            } => {
+                self.plan = plan;
+                self.channel_limit = channel_limit;
+                self.subscription_status = subscription_status;
+            }
+            TenantEvent::ChannelSlotReserved { channel_id, .. } => self.channels.push(channel_id),
+            TenantEvent::ChannelSlotReleased { channel_id, .. } => {
+                self.channels.retain(|held| *held != channel_id);
+            }
             TenantEvent::TenantSuspended { .. } => self.status = TenantStatus::Suspended,
         }
     }

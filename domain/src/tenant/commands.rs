@@ -1,6 +1,7 @@
 //! Commands of the tenant aggregate.
 
-use crate::{Email, TenantId, UserId};
+use super::SubscriptionStatus;
+use crate::{Email, Plan, TenantId, UserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +46,43 @@ pub enum TenantCommand {
         /// The company that gets it.
         company_id: uuid::Uuid,
     },
+    /// The business asks for a cheaper plan. Upgrades go through checkout (billing); a
+    /// downgrade is refused while more channels are connected than the new plan allows.
+    RequestDowngrade {
+        /// The lower plan: FREE, SINGLE or DOUBLE below the current one.
+        plan: Plan,
+    },
+    /// An ADMIN sets any plan (a custom deal). Never refused for the channel count: a tenant
+    /// left with too many channels is marked over its limit.
+    SetPlan {
+        /// The plan.
+        plan: Plan,
+        /// A custom channel limit; required for SPECIAL, optional otherwise (`None` keeps
+        /// the plan's own limit).
+        channel_limit: Option<u32>,
+    },
+    /// A plan change reported by the payment provider: a fact, recorded as it is.
+    RecordPlanChange {
+        /// The plan the subscription is on now.
+        plan: Plan,
+        /// The subscription's channel limit when the plan has none of its own (SPECIAL).
+        channel_limit: Option<u32>,
+        /// The subscription's status.
+        subscription_status: SubscriptionStatus,
+    },
+    /// Reserve a channel slot for a new connection: refused at the limit, over it, when
+    /// the trial expired without a plan, or when suspended. Reserving a held slot again
+    /// changes nothing.
+    ReserveChannelSlot {
+        /// The new connection's id.
+        channel_id: uuid::Uuid,
+    },
+    /// Give back a connection's slot (it was removed). Releasing a free slot changes
+    /// nothing.
+    ReleaseChannelSlot {
+        /// The connection.
+        channel_id: uuid::Uuid,
+    },
     /// Suspend the business (ADMIN).
     SuspendTenant {
         /// Why, for the audit trail.
@@ -62,6 +100,11 @@ impl TenantCommand {
             Self::UnassignManager => "UnassignManager",
             Self::ExpireTrial { .. } => "ExpireTrial",
             Self::AllocateCompanyCode { .. } => "AllocateCompanyCode",
+            Self::RequestDowngrade { .. } => "RequestDowngrade",
+            Self::SetPlan { .. } => "SetPlan",
+            Self::RecordPlanChange { .. } => "RecordPlanChange",
+            Self::ReserveChannelSlot { .. } => "ReserveChannelSlot",
+            Self::ReleaseChannelSlot { .. } => "ReleaseChannelSlot",
             Self::SuspendTenant { .. } => "SuspendTenant",
         }
     }

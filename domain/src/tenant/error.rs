@@ -1,6 +1,7 @@
 //! Why a tenant command is refused: one variant per broken rule.
 
-use crate::{TenantId, UserId};
+use super::SubscriptionStatus;
+use crate::{Plan, TenantId, UserId};
 
 /// A refused tenant command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +53,53 @@ pub enum TenantError {
     /// The business is suspended already.
     #[error("business {tenant} is already suspended")]
     AlreadySuspended {
+        /// The business.
+        tenant: TenantId,
+    },
+    /// The plan's channel limit would be exceeded (DOMAIN.md "Tenant lifecycle and
+    /// plans"). `remove` names the connections whose removal would make the request pass.
+    #[error("business {tenant} holds {used} channels; the limit is {limit}")]
+    OverChannelLimit {
+        /// The business.
+        tenant: TenantId,
+        /// The limit that applies (the current one, or the requested plan's).
+        limit: u32,
+        /// Connections held.
+        used: u32,
+        /// Connections to remove first, newest first.
+        remove: Vec<uuid::Uuid>,
+    },
+    /// A business may only downgrade itself; upgrades go through checkout.
+    #[error("{from} to {to} is not a downgrade: upgrades go through checkout")]
+    UpgradeRequiresCheckout {
+        /// The current plan.
+        from: Plan,
+        /// The requested plan.
+        to: Plan,
+    },
+    /// SPECIAL (and ENTERPRISE) are custom deals, set by an ADMIN or the provider.
+    #[error("plan {plan} is a custom deal, not self-service")]
+    CustomPlan {
+        /// The requested plan.
+        plan: Plan,
+    },
+    /// SPECIAL has no channel limit of its own: the change must carry one.
+    #[error("plan {plan} needs a channel limit")]
+    ChannelLimitRequired {
+        /// The plan.
+        plan: Plan,
+    },
+    /// The trial ran out (or the subscription ended): no new channel connections.
+    #[error("business {tenant} has no paid plan ({status:?}): new channels are restricted")]
+    ChannelsRestricted {
+        /// The business.
+        tenant: TenantId,
+        /// Its subscription status.
+        status: SubscriptionStatus,
+    },
+    /// The business is suspended.
+    #[error("business {tenant} is suspended")]
+    Suspended {
         /// The business.
         tenant: TenantId,
     },

@@ -35,6 +35,18 @@ impl SubscriptionStatus {
     }
 }
 
+/// Who changed a plan, which decides whether the change could be refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanChangeOrigin {
+    /// An ADMIN set the plan (a custom deal): authoritative, like a fact.
+    Admin,
+    /// The business asked for a downgrade; refused while over the new limit.
+    Business,
+    /// The payment provider reported the change: a fact, never refused.
+    Provider,
+}
+
 /// What happened to a tenant. The numbers views need (plan, limit, trial end) are carried
 /// by the events so projections copy them instead of recomputing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +105,39 @@ pub enum TenantEvent {
         /// Its code, e.g. `COMP001`.
         code: String,
     },
+    /// The business's plan changed. A change that leaves more channels than the new limit
+    /// (only an ADMIN's or the provider's) sets `over_limit`: no new connection until the
+    /// excess is removed (DOMAIN.md "Tenant lifecycle and plans").
+    PlanChanged {
+        /// The new plan.
+        plan: Plan,
+        /// Channels allowed now; `None` is unlimited (ENTERPRISE).
+        channel_limit: Option<u32>,
+        /// The subscription status after the change.
+        subscription_status: SubscriptionStatus,
+        /// Who changed it.
+        origin: PlanChangeOrigin,
+        /// Channel connections held (not removed) at the change.
+        channels_used: u32,
+        /// Whether `channels_used` exceeds `channel_limit`.
+        over_limit: bool,
+    },
+    /// A channel slot was reserved for a new connection (before its stream is created).
+    ChannelSlotReserved {
+        /// The connection that holds the slot.
+        channel_id: uuid::Uuid,
+        /// Connections held after the reservation.
+        channels_used: u32,
+    },
+    /// A connection was removed (or its creation abandoned) and gave its slot back.
+    ChannelSlotReleased {
+        /// The connection.
+        channel_id: uuid::Uuid,
+        /// Connections held after the release.
+        channels_used: u32,
+        /// Whether the tenant is still over its limit.
+        over_limit: bool,
+    },
     /// The business was suspended.
     TenantSuspended {
         /// Why.
@@ -109,6 +154,9 @@ impl DomainEvent for TenantEvent {
             Self::ManagerUnassigned { .. } => "ManagerUnassigned",
             Self::TrialExpired { .. } => "TrialExpired",
             Self::CompanyCodeAllocated { .. } => "CompanyCodeAllocated",
+            Self::PlanChanged { .. } => "PlanChanged",
+            Self::ChannelSlotReserved { .. } => "ChannelSlotReserved",
+            Self::ChannelSlotReleased { .. } => "ChannelSlotReleased",
             Self::TenantSuspended { .. } => "TenantSuspended",
         }
         .to_string()

@@ -302,3 +302,276 @@ fn company_codes_are_allocated_in_order() {
             code: "COMP002".into(),
         }]);
 }
+
+// --- Plans and channel slots (DOMAIN.md "Tenant lifecycle and plans") ---
+
+fn channel(n: u128) -> Uuid {
+    Uuid::from_u128(1000 + n)
+}
+fn reserved(n: u128, used: u32) -> TenantEvent {
+    TenantEvent::ChannelSlotReserved {
+        channel_id: channel(n),
+        channels_used: used,
+    }
+}
+fn on_plan(plan: Plan, limit: Option<u32>, used: u32) -> TenantEvent {
+    TenantEvent::PlanChanged {
+        plan,
+        channel_limit: limit,
+        subscription_status: SubscriptionStatus::Active,
+        origin: PlanChangeOrigin::Admin,
+        channels_used: used,
+        over_limit: false,
+    }
+}
+fn double_with_two_channels() -> Vec<TenantEvent> {
+    vec![
+        registered(),
+        on_plan(Plan::Double, Some(2), 0),
+        reserved(1, 1),
+        reserved(2, 2),
+    ]
+}
+
+#[test]
+fn a_trial_reserves_its_one_channel() {
+    TenantTest::with(())
+        .given(vec![registered()])
+        .when(TenantCommand::ReserveChannelSlot {
+            channel_id: channel(1),
+        })
+        .then_expect_events(vec![reserved(1, 1)]);
+}
+
+#[test]
+fn a_second_channel_in_the_trial_is_over_the_limit() {
+    TenantTest::with(())
+        .given(vec![registered(), reserved(1, 1)])
+        .when(TenantCommand::ReserveChannelSlot {
+            channel_id: channel(2),
+        })
+        .then_expect_error(TenantError::OverChannelLimit {
+            tenant: tenant_id(),
+            limit: 1,
+            used: 1,
+            remove: vec![channel(1)],
+        });
+}
+
+#[test]
+fn reserving_a_held_slot_again_changes_nothing() {
+    TenantTest::with(())
+        .given(vec![registered(), reserved(1, 1)])
+        .when(TenantCommand::ReserveChannelSlot {
+            channel_id: channel(1),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn an_expired_trial_restricts_new_channels() {
+    TenantTest::with(())
+        .given(vec![
+            registered(),
+            TenantEvent::TrialExpired {
+                expired_at: at() + Duration::days(7),
+            },
+        ])
+        .when(TenantCommand::ReserveChannelSlot {
+            channel_id: channel(1),
+        })
+        .then_expect_error(TenantError::ChannelsRestricted {
+            tenant: tenant_id(),
+            status: SubscriptionStatus::Expired,
+        });
+}
+
+#[test]
+fn a_suspended_business_connects_nothing() {
+    TenantTest::with(())
+        .given(vec![
+            registered(),
+            TenantEvent::TenantSuspended {
+                reason: "fraud".into(),
+            },
+        ])
+        .when(TenantCommand::ReserveChannelSlot {
+            channel_id: channel(1),
+        })
+        .then_expect_error(TenantError::Suspended {
+            tenant: tenant_id(),
+        });
+}
+
+#[test]
+fn releasing_a_slot_makes_room() {
+    TenantTest::with(())
+        .given(double_with_two_channels())
+        .when(TenantCommand::ReleaseChannelSlot {
+            channel_id: channel(1),
+        })
+        .then_expect_events(vec![TenantEvent::ChannelSlotReleased {
+            channel_id: channel(1),
+            channels_used: 1,
+            over_limit: false,
+        }]);
+}
+
+#[test]
+fn releasing_a_free_slot_changes_nothing() {
+    TenantTest::with(())
+        .given(double_with_two_channels())
+        .when(TenantCommand::ReleaseChannelSlot {
+            channel_id: channel(9),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn an_admin_upgrade_raises_the_limit_at_once() {
+    let mut events = double_with_two_channels();
+    events.push(on_plan(Plan::Growth, Some(4), 2));
+    TenantTest::with(())
+        .given(events)
+        .when(TenantCommand::ReserveChannelSlot {
+            channel_id: channel(3),
+        })
+        .then_expect_events(vec![reserved(3, 3)]);
+}
+
+#[test]
+fn an_admin_sets_any_plan_and_activates_it() {
+    TenantTest::with(())
+        .given(vec![registered()])
+        .when(TenantCommand::SetPlan {
+            plan: Plan::Enterprise,
+            channel_limit: None,
+        })
+        .then_expect_events(vec![on_plan(Plan::Enterprise, None, 0)]);
+}
+
+#[test]
+fn special_needs_a_channel_limit_from_the_admin() {
+    TenantTest::with(())
+        .given(vec![registered()])
+        .when(TenantCommand::SetPlan {
+            plan: Plan::Special,
+            channel_limit: None,
+        })
+        .then_expect_error(TenantError::ChannelLimitRequired {
+            plan: Plan::Special,
+        });
+}
+
+#[test]
+fn a_business_downgrade_is_refused_while_over_the_new_limit_naming_the_excess() {
+    TenantTest::with(())
+        .given(double_with_two_channels())
+        .when(TenantCommand::RequestDowngrade { plan: Plan::Single })
+        .then_expect_error(TenantError::OverChannelLimit {
+            tenant: tenant_id(),
+            limit: 1,
+            used: 2,
+            remove: vec![channel(2)],
+        });
+}
+
+#[test]
+fn a_business_downgrade_that_fits_is_recorded() {
+    let mut events = double_with_two_channels();
+    events.push(TenantEvent::ChannelSlotReleased {
+        channel_id: channel(2),
+        channels_used: 1,
+        over_limit: false,
+    });
+    TenantTest::with(())
+        .given(events)
+        .when(TenantCommand::RequestDowngrade { plan: Plan::Single })
+        .then_expect_events(vec![TenantEvent::PlanChanged {
+            plan: Plan::Single,
+            channel_limit: Some(1),
+            subscription_status: SubscriptionStatus::Active,
+            origin: PlanChangeOrigin::Business,
+            channels_used: 1,
+            over_limit: false,
+        }]);
+}
+
+#[test]
+fn a_business_cannot_upgrade_itself() {
+    TenantTest::with(())
+        .given(vec![registered()])
+        .when(TenantCommand::RequestDowngrade { plan: Plan::Double })
+        .then_expect_error(TenantError::UpgradeRequiresCheckout {
+            from: Plan::Free,
+            to: Plan::Double,
+        });
+}
+
+#[test]
+fn a_business_cannot_pick_a_custom_plan() {
+    TenantTest::with(())
+        .given(double_with_two_channels())
+        .when(TenantCommand::RequestDowngrade {
+            plan: Plan::Special,
+        })
+        .then_expect_error(TenantError::CustomPlan {
+            plan: Plan::Special,
+        });
+}
+
+#[test]
+fn a_provider_downgrade_is_recorded_over_the_limit_and_blocks_new_channels() {
+    let downgrade = TenantEvent::PlanChanged {
+        plan: Plan::Single,
+        channel_limit: Some(1),
+        subscription_status: SubscriptionStatus::Active,
+        origin: PlanChangeOrigin::Provider,
+        channels_used: 2,
+        over_limit: true,
+    };
+    TenantTest::with(())
+        .given(double_with_two_channels())
+        .when(TenantCommand::RecordPlanChange {
+            plan: Plan::Single,
+            channel_limit: None,
+            subscription_status: SubscriptionStatus::Active,
+        })
+        .then_expect_events(vec![downgrade.clone()]);
+    let mut events = double_with_two_channels();
+    events.push(downgrade);
+    TenantTest::with(())
+        .given(events)
+        .when(TenantCommand::ReserveChannelSlot {
+            channel_id: channel(3),
+        })
+        .then_expect_error(TenantError::OverChannelLimit {
+            tenant: tenant_id(),
+            limit: 1,
+            used: 2,
+            remove: vec![channel(2), channel(1)],
+        });
+}
+
+#[test]
+fn removing_the_excess_clears_the_over_limit_flag() {
+    let mut events = double_with_two_channels();
+    events.push(TenantEvent::PlanChanged {
+        plan: Plan::Single,
+        channel_limit: Some(1),
+        subscription_status: SubscriptionStatus::Active,
+        origin: PlanChangeOrigin::Provider,
+        channels_used: 2,
+        over_limit: true,
+    });
+    TenantTest::with(())
+        .given(events)
+        .when(TenantCommand::ReleaseChannelSlot {
+            channel_id: channel(1),
+        })
+        .then_expect_events(vec![TenantEvent::ChannelSlotReleased {
+            channel_id: channel(1),
+            channels_used: 1,
+            over_limit: false,
+        }]);
+}

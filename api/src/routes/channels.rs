@@ -1,0 +1,187 @@
+//! Channel connections:
+//! - `POST /api/v1/companies/{id}/channels` `{platform}` (`whatsapp`|`telegram`|
+//!   `instagram`|`facebook`|`email`|`tiktok`|`viber`) → 201 `{channel_id, status, position}`;
+//!   409 `over_channel_limit` (with `connection_ids` to remove), `channels_restricted`,
+//!   `meta_app_pool_empty`
+//! - `GET /api/v1/companies/{id}/channels` → the company's connections (not removed)
+//! - `GET /api/v1/channels/{id}` → one connection (removed ones too, with `removed_at`)
+//! - `DELETE /api/v1/channels/{id}` → `{channel_id, position}`: removes it, gives its
+//!   slot and Meta app back
+//!
+//! Who: the owning CLIENT, its assigned MANAGER, ADMINs; anyone else gets 404.
+
+use super::{authorize_tenant, path_id, RequestId};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use x8_commands::channels::{connect_channel, remove_channel};
+use x8_domain::channel::{Channel, ChannelStatus, Platform};
+use x8_domain::TenantId;
+use x8_projections::channels::NAME as CHANNELS;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/companies/{id}/channels", get(list).post(connect))
+        .route("/channels/{id}", get(show).delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Connect {
+    platform: Platform,
+}
+
+#[derive(Serialize)]
+struct Connected {
+    channel_id: Uuid,
+    status: ChannelStatus,
+    position: i64,
+}
+
+async fn connect(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Connect>,
+) -> Result<(StatusCode, Json<Connected>), ApiError> {
+    let company_id = path_id(&id)?;
+    authorize_company(&state, &caller, company_id).await?;
+    let ctx = state.context(Some(&caller), key, request_id);
+    let connected = connect_channel(&state.commands, company_id, body.platform, &ctx).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Connected {
+            channel_id: connected.channel_id,
+            status: connected.status,
+            position: connected.position,
+        }),
+    ))
+}
+
+/// A row of the `channels` read model.
+#[derive(Serialize, sqlx::FromRow)]
+pub(crate) struct ChannelView {
+    channel_id: Uuid,
+    tenant_id: Uuid,
+    company_id: Uuid,
+    platform: String,
+    status: String,
+    raw_status: Option<String>,
+    last_error: Option<String>,
+    error_count: i32,
+    meta_app_id: Option<Uuid>,
+    has_credentials: bool,
+    created_at: DateTime<Utc>,
+    removed_at: Option<DateTime<Utc>>,
+    last_position: i64,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    MinPosition(position): MinPosition,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ChannelView>>, ApiError> {
+    let company_id = path_id(&id)?;
+    authorize_company(&state, &caller, company_id).await?;
+    state.wait_for(CHANNELS, position).await?;
+    // language=PostgreSQL
+    let channels = sqlx::query_as(
+        "select * from channels where company_id = $1 and removed_at is null
+         order by created_at, channel_id",
+    )
+    .bind(company_id)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(channels))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    MinPosition(position): MinPosition,
+    Path(id): Path<String>,
+) -> Result<Json<ChannelView>, ApiError> {
+    let channel_id = path_id(&id)?;
+    state.wait_for(CHANNELS, position).await?;
+    // language=PostgreSQL
+    let channel: ChannelView = sqlx::query_as("select * from channels where channel_id = $1")
+        .bind(channel_id)
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    authorize_tenant(&state, &caller, TenantId(channel.tenant_id)).await?;
+    Ok(Json(channel))
+}
+
+#[derive(Serialize)]
+struct Removed {
+    channel_id: Uuid,
+    position: i64,
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+) -> Result<Json<Removed>, ApiError> {
+    let channel = load_channel(&state, &caller, &id).await?;
+    let ctx = state.context(Some(&caller), key, request_id);
+    let position = remove_channel(&state.commands, &channel, &ctx).await?;
+    Ok(Json(Removed {
+        channel_id: channel.id(),
+        position,
+    }))
+}
+
+/// The connection `raw_id` from its own stream, if `caller` may act on its business.
+///
+/// # Errors
+/// 404 `not_found` when it does not exist or the caller may not see it.
+pub(crate) async fn load_channel(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<Channel, ApiError> {
+    let channel_id = path_id(raw_id)?;
+    let channel = state
+        .commands
+        .channels
+        .load(&channel_id.to_string())
+        .await?;
+    if !channel.exists() {
+        return Err(ApiError::not_found());
+    }
+    authorize_tenant(state, caller, channel.tenant_id()).await?;
+    Ok(channel)
+}
+
+/// Whether `caller` may act on company `company_id` (read from its stream).
+async fn authorize_company(
+    state: &AppState,
+    caller: &Caller,
+    company_id: Uuid,
+) -> Result<(), ApiError> {
+    let company = state
+        .commands
+        .companies
+        .load(&company_id.to_string())
+        .await?;
+    if !company.exists() {
+        return Err(ApiError::not_found());
+    }
+    authorize_tenant(state, caller, company.tenant_id()).await
+}

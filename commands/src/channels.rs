@@ -1,0 +1,268 @@
+//! Channel connections: connecting (a tenant slot, a Meta app when the platform needs
+//! one, then the connection stream), removing (the connection, then its slot and app back),
+//! and the Meta app pool.
+//!
+//! Each step is its own command with an id derived from the request's (`ctx.step`), so a
+//! request retried with the same `Idempotency-Key` replays the steps that ran and finishes
+//! the ones that did not. A connect refused after its slot was reserved (no free Meta app)
+//! gives the slot back before answering.
+
+use crate::bus::NamedCommand;
+use crate::context::CommandContext;
+use crate::error::CommandError;
+use crate::Commands;
+use uuid::Uuid;
+use x8_domain::channel::{Channel, ChannelCommand, ChannelError, ChannelStatus, Platform};
+use x8_domain::company::CompanyError;
+use x8_domain::meta_apps::{MetaAppCommand, MetaAppError, POOL_ID};
+use x8_domain::tenant::{TenantCommand, TenantError};
+use x8_domain::TenantId;
+
+impl NamedCommand for ChannelCommand {
+    fn command_name(&self) -> &'static str {
+        self.name()
+    }
+    fn tenant_id(&self, _aggregate_id: &str) -> Option<Uuid> {
+        match self {
+            Self::CreateChannel { tenant_id, .. } => Some(tenant_id.0),
+            _ => None,
+        }
+    }
+}
+
+impl NamedCommand for MetaAppCommand {
+    fn command_name(&self) -> &'static str {
+        self.name()
+    }
+    fn tenant_id(&self, _aggregate_id: &str) -> Option<Uuid> {
+        None
+    }
+}
+
+/// Why a channel operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelOpError {
+    /// Refused by the tenant (plan limit, restricted, suspended).
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    /// Refused by the connection.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// The company does not exist.
+    #[error(transparent)]
+    Company(#[from] CompanyError),
+    /// Refused by the Meta app pool (empty).
+    #[error(transparent)]
+    MetaApp(#[from] MetaAppError),
+}
+
+/// A new connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectedChannel {
+    /// Its id.
+    pub channel_id: Uuid,
+    /// Its business.
+    pub tenant_id: TenantId,
+    /// Its status (`DISCONNECTED` until the provider reports).
+    pub status: ChannelStatus,
+    /// Global position of its last event, for read-your-writes.
+    pub position: i64,
+}
+
+/// The connection id a connect request creates: derived from the command id, so a retried
+/// request (same `Idempotency-Key`) names the same connection.
+pub fn channel_id_for(ctx: &CommandContext) -> Uuid {
+    Uuid::new_v5(&ctx.command_id, b"channel")
+}
+
+/// Connects `platform` to company `company_id`: reserves a slot on the tenant (the plan
+/// limit), takes a Meta app for Instagram and Facebook, and creates the connection.
+///
+/// # Errors
+/// [`ChannelOpError`] inside [`CommandError::Rejected`]: `Company(NotFound)`,
+/// `Tenant(OverChannelLimit | ChannelsRestricted | Suspended)`, `MetaApp(PoolEmpty)`; see
+/// also [`crate::CommandBus::execute`].
+pub async fn connect_channel(
+    commands: &Commands,
+    company_id: Uuid,
+    platform: Platform,
+    ctx: &CommandContext,
+) -> Result<ConnectedChannel, CommandError<ChannelOpError>> {
+    let company = commands
+        .companies
+        .load(&company_id.to_string())
+        .await
+        .map_err(|e| e.map_rejected(ChannelOpError::Company))?;
+    if !company.exists() {
+        return Err(CommandError::Rejected(CompanyError::NotFound.into()));
+    }
+    let tenant_id = company.tenant_id();
+    let ctx = ctx.clone().for_tenant(tenant_id.0).fingerprinted(&[
+        "ConnectChannel",
+        &company_id.to_string(),
+        platform.as_str(),
+    ]);
+    let channel_id = channel_id_for(&ctx);
+    commands
+        .tenants
+        .execute(
+            &tenant_id.to_string(),
+            TenantCommand::ReserveChannelSlot { channel_id },
+            &ctx.step("slot"),
+        )
+        .await
+        .map_err(|e| e.map_rejected(ChannelOpError::Tenant))?;
+    let mut meta_app_id = None;
+    if platform.needs_meta_app() {
+        let assigned = commands
+            .meta_apps
+            .execute(
+                POOL_ID,
+                MetaAppCommand::AssignApp {
+                    channel_id,
+                    tenant_id,
+                },
+                &ctx.step("meta-app"),
+            )
+            .await;
+        if let Err(err) = assigned {
+            release_slot(commands, tenant_id, channel_id, &ctx.step("slot-back")).await?;
+            return Err(err.map_rejected(ChannelOpError::MetaApp));
+        }
+        let pool = commands.meta_apps.load(POOL_ID).await.map_err(retype)?;
+        meta_app_id = pool.app_of(channel_id).map(|(app_id, _)| app_id);
+    }
+    let created = commands
+        .channels
+        .execute(
+            &channel_id.to_string(),
+            ChannelCommand::CreateChannel {
+                channel_id,
+                tenant_id,
+                company_id,
+                platform,
+                meta_app_id,
+            },
+            &ctx.step("channel"),
+        )
+        .await
+        .map_err(|e| e.map_rejected(ChannelOpError::Channel))?;
+    Ok(ConnectedChannel {
+        channel_id,
+        tenant_id,
+        status: ChannelStatus::Disconnected,
+        position: created.position(),
+    })
+}
+
+/// Removes connection `channel_id`, then gives back its tenant slot and its Meta app.
+/// Removing a removed connection finishes any step left undone. Returns the global
+/// position of the last event appended (0 when nothing changed).
+///
+/// # Errors
+/// `Channel(NotFound)`; see [`crate::CommandBus::execute`].
+pub async fn remove_channel(
+    commands: &Commands,
+    channel: &Channel,
+    ctx: &CommandContext,
+) -> Result<i64, CommandError<ChannelOpError>> {
+    let channel_id = channel.id();
+    let tenant_id = channel.tenant_id();
+    let ctx = ctx.clone().for_tenant(tenant_id.0);
+    let removed = commands
+        .channels
+        .execute(
+            &channel_id.to_string(),
+            ChannelCommand::RemoveChannel,
+            &ctx.step("remove"),
+        )
+        .await
+        .map_err(|e| e.map_rejected(ChannelOpError::Channel))?;
+    let mut position = removed.position();
+    position =
+        position.max(release_slot(commands, tenant_id, channel_id, &ctx.step("slot")).await?);
+    if channel.platform().needs_meta_app() {
+        let released = commands
+            .meta_apps
+            .execute(
+                POOL_ID,
+                MetaAppCommand::ReleaseApp { channel_id },
+                &ctx.step("meta-app"),
+            )
+            .await
+            .map_err(|e| e.map_rejected(ChannelOpError::MetaApp))?;
+        position = position.max(released.position());
+    }
+    Ok(position)
+}
+
+async fn release_slot(
+    commands: &Commands,
+    tenant_id: TenantId,
+    channel_id: Uuid,
+    ctx: &CommandContext,
+) -> Result<i64, CommandError<ChannelOpError>> {
+    let released = commands
+        .tenants
+        .execute(
+            &tenant_id.to_string(),
+            TenantCommand::ReleaseChannelSlot { channel_id },
+            ctx,
+        )
+        .await
+        .map_err(|e| e.map_rejected(ChannelOpError::Tenant))?;
+    Ok(released.position())
+}
+
+/// Executes a command on an existing connection.
+///
+/// # Errors
+/// See [`crate::CommandBus::execute`].
+pub async fn execute(
+    commands: &Commands,
+    channel: &Channel,
+    command: ChannelCommand,
+    ctx: &CommandContext,
+) -> Result<i64, CommandError<ChannelOpError>> {
+    let ctx = ctx.clone().for_tenant(channel.tenant_id().0);
+    let outcome = commands
+        .channels
+        .execute(&channel.id().to_string(), command, &ctx)
+        .await
+        .map_err(|e| e.map_rejected(ChannelOpError::Channel))?;
+    Ok(outcome.position())
+}
+
+/// Adds an app to the Meta app pool (ADMIN). Returns its id and the global position.
+///
+/// # Errors
+/// `MetaApp(AlreadyRegistered | Invalid)`; see [`crate::CommandBus::execute`].
+pub async fn register_meta_app(
+    commands: &Commands,
+    meta_app_id: &str,
+    name: &str,
+    ctx: &CommandContext,
+) -> Result<(Uuid, i64), CommandError<ChannelOpError>> {
+    let ctx = ctx
+        .clone()
+        .fingerprinted(&["RegisterMetaApp", meta_app_id, name]);
+    let app_id = Uuid::new_v5(&ctx.command_id, b"meta-app");
+    let outcome = commands
+        .meta_apps
+        .execute(
+            POOL_ID,
+            MetaAppCommand::RegisterApp {
+                app_id,
+                meta_app_id: meta_app_id.to_string(),
+                name: name.to_string(),
+            },
+            &ctx,
+        )
+        .await
+        .map_err(|e| e.map_rejected(ChannelOpError::MetaApp))?;
+    Ok((app_id, outcome.position()))
+}
+
+fn retype(err: CommandError<MetaAppError>) -> CommandError<ChannelOpError> {
+    err.map_rejected(ChannelOpError::MetaApp)
+}

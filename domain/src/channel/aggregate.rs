@@ -1,0 +1,338 @@
+//! The channel connection aggregate: commands, events, errors, state and the pure `decide`.
+
+use super::{ChannelStatus, Platform};
+use crate::{TenantId, UserId};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What can be asked of a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ChannelCommand {
+    /// Create the connection, after its tenant reserved a slot for it.
+    CreateChannel {
+        /// The connection's id (also the stream id, and the slot's).
+        channel_id: Uuid,
+        /// The owning business.
+        tenant_id: TenantId,
+        /// The company it belongs to.
+        company_id: Uuid,
+        /// The platform.
+        platform: Platform,
+        /// The Meta app assigned from the pool (Instagram, Facebook).
+        meta_app_id: Option<Uuid>,
+    },
+    /// Record a status reported by the provider or reached by the connect flow.
+    ChangeStatus {
+        /// The mapped status.
+        status: ChannelStatus,
+        /// The provider's own status word (e.g. WAHA `SCAN_QR_CODE`), kept as is.
+        raw_status: Option<String>,
+        /// Why, when the provider says (e.g. a disconnect reason).
+        reason: Option<String>,
+    },
+    /// Record a failure that needs the business: status `ERROR`, error count + 1.
+    RecordFailure {
+        /// What went wrong, for the business.
+        error: String,
+        /// The provider's own status word, if any.
+        raw_status: Option<String>,
+    },
+    /// Store the connection's credentials, sealed by the vault (never plaintext).
+    StoreCredentials {
+        /// The sealed credentials (see `x8_commands::vault`).
+        sealed: String,
+    },
+    /// Record that someone read the credentials (for auditors).
+    RecordCredentialsViewed {
+        /// Who read them.
+        viewer: UserId,
+    },
+    /// Remove the connection. Its slot and Meta app are given back by the command layer.
+    RemoveChannel,
+}
+
+impl ChannelCommand {
+    /// The command's name, recorded in event metadata and the idempotency record.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::CreateChannel { .. } => "CreateChannel",
+            Self::ChangeStatus { .. } => "ChangeChannelStatus",
+            Self::RecordFailure { .. } => "RecordChannelFailure",
+            Self::StoreCredentials { .. } => "StoreCredentials",
+            Self::RecordCredentialsViewed { .. } => "RecordCredentialsViewed",
+            Self::RemoveChannel => "RemoveChannel",
+        }
+    }
+}
+
+/// What happened to a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ChannelEvent {
+    /// The connection was created, `DISCONNECTED`.
+    ChannelCreated {
+        /// The connection (also the stream id).
+        channel_id: Uuid,
+        /// The owning business.
+        tenant_id: TenantId,
+        /// Its company.
+        company_id: Uuid,
+        /// The platform.
+        platform: Platform,
+        /// Its Meta app, for Instagram and Facebook.
+        meta_app_id: Option<Uuid>,
+    },
+    /// The status changed.
+    ChannelStatusChanged {
+        /// The status it had.
+        from: ChannelStatus,
+        /// The status it has.
+        to: ChannelStatus,
+        /// The provider's status word.
+        raw_status: Option<String>,
+        /// Why, when known.
+        reason: Option<String>,
+    },
+    /// The connection failed: status `ERROR`.
+    ChannelFailed {
+        /// What went wrong.
+        error: String,
+        /// Failures so far, this one included.
+        error_count: u32,
+        /// The provider's status word.
+        raw_status: Option<String>,
+    },
+    /// New credentials were stored, sealed with the tenant's data key.
+    CredentialsStored {
+        /// The sealed credentials.
+        sealed: String,
+    },
+    /// Someone read the credentials.
+    CredentialsViewed {
+        /// Who.
+        viewer: UserId,
+    },
+    /// The connection was removed.
+    ChannelRemoved {
+        /// The Meta app it gives back, if any.
+        meta_app_id: Option<Uuid>,
+    },
+}
+
+impl DomainEvent for ChannelEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::ChannelCreated { .. } => "ChannelCreated",
+            Self::ChannelStatusChanged { .. } => "ChannelStatusChanged",
+            Self::ChannelFailed { .. } => "ChannelFailed",
+            Self::CredentialsStored { .. } => "CredentialsStored",
+            Self::CredentialsViewed { .. } => "CredentialsViewed",
+            Self::ChannelRemoved { .. } => "ChannelRemoved",
+        }
+        .to_string()
+    }
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+/// A refused connection command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    /// The stream already holds a connection.
+    #[error("channel {0} exists already")]
+    AlreadyCreated(Uuid),
+    /// No such connection.
+    #[error("channel not found")]
+    NotFound,
+    /// The connection was removed.
+    #[error("channel {0} was removed")]
+    Removed(Uuid),
+    /// No credentials were stored.
+    #[error("channel {0} has no credentials")]
+    NoCredentials(Uuid),
+}
+
+/// A channel connection, as far as its stream tells.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Channel {
+    id: Uuid,
+    tenant_id: TenantId,
+    company_id: Uuid,
+    platform: Platform,
+    status: ChannelStatus,
+    raw_status: Option<String>,
+    last_error: Option<String>,
+    error_count: u32,
+    meta_app_id: Option<Uuid>,
+    credentials: Option<String>,
+    created: bool,
+    removed: bool,
+}
+
+impl Channel {
+    /// The connection's id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+    /// Whether the stream holds a connection (removed or not).
+    pub fn exists(&self) -> bool {
+        self.created
+    }
+    /// Whether it was removed.
+    pub fn is_removed(&self) -> bool {
+        self.removed
+    }
+    /// The owning business.
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+    /// Its company.
+    pub fn company_id(&self) -> Uuid {
+        self.company_id
+    }
+    /// The platform.
+    pub fn platform(&self) -> Platform {
+        self.platform
+    }
+    /// The current status.
+    pub fn status(&self) -> ChannelStatus {
+        self.status
+    }
+    /// The Meta app it holds.
+    pub fn meta_app_id(&self) -> Option<Uuid> {
+        self.meta_app_id
+    }
+    /// The sealed credentials, if stored.
+    pub fn sealed_credentials(&self) -> Option<&str> {
+        self.credentials.as_deref()
+    }
+
+    /// Decides which events a command produces, or why it is refused. Pure.
+    ///
+    /// # Errors
+    /// A [`ChannelError`] naming the broken rule.
+    pub fn decide(&self, command: ChannelCommand) -> Result<Vec<ChannelEvent>, ChannelError> {
+        use ChannelCommand as C;
+        use ChannelEvent as E;
+        if let C::CreateChannel {
+            channel_id,
+            tenant_id,
+            company_id,
+            platform,
+            meta_app_id,
+        } = command
+        {
+            if self.created {
+                return Err(ChannelError::AlreadyCreated(self.id));
+            }
+            return Ok(vec![E::ChannelCreated {
+                channel_id,
+                tenant_id,
+                company_id,
+                platform,
+                meta_app_id,
+            }]);
+        }
+        if !self.created {
+            return Err(ChannelError::NotFound);
+        }
+        if self.removed {
+            return match command {
+                C::RemoveChannel => Ok(vec![]),
+                _ => Err(ChannelError::Removed(self.id)),
+            };
+        }
+        match command {
+            C::CreateChannel { .. } => unreachable!("handled above"),
+            C::ChangeStatus {
+                status,
+                raw_status,
+                reason,
+            } => {
+                if status == self.status && raw_status == self.raw_status {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::ChannelStatusChanged {
+                    from: self.status,
+                    to: status,
+                    raw_status,
+                    reason,
+                }])
+            }
+            C::RecordFailure { error, raw_status } => Ok(vec![E::ChannelFailed {
+                error,
+                error_count: self.error_count + 1,
+                raw_status,
+            }]),
+            C::StoreCredentials { sealed } => Ok(vec![E::CredentialsStored { sealed }]),
+            C::RecordCredentialsViewed { viewer } => match self.credentials {
+                Some(_) => Ok(vec![E::CredentialsViewed { viewer }]),
+                None => Err(ChannelError::NoCredentials(self.id)),
+            },
+            C::RemoveChannel => Ok(vec![E::ChannelRemoved {
+                meta_app_id: self.meta_app_id,
+            }]),
+        }
+    }
+}
+
+impl Aggregate for Channel {
+    const TYPE: &'static str = "channel";
+    type Command = ChannelCommand;
+    type Event = ChannelEvent;
+    type Error = ChannelError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let events = self.decide(command)?;
+        crate::emit(self, sink, events).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            ChannelEvent::ChannelCreated {
+                channel_id,
+                tenant_id,
+                company_id,
+                platform,
+                meta_app_id,
+            } => {
+                self.created = true;
+                self.id = channel_id;
+                self.tenant_id = tenant_id;
+                self.company_id = company_id;
+                self.platform = platform;
+                self.meta_app_id = meta_app_id;
+                self.status = ChannelStatus::Disconnected;
+            }
+            ChannelEvent::ChannelStatusChanged { to, raw_status, .. } => {
+                self.status = to;
+                self.raw_status = raw_status;
+            }
+            ChannelEvent::ChannelFailed {
+                error,
+                error_count,
+                raw_status,
+            } => {
+                self.status = ChannelStatus::Error;
+                self.last_error = Some(error);
+                self.error_count = error_count;
+                self.raw_status = raw_status;
+            }
+            ChannelEvent::CredentialsStored { sealed } => self.credentials = Some(sealed),
+            ChannelEvent::CredentialsViewed { .. } => {}
+            ChannelEvent::ChannelRemoved { .. } => {
+                self.removed = true;
+                self.meta_app_id = None;
+            }
+        }
+    }
+}
