@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 use_local_database x8
+: "${X8_MASTER_KEY:?X8_MASTER_KEY is required (32 random bytes, base64), e.g. export X8_MASTER_KEY=\$(openssl rand -base64 32); keep it: it opens the stored data keys}"
 : "${X8_JWT_SECRET:?X8_JWT_SECRET is required (at least 32 bytes), e.g. export X8_JWT_SECRET=\$(openssl rand -hex 32)}"
 exec cargo run --locked -p x8-api --bin x8-api -- "$@"

@@ -15,6 +15,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use uuid::Uuid;
+use x8_commands::vault::MasterKey;
 use x8_commands::{Clock, CommandContext, Commands};
 use x8_eventstore::{Actor, EventStore};
 use x8_projections::runner::WaitError;
@@ -45,12 +46,13 @@ impl AppState {
         store: &EventStore,
         auth: AuthKeys,
         clock: Arc<dyn Clock>,
+        master_key: MasterKey,
         min_position_timeout: Duration,
     ) -> Result<Self, sqlx::Error> {
         let projections = ProjectionRunner::new(store.clone(), x8_projections::all());
         projections.register().await?;
         Ok(Self {
-            commands: Commands::new(store, clock),
+            commands: Commands::new(store, clock, master_key),
             projections,
             pool: store.pool().clone(),
             auth: Arc::new(auth),

@@ -10,7 +10,7 @@
 //! `over_channel_limit` (with `connection_ids` to remove), `upgrade_requires_checkout`,
 //! `custom_plan`, `channel_limit_required`, `channels_restricted`, `tenant_suspended`,
 //! `meta_app_pool_empty`, `meta_app_registered`, `invalid_meta_app`, `channel_removed`,
-//! `no_credentials`, `projection_lagging`,
+//! `no_credentials`, `data_key_destroyed` (410), `projection_lagging`,
 //! `internal`, `unavailable`.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -299,6 +299,9 @@ impl Rejection for x8_commands::channels::ChannelOpError {
             ChannelOpError::Company(e) => e.problem(),
             ChannelOpError::Channel(e) => e.problem(),
             ChannelOpError::MetaApp(e) => e.problem(),
+            e @ ChannelOpError::KeyDestroyed => {
+                ApiError::new(StatusCode::GONE, "data_key_destroyed", e.to_string())
+            }
         }
     }
 }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 use x8_api::auth::AuthKeys;
-use x8_api::settings::{required, Settings, DEFAULT_DATABASE_URL};
+use x8_api::settings::{master_key, required, Settings, DEFAULT_DATABASE_URL};
 use x8_api::{router, telemetry, AppState};
 use x8_commands::{CommandContext, Commands, SystemClock};
 use x8_domain::user::Role;
@@ -30,7 +30,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// Create an ADMIN; the password is read from X8_ADMIN_PASSWORD.
+    /// Create an ADMIN; the password is read from X8_ADMIN_PASSWORD, and X8_MASTER_KEY
+    /// seals its e-mail.
     Create {
         /// The admin's e-mail address (the login).
         #[arg(long)]
@@ -82,6 +83,7 @@ async fn serve() -> anyhow::Result<()> {
         &store,
         AuthKeys::new(&settings.jwt_secret),
         Arc::new(SystemClock),
+        settings.master_key.clone(),
         settings.min_position_timeout,
     )
     .await?;
@@ -102,10 +104,11 @@ async fn serve() -> anyhow::Result<()> {
 
 async fn create_admin(email: &str, name: &str) -> anyhow::Result<()> {
     let password = required("X8_ADMIN_PASSWORD")?;
+    let master_key = master_key()?;
     let database_url =
         std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
     let store = open_store(&database_url, 2, 100).await?;
-    let commands = Commands::new(&store, Arc::new(SystemClock));
+    let commands = Commands::new(&store, Arc::new(SystemClock), master_key);
     let ctx = CommandContext::new(Actor::System);
     let (id, _) =
         x8_commands::accounts::register_staff(&commands, email, password, name, Role::Admin, &ctx)

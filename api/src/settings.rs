@@ -3,6 +3,7 @@
 
 use secrecy::SecretString;
 use std::time::Duration;
+use x8_commands::vault::MasterKey;
 
 /// Local development database used when `DATABASE_URL` is unset.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/x8";
@@ -34,6 +35,9 @@ pub struct Settings {
     pub bind: String,
     /// `X8_JWT_SECRET`: HS256 key, required, at least 32 bytes.
     pub jwt_secret: SecretString,
+    /// `X8_MASTER_KEY`: 32 random bytes, base64, required; wraps the tenants' data keys
+    /// (generate one with `openssl rand -base64 32`).
+    pub master_key: MasterKey,
     /// `X8_DB_MAX_CONNECTIONS`, default 20.
     pub max_connections: u32,
     /// `X8_SNAPSHOT_EVERY`: events between aggregate snapshots, default 100.
@@ -56,6 +60,7 @@ impl Settings {
             });
         }
         Ok(Self {
+            master_key: master_key()?,
             database_url: optional("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             bind: optional("X8_BIND").unwrap_or_else(|| DEFAULT_BIND.into()),
             jwt_secret: SecretString::from(jwt_secret),
@@ -67,6 +72,17 @@ impl Settings {
             )?),
         })
     }
+}
+
+/// `X8_MASTER_KEY`, parsed.
+///
+/// # Errors
+/// [`SettingsError`] naming the variable when it is missing or not 32 bytes of base64.
+pub fn master_key() -> Result<MasterKey, SettingsError> {
+    MasterKey::from_base64(&required("X8_MASTER_KEY")?).map_err(|e| SettingsError::Invalid {
+        name: "X8_MASTER_KEY",
+        reason: e.to_string(),
+    })
 }
 
 /// The value of `name`, or an error naming it.
@@ -102,7 +118,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_missing_or_short_jwt_secret_is_an_error_naming_the_variable() {
+    fn a_missing_or_malformed_secret_is_an_error_naming_the_variable() {
         // One test touches the process environment, so they cannot race.
         std::env::remove_var("X8_JWT_SECRET");
         let missing = Settings::from_env().unwrap_err().to_string();
@@ -111,6 +127,13 @@ mod tests {
         let short = Settings::from_env().unwrap_err().to_string();
         assert!(short.contains("at least 32 bytes"), "{short}");
         std::env::set_var("X8_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        std::env::remove_var("X8_MASTER_KEY");
+        let no_key = Settings::from_env().unwrap_err().to_string();
+        assert!(no_key.contains("X8_MASTER_KEY"), "{no_key}");
+        std::env::set_var("X8_MASTER_KEY", "c2hvcnQ=");
+        let short_key = Settings::from_env().unwrap_err().to_string();
+        assert!(short_key.contains("X8_MASTER_KEY"), "{short_key}");
+        std::env::set_var("X8_MASTER_KEY", MasterKey::generate_base64());
         std::env::set_var("X8_SNAPSHOT_EVERY", "lots");
         let invalid = Settings::from_env().unwrap_err().to_string();
         assert!(invalid.contains("X8_SNAPSHOT_EVERY"), "{invalid}");

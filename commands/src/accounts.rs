@@ -12,6 +12,7 @@ use crate::bus::NamedCommand;
 use crate::context::CommandContext;
 use crate::error::CommandError;
 use crate::passwords::{self, PasswordError};
+use crate::vault::PLATFORM_SCOPE;
 use crate::Commands;
 use uuid::Uuid;
 use x8_domain::email::InvalidEmail;
@@ -85,6 +86,8 @@ pub async fn register_business(
         .await
         .map_err(|e| CommandError::Rejected(e.into()))?;
 
+    let new_tenant = TenantId::new();
+    let sealed_email = seal_email(commands, new_tenant.0, &email).await?;
     let registered = commands
         .users
         .execute(
@@ -92,10 +95,11 @@ pub async fn register_business(
             UserCommand::RegisterUser {
                 user_id,
                 email: email.clone(),
+                sealed_email,
                 name: name.trim().to_string(),
                 role: Role::Client,
                 password_hash,
-                tenant_id: Some(TenantId::new()),
+                tenant_id: Some(new_tenant),
             },
             &ctx.step("user"),
         )
@@ -127,7 +131,7 @@ pub async fn register_business(
                 tenant_id,
                 name: name.to_string(),
                 owner_user_id: user_id,
-                owner_email: email,
+                owner_email: seal_email(commands, tenant_id.0, &email).await?,
                 registered_at: commands.clock.now(),
             },
             &ctx.step("tenant"),
@@ -194,6 +198,7 @@ pub async fn register_staff(
             &user_id.to_string(),
             UserCommand::RegisterUser {
                 user_id,
+                sealed_email: seal_email(commands, PLATFORM_SCOPE, &email).await?,
                 email,
                 name: name.trim().to_string(),
                 role,
@@ -206,6 +211,22 @@ pub async fn register_staff(
         .map_err(|e| e.map_rejected(AccountError::User))?;
     Ok((user_id, outcome.position()))
 }
+
+/// Seals an e-mail address for `scope` (a tenant, or the platform for staff).
+async fn seal_email(
+    commands: &Commands,
+    scope: uuid::Uuid,
+    email: &Email,
+) -> Result<x8_domain::Sealed, CommandError<AccountError>> {
+    commands
+        .vault
+        .seal(scope, EMAIL_PURPOSE, email.as_str().as_bytes())
+        .await
+        .map_err(|e| CommandError::Infrastructure(e.to_string()))
+}
+
+/// The vault purpose of sealed e-mail addresses (owner and staff accounts).
+pub const EMAIL_PURPOSE: &str = "email";
 
 /// A well-formed argon2id hash of a random password, verified against when the account
 /// does not exist so that a login takes as long for unknown addresses as for known ones.

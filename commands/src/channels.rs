@@ -11,6 +11,7 @@ use crate::bus::NamedCommand;
 use crate::context::CommandContext;
 use crate::error::CommandError;
 use crate::Commands;
+use sha2::Digest as _;
 use uuid::Uuid;
 use x8_domain::channel::{Channel, ChannelCommand, ChannelError, ChannelStatus, Platform};
 use x8_domain::company::CompanyError;
@@ -54,6 +55,19 @@ pub enum ChannelOpError {
     /// Refused by the Meta app pool (empty).
     #[error(transparent)]
     MetaApp(#[from] MetaAppError),
+    /// The tenant's data key was destroyed (erased): its sealed fields are gone for good.
+    #[error("the business's data key was destroyed")]
+    KeyDestroyed,
+}
+
+/// Maps a vault failure: a destroyed key is a refusal, anything else infrastructure.
+fn vault_error(err: crate::vault::VaultError) -> CommandError<ChannelOpError> {
+    match err {
+        crate::vault::VaultError::KeyDestroyed(_) => {
+            CommandError::Rejected(ChannelOpError::KeyDestroyed)
+        }
+        other => CommandError::Infrastructure(other.to_string()),
+    }
 }
 
 /// A new connection.
@@ -231,6 +245,81 @@ pub async fn execute(
         .await
         .map_err(|e| e.map_rejected(ChannelOpError::Channel))?;
     Ok(outcome.position())
+}
+
+/// The vault purpose of a connection's credentials: bound to the connection, so sealed
+/// credentials copied to another connection's stream do not open.
+fn credentials_purpose(channel_id: Uuid) -> String {
+    format!("channel-credentials:{channel_id}")
+}
+
+/// Seals `credentials` (the provider's tokens and keys, as JSON) with the tenant's data
+/// key and stores them on the connection. Returns the global position.
+///
+/// # Errors
+/// `Channel(NotFound | Removed)`, `KeyDestroyed`; [`CommandError::Infrastructure`] when
+/// the vault fails otherwise.
+pub async fn store_credentials(
+    commands: &Commands,
+    channel: &Channel,
+    credentials: &[u8],
+    ctx: &CommandContext,
+) -> Result<i64, CommandError<ChannelOpError>> {
+    let sealed = commands
+        .vault
+        .seal(
+            channel.tenant_id().0,
+            &credentials_purpose(channel.id()),
+            credentials,
+        )
+        .await
+        .map_err(|e| CommandError::Infrastructure(e.to_string()))?;
+    let ctx = ctx.clone().fingerprinted(&[
+        "StoreCredentials",
+        &channel.id().to_string(),
+        &hex::encode(sha2::Sha256::digest(credentials)),
+    ]);
+    execute(
+        commands,
+        channel,
+        ChannelCommand::StoreCredentials { sealed: sealed.0 },
+        &ctx,
+    )
+    .await
+}
+
+/// Records that `viewer` reads the connection's credentials (`CredentialsViewed`, before
+/// anything is revealed), then opens them. Returns the plaintext and the position.
+///
+/// # Errors
+/// `Channel(NoCredentials | Removed)`, `KeyDestroyed`; [`CommandError::Infrastructure`]
+/// when the vault cannot open them otherwise.
+pub async fn view_credentials(
+    commands: &Commands,
+    channel: &Channel,
+    viewer: x8_domain::UserId,
+    ctx: &CommandContext,
+) -> Result<(zeroize::Zeroizing<Vec<u8>>, i64), CommandError<ChannelOpError>> {
+    let position = execute(
+        commands,
+        channel,
+        ChannelCommand::RecordCredentialsViewed { viewer },
+        ctx,
+    )
+    .await?;
+    let sealed = channel.sealed_credentials().ok_or(CommandError::Rejected(
+        ChannelError::NoCredentials(channel.id()).into(),
+    ))?;
+    let plaintext = commands
+        .vault
+        .open(
+            channel.tenant_id().0,
+            &credentials_purpose(channel.id()),
+            &x8_domain::Sealed(sealed.to_string()),
+        )
+        .await
+        .map_err(vault_error)?;
+    Ok((plaintext, position))
 }
 
 /// Adds an app to the Meta app pool (ADMIN). Returns its id and the global position.

@@ -13,6 +13,7 @@
 //! - [`companies`]: creating companies (with their tenant-allocated codes) and changing them.
 //! - [`channels`]: connecting and removing channel connections, the Meta app pool.
 //! - [`clock`]: the injectable clock.
+//! - [`vault`]: envelope encryption of personal and secret fields (per-tenant data keys).
 //! - [`deadlines`]: the runner that issues due deadlines' commands exactly once.
 
 pub mod accounts;
@@ -25,6 +26,7 @@ pub mod deadlines;
 pub mod error;
 pub mod passwords;
 pub mod tenants;
+pub mod vault;
 
 pub use bus::{CommandBus, CommandOutcome};
 pub use clock::{Clock, SystemClock};
@@ -56,11 +58,13 @@ pub struct Commands {
     pub clock: Arc<dyn Clock>,
     /// The event store (for reading what a command appended).
     pub store: EventStore,
+    /// Seals personal and secret fields with the tenants' data keys.
+    pub vault: vault::Vault,
 }
 
 impl Commands {
-    /// Builds the buses over `store`.
-    pub fn new(store: &EventStore, clock: Arc<dyn Clock>) -> Self {
+    /// Builds the buses over `store`, with the vault's data keys in the same database.
+    pub fn new(store: &EventStore, clock: Arc<dyn Clock>, master_key: vault::MasterKey) -> Self {
         Self {
             tenants: Arc::new(CommandBus::new(store)),
             users: Arc::new(CommandBus::new(store)),
@@ -69,6 +73,7 @@ impl Commands {
             meta_apps: Arc::new(CommandBus::new(store)),
             clock,
             store: store.clone(),
+            vault: vault::Vault::new(store.pool().clone(), master_key),
         }
     }
 }

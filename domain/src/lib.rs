@@ -8,6 +8,7 @@
 //! - [`ids`]: typed identifiers (`TenantId`, `UserId`).
 //! - [`email`]: a parsed, normalised e-mail address.
 //! - [`plan`]: the plan table of DOMAIN.md (prices in cents, channel limits).
+//! - [`sealed`]: personal and secret fields, sealed with the tenant's data key.
 //! - [`tenant`]: the business (tenant) aggregate: registration, trial, manager assignment,
 //!   company code allocation.
 //! - [`channel`]: channel connections (platform, status, Meta app, sealed credentials).
@@ -24,11 +25,13 @@ pub mod email;
 pub mod ids;
 pub mod meta_apps;
 pub mod plan;
+pub mod sealed;
 pub mod tenant;
 pub mod upcasters;
 pub mod user;
 
 pub use email::Email;
+pub use sealed::Sealed;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;

@@ -7,19 +7,49 @@
 //!   `owner_user_id`, `owner_email` and `registered_at`; 2.0 adds the trial terms of
 //!   DOMAIN.md: `plan` FREE, `subscription_status` trialing, `channel_limit` 1 and
 //!   `trial_ends_at` = `registered_at` + 7 days.
+//! - `TenantRegistered` 2.0 → 3.0 and `UserRegistered` 1.0 → 2.0: the e-mail became a
+//!   [`Sealed`] value. An upcaster has no keys, so an address stored in clear by an older
+//!   version is carried as [`Sealed::legacy`] (marked unencrypted, readable without a key);
+//!   such events exist only in databases written before the vault.
 
 use crate::plan::{TRIAL_CHANNEL_LIMIT, TRIAL_DAYS};
+use crate::Sealed;
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::persist::{EventUpcaster, SemanticVersionEventUpcaster};
 use serde_json::{json, Value};
 
 /// Every upcaster, in the order they apply. Give this list to each event store and reader.
 pub fn all() -> Vec<Box<dyn EventUpcaster>> {
-    vec![Box::new(SemanticVersionEventUpcaster::new(
-        "TenantRegistered",
-        "2.0",
-        Box::new(tenant_registered_v2),
-    ))]
+    vec![
+        Box::new(SemanticVersionEventUpcaster::new(
+            "TenantRegistered",
+            "2.0",
+            Box::new(tenant_registered_v2),
+        )),
+        Box::new(SemanticVersionEventUpcaster::new(
+            "TenantRegistered",
+            "3.0",
+            Box::new(|payload| seal_legacy(payload, "TenantRegistered", "owner_email")),
+        )),
+        Box::new(SemanticVersionEventUpcaster::new(
+            "UserRegistered",
+            "2.0",
+            Box::new(|payload| seal_legacy(payload, "UserRegistered", "email")),
+        )),
+    ]
+}
+
+/// Marks the clear-text `field` of event `variant` as a legacy [`Sealed`] value.
+fn seal_legacy(mut payload: Value, variant: &str, field: &str) -> Value {
+    if let Some(value) = payload
+        .get_mut(variant)
+        .and_then(|body| body.get_mut(field))
+    {
+        if let Some(plaintext) = value.as_str() {
+            *value = json!(Sealed::legacy(plaintext));
+        }
+    }
+    payload
 }
 
 /// `TenantRegistered` 1.0 → 2.0 (see the module docs). A payload that is not the expected
@@ -54,7 +84,7 @@ mod tests {
     use cqrs_es::persist::SerializedEvent;
 
     #[test]
-    fn a_version_1_tenant_registration_loads_as_version_2() {
+    fn a_version_1_tenant_registration_loads_as_the_current_version() {
         let old = SerializedEvent::new(
             "t".into(),
             1,
@@ -70,17 +100,13 @@ mod tests {
             }}),
             json!({}),
         );
-        let upcasters = all();
-        let upcaster = upcasters
-            .iter()
-            .find(|u| u.can_upcast(&old.event_type, &old.event_version))
-            .expect("an upcaster for 1.0");
-        let new = upcaster.upcast(old);
-        assert_eq!(new.event_version, "2.0.0");
+        let new = upcast(old);
+        assert_eq!(new.event_version, "3.0.0");
         let event: TenantEvent = serde_json::from_value(new.payload).unwrap();
         let TenantEvent::TenantRegistered {
             trial_ends_at,
             channel_limit,
+            owner_email,
             ..
         } = event
         else {
@@ -88,10 +114,48 @@ mod tests {
         };
         assert_eq!(trial_ends_at.to_rfc3339(), "2025-01-08T00:00:00+00:00");
         assert_eq!(channel_limit, 1);
+        assert_eq!(owner_email, Sealed::legacy("old@shop.test"));
+    }
+
+    #[test]
+    fn a_version_1_user_registration_carries_its_email_as_legacy() {
+        let old = SerializedEvent::new(
+            "u".into(),
+            1,
+            "user".into(),
+            "UserRegistered".into(),
+            "1.0".into(),
+            json!({"UserRegistered": {
+                "user_id": "00000000-0000-0000-0000-000000000002",
+                "email": "old@shop.test",
+                "name": "Old",
+                "role": "MANAGER",
+                "password_hash": "$argon2id$stub",
+                "tenant_id": null
+            }}),
+            json!({}),
+        );
+        let new = upcast(old);
+        let event: crate::user::UserEvent = serde_json::from_value(new.payload).unwrap();
+        let crate::user::UserEvent::UserRegistered { email, .. } = event;
+        assert_eq!(email, Sealed::legacy("old@shop.test"));
     }
 
     #[test]
     fn current_versions_are_not_upcast() {
-        assert!(!all()[0].can_upcast("TenantRegistered", "2.0"));
+        for upcaster in all() {
+            assert!(!upcaster.can_upcast("TenantRegistered", "3.0"));
+            assert!(!upcaster.can_upcast("UserRegistered", "2.0"));
+        }
+    }
+
+    /// Applies every matching upcaster in order, as the event store does.
+    fn upcast(mut event: SerializedEvent) -> SerializedEvent {
+        for upcaster in all() {
+            if upcaster.can_upcast(&event.event_type, &event.event_version) {
+                event = upcaster.upcast(event);
+            }
+        }
+        event
     }
 }

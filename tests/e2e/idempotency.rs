@@ -111,6 +111,13 @@ async fn a_registration_cut_off_after_the_account_resumes_when_the_owner_registe
     let hash = x8_commands::passwords::hash(x8_tests::PASSWORD.into())
         .await
         .unwrap();
+    let sealed_email = app
+        .state
+        .commands
+        .vault
+        .seal(orphan_tenant.0, "email", email.as_str().as_bytes())
+        .await
+        .unwrap();
     app.state
         .commands
         .users
@@ -119,6 +126,7 @@ async fn a_registration_cut_off_after_the_account_resumes_when_the_owner_registe
             x8_domain::user::UserCommand::RegisterUser {
                 user_id,
                 email,
+                sealed_email,
                 name: "Cut Shop".into(),
                 role: x8_domain::user::Role::Client,
                 password_hash: hash,

@@ -10,3 +10,4 @@ mod event_log;
 mod idempotency;
 mod projections;
 mod tenants_api;
+mod vault;

@@ -26,6 +26,9 @@ use x8_eventstore::{Actor, EventStore};
 
 /// The JWT secret of every test app.
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+/// The master key of test apps (fixed, so an app restarted on the same database opens
+/// the data keys the first one made).
+pub const MASTER_KEY: &str = "dGVzdC1tYXN0ZXIta2V5LXRlc3QtbWFzdGVyLWtleSE=";
 /// The password of every account the helpers create.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -105,6 +108,7 @@ impl TestApp {
             &store,
             AuthKeys::new(&SecretString::from(JWT_SECRET)),
             clock,
+            x8_commands::vault::MasterKey::from_base64(MASTER_KEY).expect("test master key"),
             min_position_timeout,
         )
         .await

@@ -8,6 +8,13 @@
 //! - `DELETE /api/v1/channels/{id}` → `{channel_id, position}`: removes it, gives its
 //!   slot and Meta app back
 //!
+//! - `PUT /api/v1/channels/{id}/credentials` `{<name>: <string>, …}` (the provider's tokens
+//!   and keys, at most 32 fields) → `{channel_id, position}`: sealed with the tenant's data
+//!   key before they enter an event (see `x8_commands::vault`)
+//! - `GET /api/v1/channels/{id}/credentials` → `{channel_id, credentials, position}`, with
+//!   `Cache-Control: no-store`; every read first appends `CredentialsViewed` (who; the
+//!   event's time is when) for auditors. 404 `no_credentials` when none were stored.
+//!
 //! Who: the owning CLIENT, its assigned MANAGER, ADMINs; anyone else gets 404.
 
 use super::{authorize_tenant, path_id, RequestId};
@@ -16,13 +23,16 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
 use axum::extract::{Path, State};
+use axum::http::header;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use uuid::Uuid;
-use x8_commands::channels::{connect_channel, remove_channel};
+use x8_commands::channels::{connect_channel, remove_channel, store_credentials, view_credentials};
 use x8_domain::channel::{Channel, ChannelStatus, Platform};
 use x8_domain::TenantId;
 use x8_projections::channels::NAME as CHANNELS;
@@ -32,6 +42,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/companies/{id}/channels", get(list).post(connect))
         .route("/channels/{id}", get(show).delete(remove))
+        .route(
+            "/channels/{id}/credentials",
+            get(read_credentials).put(put_credentials),
+        )
 }
 
 #[derive(Deserialize)]
@@ -125,8 +139,9 @@ async fn show(
     Ok(Json(channel))
 }
 
+/// A change to a connection: its id and the global position of the last event.
 #[derive(Serialize)]
-struct Removed {
+struct Changed {
     channel_id: Uuid,
     position: i64,
 }
@@ -137,14 +152,60 @@ async fn remove(
     IdempotencyKey(key): IdempotencyKey,
     RequestId(request_id): RequestId,
     Path(id): Path<String>,
-) -> Result<Json<Removed>, ApiError> {
+) -> Result<Json<Changed>, ApiError> {
     let channel = load_channel(&state, &caller, &id).await?;
     let ctx = state.context(Some(&caller), key, request_id);
     let position = remove_channel(&state.commands, &channel, &ctx).await?;
-    Ok(Json(Removed {
+    Ok(Json(Changed {
         channel_id: channel.id(),
         position,
     }))
+}
+
+/// Most fields a credentials document may have.
+const MAX_CREDENTIAL_FIELDS: usize = 32;
+
+async fn put_credentials(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<BTreeMap<String, String>>,
+) -> Result<Json<Changed>, ApiError> {
+    if body.is_empty() || body.len() > MAX_CREDENTIAL_FIELDS {
+        return Err(ApiError::invalid_body(format!(
+            "credentials are 1 to {MAX_CREDENTIAL_FIELDS} string fields"
+        )));
+    }
+    let channel = load_channel(&state, &caller, &id).await?;
+    let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&body).map_err(ApiError::internal)?);
+    let ctx = state.context(Some(&caller), key, request_id);
+    let position = store_credentials(&state.commands, &channel, &plaintext, &ctx).await?;
+    Ok(Json(Changed {
+        channel_id: channel.id(),
+        position,
+    }))
+}
+
+async fn read_credentials(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let channel = load_channel(&state, &caller, &id).await?;
+    let ctx = state.context(Some(&caller), None, request_id);
+    let (plaintext, position) =
+        view_credentials(&state.commands, &channel, caller.user_id, &ctx).await?;
+    let credentials: serde_json::Value =
+        serde_json::from_slice(&plaintext).map_err(ApiError::internal)?;
+    let body = serde_json::json!({
+        "channel_id": channel.id(),
+        "credentials": credentials,
+        "position": position,
+    });
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)))
 }
 
 /// The connection `raw_id` from its own stream, if `caller` may act on its business.

@@ -1,7 +1,7 @@
 //! Commands of the tenant aggregate.
 
 use super::SubscriptionStatus;
-use crate::{Email, Plan, TenantId, UserId};
+use crate::{Plan, Sealed, TenantId, UserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -16,8 +16,8 @@ pub enum TenantCommand {
         name: String,
         /// The CLIENT user who owns the business.
         owner_user_id: UserId,
-        /// The owner's address.
-        owner_email: Email,
+        /// The owner's address, sealed with the tenant's data key.
+        owner_email: Sealed,
         /// When the registration happened.
         registered_at: DateTime<Utc>,
     },

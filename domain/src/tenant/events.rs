@@ -1,6 +1,6 @@
 //! Events of the tenant aggregate, with their stable types and versions.
 
-use crate::{Email, Plan, TenantId, UserId};
+use crate::{Plan, Sealed, TenantId, UserId};
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
@@ -52,7 +52,8 @@ pub enum PlanChangeOrigin {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TenantEvent {
     /// A business registered. Version 2.0 added `plan`, `subscription_status`,
-    /// `channel_limit` and `trial_ends_at` (see [`crate::upcasters`]).
+    /// `channel_limit` and `trial_ends_at`; 3.0 seals `owner_email` (see
+    /// [`crate::upcasters`]).
     TenantRegistered {
         /// The business.
         tenant_id: TenantId,
@@ -60,8 +61,8 @@ pub enum TenantEvent {
         name: String,
         /// The CLIENT owner.
         owner_user_id: UserId,
-        /// The owner's address.
-        owner_email: Email,
+        /// The owner's address, sealed with the tenant's data key.
+        owner_email: Sealed,
         /// The plan at registration: FREE.
         plan: Plan,
         /// `trialing` at registration.
@@ -164,7 +165,7 @@ impl DomainEvent for TenantEvent {
 
     fn event_version(&self) -> String {
         match self {
-            Self::TenantRegistered { .. } => "2.0",
+            Self::TenantRegistered { .. } => "3.0",
             _ => "1.0",
         }
         .to_string()

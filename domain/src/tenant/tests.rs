@@ -1,7 +1,7 @@
 //! Given/when/then tests of every tenant rule.
 
 use super::*;
-use crate::{Email, Plan, TenantId, UserId};
+use crate::{Plan, Sealed, TenantId, UserId};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cqrs_es::test::TestFramework;
 use uuid::Uuid;
@@ -25,7 +25,7 @@ fn register() -> TenantCommand {
         tenant_id: tenant_id(),
         name: " Acme Bakery ".into(),
         owner_user_id: owner(),
-        owner_email: Email::parse("owner@acme.test").unwrap(),
+        owner_email: Sealed("x8v1.sealed-owner".into()),
         registered_at: at(),
     }
 }
@@ -34,7 +34,7 @@ fn registered() -> TenantEvent {
         tenant_id: tenant_id(),
         name: "Acme Bakery".into(),
         owner_user_id: owner(),
-        owner_email: Email::parse("owner@acme.test").unwrap(),
+        owner_email: Sealed("x8v1.sealed-owner".into()),
         plan: Plan::Free,
         subscription_status: SubscriptionStatus::Trialing,
         channel_limit: 1,

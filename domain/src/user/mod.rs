@@ -4,7 +4,7 @@
 //! e-mail address belongs to one account, also under concurrent registration" is enforced
 //! by the event store's stream uniqueness: the second registration finds the stream taken.
 
-use crate::{Email, TenantId, UserId};
+use crate::{Email, Sealed, TenantId, UserId};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -51,8 +51,11 @@ pub enum UserCommand {
     RegisterUser {
         /// The account id.
         user_id: UserId,
-        /// Login address.
+        /// Login address, to check the id against; never stored.
         email: Email,
+        /// The same address sealed (the CLIENT's tenant key, or the platform's for staff):
+        /// what the event stores.
+        sealed_email: Sealed,
         /// Display name.
         name: String,
         /// Role.
@@ -67,12 +70,12 @@ pub enum UserCommand {
 /// What happened to a user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum UserEvent {
-    /// The account was created.
+    /// The account was created. Version 2.0 seals `email` (see [`crate::upcasters`]).
     UserRegistered {
         /// The account id.
         user_id: UserId,
-        /// Login address.
-        email: Email,
+        /// Login address, sealed.
+        email: Sealed,
         /// Display name.
         name: String,
         /// Role.
@@ -91,7 +94,7 @@ impl DomainEvent for UserEvent {
         }
     }
     fn event_version(&self) -> String {
-        "1.0".into()
+        "2.0".into()
     }
 }
 
@@ -120,7 +123,7 @@ pub enum UserError {
 pub struct User {
     registered: bool,
     id: UserId,
-    email: Option<Email>,
+    email: Option<Sealed>,
     name: String,
     role: Role,
     password_hash: PasswordHash,
@@ -162,6 +165,7 @@ impl User {
             UserCommand::RegisterUser {
                 user_id,
                 email,
+                sealed_email,
                 name,
                 role,
                 password_hash,
@@ -178,7 +182,7 @@ impl User {
                 }
                 Ok(vec![UserEvent::UserRegistered {
                     user_id,
-                    email,
+                    email: sealed_email,
                     name: name.trim().to_string(),
                     role,
                     password_hash,
@@ -240,10 +244,14 @@ mod tests {
     fn email() -> Email {
         Email::parse("ana@x8.test").unwrap()
     }
+    fn sealed() -> Sealed {
+        Sealed("x8v1.sealed-ana".into())
+    }
     fn register(role: Role, tenant_id: Option<TenantId>) -> UserCommand {
         UserCommand::RegisterUser {
             user_id: UserId::for_email(&email()),
             email: email(),
+            sealed_email: sealed(),
             name: "Ana".into(),
             role,
             password_hash: PasswordHash("$argon2id$stub".into()),
@@ -253,7 +261,7 @@ mod tests {
     fn registered() -> UserEvent {
         UserEvent::UserRegistered {
             user_id: UserId::for_email(&email()),
-            email: email(),
+            email: sealed(),
             name: "Ana".into(),
             role: Role::Manager,
             password_hash: PasswordHash("$argon2id$stub".into()),

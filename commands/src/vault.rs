@@ -1,0 +1,268 @@
+//! The credentials vault ("SystemData", DOMAIN.md "Channel connections"): envelope
+//! encryption of every personal or secret field before it enters an event.
+//!
+//! - Each tenant has its own AES-256 **data key**, made on first use and stored in
+//!   `data_keys` **wrapped** (AES-256-GCM) by the **master key** from `X8_MASTER_KEY`
+//!   (32 random bytes, base64). Staff accounts use the platform's own scope
+//!   ([`PLATFORM_SCOPE`]).
+//! - A value is sealed with AES-256-GCM under the data key, a random 96-bit nonce, and
+//!   associated data binding it to its scope and purpose (so a sealed token copied into
+//!   another tenant's or another field's event does not open): [`Sealed`]
+//!   `x8v1.<base64url(nonce ‖ ciphertext ‖ tag)>`.
+//! - Erasing a tenant destroys its data key ([`Vault::destroy_key`]): every value sealed
+//!   for it becomes unreadable for good (crypto-shredding), and sealing for it fails
+//!   instead of making a new key.
+//!
+//! The keys live outside the event log on purpose: the log is append-only, a key must be
+//! destroyable. Plaintext and keys are zeroised when dropped.
+
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use sqlx::PgPool;
+use std::fmt;
+use std::sync::Arc;
+use uuid::Uuid;
+use x8_domain::Sealed;
+use zeroize::Zeroizing;
+
+/// The scope of platform data that belongs to no tenant (staff accounts).
+pub const PLATFORM_SCOPE: Uuid = Uuid::nil();
+
+const NONCE_BYTES: usize = 12;
+
+/// Why the vault could not seal or open.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// `X8_MASTER_KEY` is not 32 bytes of standard base64.
+    #[error("X8_MASTER_KEY must be 32 random bytes in base64 (openssl rand -base64 32)")]
+    InvalidMasterKey,
+    /// The scope's data key was destroyed (the tenant was erased).
+    #[error("the data key of {0} was destroyed")]
+    KeyDestroyed(Uuid),
+    /// The value is not a sealed value, was sealed for another scope or purpose, or was
+    /// tampered with; or a wrapped key does not open with this master key.
+    #[error("sealed value does not open: {0}")]
+    Corrupt(&'static str),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The master key: wraps and unwraps the data keys. Never logged.
+#[derive(Clone)]
+pub struct MasterKey(Arc<Aes256Gcm>);
+
+impl MasterKey {
+    /// Parses `X8_MASTER_KEY`: 32 bytes, standard base64.
+    ///
+    /// # Errors
+    /// [`VaultError::InvalidMasterKey`].
+    pub fn from_base64(encoded: &str) -> Result<Self, VaultError> {
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(encoded.trim())
+                .map_err(|_| VaultError::InvalidMasterKey)?,
+        );
+        if bytes.len() != 32 {
+            return Err(VaultError::InvalidMasterKey);
+        }
+        let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| VaultError::InvalidMasterKey)?;
+        Ok(Self(Arc::new(cipher)))
+    }
+
+    /// A fresh random key, base64: what `X8_MASTER_KEY` should hold (tests use it too).
+    pub fn generate_base64() -> String {
+        STANDARD.encode(Aes256Gcm::generate_key(OsRng))
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+/// Seals and opens values with per-tenant data keys. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Vault {
+    pool: PgPool,
+    master: MasterKey,
+}
+
+impl Vault {
+    /// A vault over the `data_keys` table of `pool`.
+    pub fn new(pool: PgPool, master: MasterKey) -> Self {
+        Self { pool, master }
+    }
+
+    /// Seals `plaintext` for `scope` (a tenant id, or [`PLATFORM_SCOPE`]) and `purpose`
+    /// (e.g. `owner_email`), making the scope's data key on first use.
+    ///
+    /// # Errors
+    /// [`VaultError::KeyDestroyed`] for an erased tenant; [`VaultError::Database`].
+    pub async fn seal(
+        &self,
+        scope: Uuid,
+        purpose: &str,
+        plaintext: &[u8],
+    ) -> Result<Sealed, VaultError> {
+        let key = self.data_key(scope, true).await?;
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let aad = associated_data(scope, purpose);
+        let ciphertext = key
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| VaultError::Corrupt("encryption failed"))?;
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&ciphertext);
+        Ok(Sealed(format!(
+            "{}{}",
+            Sealed::V1,
+            URL_SAFE_NO_PAD.encode(bytes)
+        )))
+    }
+
+    /// Opens a value sealed for `scope` and `purpose`. A legacy value (from an event older
+    /// than the vault) opens to its plaintext.
+    ///
+    /// # Errors
+    /// [`VaultError::KeyDestroyed`] once the tenant is erased; [`VaultError::Corrupt`] for
+    /// a value of another scope or purpose, or tampered with.
+    pub async fn open(
+        &self,
+        scope: Uuid,
+        purpose: &str,
+        sealed: &Sealed,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        if let Some(legacy) = sealed.as_str().strip_prefix(Sealed::LEGACY) {
+            return URL_SAFE_NO_PAD
+                .decode(legacy)
+                .map(Zeroizing::new)
+                .map_err(|_| VaultError::Corrupt("bad legacy value"));
+        }
+        let encoded = sealed
+            .as_str()
+            .strip_prefix(Sealed::V1)
+            .ok_or(VaultError::Corrupt("unknown format"))?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| VaultError::Corrupt("bad base64"))?;
+        let (nonce, ciphertext) = split_nonce(&bytes)?;
+        let key = self.data_key(scope, false).await?;
+        let aad = associated_data(scope, purpose);
+        key.decrypt(
+            &nonce,
+            Payload {
+                msg: ciphertext,
+                aad: &aad,
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| VaultError::Corrupt("authentication failed"))
+    }
+
+    /// Destroys `scope`'s data key for good, keeping a tombstone (crypto-shredding).
+    ///
+    /// # Errors
+    /// [`VaultError::Database`].
+    pub async fn destroy_key(&self, scope: Uuid) -> Result<(), VaultError> {
+        // language=PostgreSQL
+        sqlx::query(
+            "insert into data_keys (scope, wrapped_key, destroyed_at) values ($1, null, now())
+             on conflict (scope) do update set wrapped_key = null,
+                 destroyed_at = coalesce(data_keys.destroyed_at, now())",
+        )
+        .bind(scope)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The unwrapped data key of `scope`; made (and stored wrapped) when `create` and
+    /// there is none. Two concurrent first uses agree on one key (`on conflict`).
+    async fn data_key(&self, scope: Uuid, create: bool) -> Result<Aes256Gcm, VaultError> {
+        if create {
+            let fresh = Zeroizing::new(Aes256Gcm::generate_key(OsRng).to_vec());
+            let wrapped = self.wrap(scope, &fresh)?;
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into data_keys (scope, wrapped_key) values ($1, $2)
+                 on conflict (scope) do nothing",
+            )
+            .bind(scope)
+            .bind(wrapped)
+            .execute(&self.pool)
+            .await?;
+        }
+        // language=PostgreSQL
+        let row: Option<(Option<Vec<u8>>,)> =
+            sqlx::query_as("select wrapped_key from data_keys where scope = $1")
+                .bind(scope)
+                .fetch_optional(&self.pool)
+                .await?;
+        let wrapped = row
+            .and_then(|(wrapped,)| wrapped)
+            .ok_or(VaultError::KeyDestroyed(scope))?;
+        let key = self.unwrap(scope, &wrapped)?;
+        Aes256Gcm::new_from_slice(&key).map_err(|_| VaultError::Corrupt("data key length"))
+    }
+
+    fn wrap(&self, scope: Uuid, key: &[u8]) -> Result<Vec<u8>, VaultError> {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let aad = associated_data(scope, "data-key");
+        let ciphertext = self
+            .master
+            .0
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: key,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| VaultError::Corrupt("wrapping failed"))?;
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&ciphertext);
+        Ok(bytes)
+    }
+
+    fn unwrap(&self, scope: Uuid, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let (nonce, ciphertext) = split_nonce(wrapped)?;
+        let aad = associated_data(scope, "data-key");
+        self.master
+            .0
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| VaultError::Corrupt("wrapped key does not open with this master key"))
+    }
+}
+
+/// Splits `nonce ‖ ciphertext`.
+fn split_nonce(bytes: &[u8]) -> Result<(Nonce<aes_gcm::aead::consts::U12>, &[u8]), VaultError> {
+    if bytes.len() < NONCE_BYTES {
+        return Err(VaultError::Corrupt("too short"));
+    }
+    let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
+    let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| VaultError::Corrupt("nonce"))?;
+    Ok((Nonce::from(nonce), ciphertext))
+}
+
+/// Associated data: the scope's 16 bytes, then the purpose.
+fn associated_data(scope: Uuid, purpose: &str) -> Vec<u8> {
+    let mut aad = scope.as_bytes().to_vec();
+    aad.extend_from_slice(purpose.as_bytes());
+    aad
+}
