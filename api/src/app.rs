@@ -34,6 +34,8 @@ pub struct AppState {
     pub auth: Arc<AuthKeys>,
     /// Longest wait for `X-Min-Position`.
     pub min_position_timeout: Duration,
+    /// `X8_WAHA_WEBHOOK_SECRET`: when set, WAHA webhooks must be signed with it.
+    pub waha_webhook_secret: Option<secrecy::SecretString>,
 }
 
 impl AppState {
@@ -57,6 +59,7 @@ impl AppState {
             pool: store.pool().clone(),
             auth: Arc::new(auth),
             min_position_timeout,
+            waha_webhook_secret: None,
         })
     }
 
@@ -122,7 +125,8 @@ pub fn router(state: AppState) -> Router {
                 .merge(routes::channels::router())
                 .merge(routes::companies::router())
                 .merge(routes::tenants::router())
-                .merge(routes::managers::router()),
+                .merge(routes::managers::router())
+                .merge(routes::webhooks::router()),
         )
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -10,7 +10,8 @@
 //! `over_channel_limit` (with `connection_ids` to remove), `upgrade_requires_checkout`,
 //! `custom_plan`, `channel_limit_required`, `channels_restricted`, `tenant_suspended`,
 //! `meta_app_pool_empty`, `meta_app_registered`, `invalid_meta_app`, `channel_removed`,
-//! `no_credentials`, `data_key_destroyed` (410), `projection_lagging`,
+//! `no_credentials`, `data_key_destroyed` (410), `not_whatsapp`, `invalid_phone_number`,
+//! `pairing_code_not_offered`, `invalid_signature`, `provider_error` (502), `projection_lagging`,
 //! `internal`, `unavailable`.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -338,5 +339,16 @@ impl Rejection for x8_domain::meta_apps::MetaAppError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_meta_app", detail)
             }
         }
+    }
+}
+
+impl From<x8_commands::waha::WahaError> for ApiError {
+    fn from(err: x8_commands::waha::WahaError) -> Self {
+        tracing::warn!(error = %err, "WAHA call failed");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "provider_error",
+            "the WhatsApp server did not answer as expected; retry later",
+        )
     }
 }

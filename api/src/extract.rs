@@ -98,3 +98,25 @@ impl<S: Send + Sync> FromRequestParts<S> for MinPosition {
             })
     }
 }
+
+/// The raw request body (for webhooks, whose signatures cover the exact bytes), at most
+/// [`MAX_BODY_BYTES`]: 413 `payload_too_large` beyond.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(Self)
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than 1 MiB",
+                ),
+                _ => ApiError::invalid_body(rejection.body_text()),
+            })
+    }
+}

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use x8_api::auth::AuthKeys;
 use x8_api::settings::{master_key, required, Settings, DEFAULT_DATABASE_URL};
 use x8_api::{router, telemetry, AppState};
+use x8_commands::waha::WahaHttp;
 use x8_commands::{CommandContext, Commands, SystemClock};
 use x8_domain::user::Role;
 use x8_eventstore::{pool, Actor, EventStore};
@@ -79,7 +80,7 @@ async fn serve() -> anyhow::Result<()> {
     )
     .await?;
     store.signal().spawn_cross_process(store.pool().clone());
-    let state = AppState::new(
+    let mut state = AppState::new(
         &store,
         AuthKeys::new(&settings.jwt_secret),
         Arc::new(SystemClock),
@@ -87,6 +88,15 @@ async fn serve() -> anyhow::Result<()> {
         settings.min_position_timeout,
     )
     .await?;
+    if let Some(url) = &settings.waha_url {
+        let webhook = settings
+            .waha_webhook_url
+            .clone()
+            .map(|hook| (hook, settings.waha_webhook_secret.clone()));
+        let waha = WahaHttp::new(url, settings.waha_api_key.clone(), webhook);
+        state.commands = state.commands.with_waha(Arc::new(waha));
+    }
+    state.waha_webhook_secret = settings.waha_webhook_secret.clone();
     state.projections.spawn();
     x8_commands::deadlines::DeadlineRunner::new(state.commands.clone(), store.pool().clone())
         .spawn();

@@ -38,6 +38,16 @@ pub struct Settings {
     /// `X8_MASTER_KEY`: 32 random bytes, base64, required; wraps the tenants' data keys
     /// (generate one with `openssl rand -base64 32`).
     pub master_key: MasterKey,
+    /// `X8_WAHA_URL`: the WAHA server; unset, connecting WhatsApp records an error.
+    pub waha_url: Option<String>,
+    /// `X8_WAHA_API_KEY`: sent as `X-Api-Key` to WAHA.
+    pub waha_api_key: Option<SecretString>,
+    /// `X8_WAHA_WEBHOOK_URL`: our public `/api/v1/webhooks/waha` URL, given to WAHA
+    /// sessions.
+    pub waha_webhook_url: Option<String>,
+    /// `X8_WAHA_WEBHOOK_SECRET`: when set, WAHA webhooks must carry a valid `X-Webhook-Hmac`
+    /// (HMAC-SHA512 of the body, hex); also the key WAHA sessions sign with.
+    pub waha_webhook_secret: Option<SecretString>,
     /// `X8_DB_MAX_CONNECTIONS`, default 20.
     pub max_connections: u32,
     /// `X8_SNAPSHOT_EVERY`: events between aggregate snapshots, default 100.
@@ -61,6 +71,10 @@ impl Settings {
         }
         Ok(Self {
             master_key: master_key()?,
+            waha_url: optional("X8_WAHA_URL"),
+            waha_api_key: optional("X8_WAHA_API_KEY").map(SecretString::from),
+            waha_webhook_url: optional("X8_WAHA_WEBHOOK_URL"),
+            waha_webhook_secret: optional("X8_WAHA_WEBHOOK_SECRET").map(SecretString::from),
             database_url: optional("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             bind: optional("X8_BIND").unwrap_or_else(|| DEFAULT_BIND.into()),
             jwt_secret: SecretString::from(jwt_secret),

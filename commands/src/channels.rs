@@ -90,7 +90,8 @@ pub fn channel_id_for(ctx: &CommandContext) -> Uuid {
 }
 
 /// Connects `platform` to company `company_id`: reserves a slot on the tenant (the plan
-/// limit), takes a Meta app for Instagram and Facebook, and creates the connection.
+/// limit), takes a Meta app for Instagram and Facebook, creates the connection, and for
+/// WhatsApp starts its WAHA session (`CONNECTING`, or `ERROR` when WAHA refuses).
 ///
 /// # Errors
 /// [`ChannelOpError`] inside [`CommandError::Rejected`]: `Company(NotFound)`,
@@ -161,12 +162,31 @@ pub async fn connect_channel(
         )
         .await
         .map_err(|e| e.map_rejected(ChannelOpError::Channel))?;
-    Ok(ConnectedChannel {
+    let mut connected = ConnectedChannel {
         channel_id,
         tenant_id,
         status: ChannelStatus::Disconnected,
         position: created.position(),
-    })
+    };
+    if platform == Platform::Whatsapp {
+        let channel = commands
+            .channels
+            .load(&channel_id.to_string())
+            .await
+            .map_err(|e| e.map_rejected(ChannelOpError::Channel))?;
+        if channel.status() == ChannelStatus::Disconnected {
+            let started =
+                crate::waha::start_session(commands, &channel, &ctx.step("session")).await?;
+            connected.position = connected.position.max(started);
+        }
+        let channel = commands
+            .channels
+            .load(&channel_id.to_string())
+            .await
+            .map_err(|e| e.map_rejected(ChannelOpError::Channel))?;
+        connected.status = channel.status();
+    }
+    Ok(connected)
 }
 
 /// Removes connection `channel_id`, then gives back its tenant slot and its Meta app.
@@ -206,6 +226,9 @@ pub async fn remove_channel(
             .await
             .map_err(|e| e.map_rejected(ChannelOpError::MetaApp))?;
         position = position.max(released.position());
+    }
+    if channel.platform() == Platform::Whatsapp && !channel.is_removed() {
+        crate::waha::end_session(commands, channel_id).await;
     }
     Ok(position)
 }

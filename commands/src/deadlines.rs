@@ -20,7 +20,7 @@ use chrono::{DateTime, Duration as Span, Utc};
 use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
-use x8_domain::deadlines::EXPIRE_TRIAL;
+use x8_domain::deadlines::{EXPIRE_TRIAL, RESTART_SESSION};
 use x8_domain::tenant::TenantCommand;
 use x8_domain::TenantId;
 use x8_eventstore::Actor;
@@ -179,6 +179,13 @@ impl DeadlineRunner {
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
+            }
+            RESTART_SESSION => {
+                let channel: Uuid = deadline
+                    .aggregate_id
+                    .parse()
+                    .map_err(|_| format!("bad channel id {}", deadline.aggregate_id))?;
+                crate::waha::restart_session(&self.commands, channel).await
             }
             other => Err(format!("unknown deadline kind {other:?}")),
         }

@@ -14,6 +14,7 @@
 //! - [`channels`]: connecting and removing channel connections, the Meta app pool.
 //! - [`clock`]: the injectable clock.
 //! - [`vault`]: envelope encryption of personal and secret fields (per-tenant data keys).
+//! - [`waha`]: WhatsApp through WAHA: the client trait and the session lifecycle.
 //! - [`deadlines`]: the runner that issues due deadlines' commands exactly once.
 
 pub mod accounts;
@@ -27,6 +28,7 @@ pub mod error;
 pub mod passwords;
 pub mod tenants;
 pub mod vault;
+pub mod waha;
 
 pub use bus::{CommandBus, CommandOutcome};
 pub use clock::{Clock, SystemClock};
@@ -60,6 +62,8 @@ pub struct Commands {
     pub store: EventStore,
     /// Seals personal and secret fields with the tenants' data keys.
     pub vault: vault::Vault,
+    /// The WAHA server (WhatsApp).
+    pub waha: Arc<dyn waha::WahaApi>,
 }
 
 impl Commands {
@@ -74,6 +78,13 @@ impl Commands {
             clock,
             store: store.clone(),
             vault: vault::Vault::new(store.pool().clone(), master_key),
+            waha: Arc::new(waha::WahaNotConfigured),
         }
+    }
+
+    /// Uses `waha` for WhatsApp (the default fails every call: WAHA not configured).
+    pub fn with_waha(mut self, waha: Arc<dyn waha::WahaApi>) -> Self {
+        self.waha = waha;
+        self
     }
 }

@@ -5,3 +5,6 @@
 /// `ExpireTrial` on the tenant stream at `trial_ends_at`, scheduled by `TenantRegistered`
 /// (DOMAIN.md: a 7-day trial; when it ends without a paid plan the tenant is restricted).
 pub const EXPIRE_TRIAL: &str = "tenant.expire_trial";
+/// Restart a connection's WhatsApp session: a new QR attempt, or a reconnect (payload-free;
+/// the connection's stream says which). Aggregate id: the connection.
+pub const RESTART_SESSION: &str = "channel.restart_session";

@@ -77,12 +77,39 @@ async fn apply_channel(
         .bind(event.recorded_at)
         .bind(position),
         ChannelEvent::ChannelStatusChanged { to, raw_status, .. } => sqlx::query(
-            "update channels set status = $2, raw_status = $3, last_position = $4
+            "update channels set status = $2, raw_status = $3, last_position = $4,
+                 qr_attempts = case when $2 = 'CONNECTED' then 0 else qr_attempts end,
+                 reconnect_attempts = case when $2 = 'CONNECTED' then 0 else reconnect_attempts end,
+                 reconnect_due_at = case when $2 = 'CONNECTED' then null else reconnect_due_at end
              where channel_id = $1 and last_position < $4",
         )
         .bind(channel_id)
         .bind(to.as_str())
         .bind(raw_status)
+        .bind(position),
+        ChannelEvent::QrAttemptFailed { attempt, .. } => sqlx::query(
+            "update channels set qr_attempts = $2, last_position = $3
+             where channel_id = $1 and last_position < $3",
+        )
+        .bind(channel_id)
+        .bind(attempt as i32)
+        .bind(position),
+        ChannelEvent::PairingCodeOffered { .. } => sqlx::query(
+            "update channels set pairing_code_offered = true, last_position = $2
+             where channel_id = $1 and last_position < $2",
+        )
+        .bind(channel_id)
+        .bind(position),
+        ChannelEvent::ReconnectScheduled {
+            attempt, due_at, ..
+        } => sqlx::query(
+            "update channels set reconnect_attempts = $2, reconnect_due_at = $3,
+                 last_position = $4
+             where channel_id = $1 and last_position < $4",
+        )
+        .bind(channel_id)
+        .bind(attempt as i32)
+        .bind(due_at)
         .bind(position),
         ChannelEvent::ChannelFailed {
             error,

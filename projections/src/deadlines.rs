@@ -1,4 +1,6 @@
-//! The `deadlines` projection: schedules durable deadlines from events.
+//! The `deadlines` projection: schedules durable deadlines from events: a trial's end
+//! (`TenantRegistered`), a WhatsApp session restart after a failed QR attempt
+//! (`QrAttemptFailed`) or for a reconnect (`ReconnectScheduled`).
 //!
 //! A deadline's id is derived from the event that scheduled it (UUID v5 of the event id
 //! and the kind) and inserted with `on conflict do nothing`, so replaying or rebuilding
@@ -8,7 +10,8 @@ use crate::projection::{payload, Projection, ProjectionError};
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;
-use x8_domain::deadlines::EXPIRE_TRIAL;
+use x8_domain::channel::ChannelEvent;
+use x8_domain::deadlines::{EXPIRE_TRIAL, RESTART_SESSION};
 use x8_domain::tenant::TenantEvent;
 use x8_eventstore::RecordedEvent;
 
@@ -29,11 +32,24 @@ impl Projection for DeadlinesProjection {
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            if event.event_type != "TenantRegistered" {
-                return Ok(());
-            }
-            if let TenantEvent::TenantRegistered { trial_ends_at, .. } = payload(event)? {
-                schedule(conn, event, EXPIRE_TRIAL, trial_ends_at).await?;
+            match event.event_type.as_str() {
+                "TenantRegistered" => {
+                    if let TenantEvent::TenantRegistered { trial_ends_at, .. } = payload(event)? {
+                        schedule(conn, event, EXPIRE_TRIAL, trial_ends_at).await?;
+                    }
+                }
+                // The next QR attempt starts at once; a reconnect when its back-off ends.
+                "QrAttemptFailed" => {
+                    if let ChannelEvent::QrAttemptFailed { at, .. } = payload(event)? {
+                        schedule(conn, event, RESTART_SESSION, at).await?;
+                    }
+                }
+                "ReconnectScheduled" => {
+                    if let ChannelEvent::ReconnectScheduled { due_at, .. } = payload(event)? {
+                        schedule(conn, event, RESTART_SESSION, due_at).await?;
+                    }
+                }
+                _ => {}
             }
             Ok(())
         })

@@ -94,8 +94,8 @@ async fn the_trial_allows_one_channel_and_usage_shows_it(
     let company = app.company(&owner, tenant).await;
 
     // when it connects two channels
-    let first = app.connect_channel(&owner, company, "whatsapp").await;
-    let second = app.connect_channel(&owner, company, "telegram").await;
+    let first = app.connect_channel(&owner, company, "telegram").await;
+    let second = app.connect_channel(&owner, company, "viber").await;
 
     // then the first is created DISCONNECTED and the second is over the limit, naming it
     assert_eq!(first.status.as_u16(), 201, "{:?}", first.body);
@@ -125,7 +125,7 @@ async fn the_trial_allows_one_channel_and_usage_shows_it(
             None,
         )
         .await;
-    assert_eq!(view.body["channels"][0]["platform"], "whatsapp");
+    assert_eq!(view.body["channels"][0]["platform"], "telegram");
     assert_eq!(view.body["channels"][0]["status"], "DISCONNECTED");
 }
 

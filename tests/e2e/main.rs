@@ -11,3 +11,4 @@ mod idempotency;
 mod projections;
 mod tenants_api;
 mod vault;
+mod waha;

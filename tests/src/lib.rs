@@ -121,6 +121,23 @@ impl TestApp {
         }
     }
 
+    /// Points WhatsApp at the WAHA server at `url` (a local fake) and, with `secret`,
+    /// requires signed WAHA webhooks.
+    pub fn with_waha(mut self, url: &str, secret: Option<&str>) -> Self {
+        let webhook = secret.map(|s| {
+            (
+                "http://x8.test/api/v1/webhooks/waha".to_string(),
+                Some(SecretString::from(s)),
+            )
+        });
+        let waha =
+            x8_commands::waha::WahaHttp::new(url, Some(SecretString::from("waha-key")), webhook);
+        self.state.commands = self.state.commands.clone().with_waha(Arc::new(waha));
+        self.state.waha_webhook_secret = secret.map(SecretString::from);
+        self.router = x8_api::router(self.state.clone());
+        self
+    }
+
     /// Sends a request. `body` is sent as JSON text when it is a `Value`.
     pub async fn send(
         &self,

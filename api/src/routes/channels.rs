@@ -15,6 +15,12 @@
 //!   `Cache-Control: no-store`; every read first appends `CredentialsViewed` (who; the
 //!   event's time is when) for auditors. 404 `no_credentials` when none were stored.
 //!
+//! - `GET /api/v1/channels/{id}/qr` (WhatsApp) → `{qr, qr_attempts, pairing_code_offered}`:
+//!   the QR value to render, from WAHA
+//! - `POST /api/v1/channels/{id}/pairing-code` (WhatsApp) `{phone_number}` (digits, with
+//!   country code) → `{code}`; 409 `pairing_code_not_offered` before 3 failed QR attempts
+//! - WAHA failures are 502 `provider_error`; 409 `not_whatsapp` on other platforms.
+//!
 //! Who: the owning CLIENT, its assigned MANAGER, ADMINs; anyone else gets 404.
 
 use super::{authorize_tenant, path_id, RequestId};
@@ -45,6 +51,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/channels/{id}/credentials",
             get(read_credentials).put(put_credentials),
+        )
+        .route("/channels/{id}/qr", get(qr))
+        .route(
+            "/channels/{id}/pairing-code",
+            axum::routing::post(pairing_code),
         )
 }
 
@@ -96,6 +107,10 @@ pub(crate) struct ChannelView {
     error_count: i32,
     meta_app_id: Option<Uuid>,
     has_credentials: bool,
+    qr_attempts: i32,
+    pairing_code_offered: bool,
+    reconnect_attempts: i32,
+    reconnect_due_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     removed_at: Option<DateTime<Utc>>,
     last_position: i64,
@@ -206,6 +221,75 @@ async fn read_credentials(
         "position": position,
     });
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)))
+}
+
+/// The WhatsApp connection `raw_id`, if `caller` may act on it.
+async fn load_whatsapp(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<Channel, ApiError> {
+    let channel = load_channel(state, caller, raw_id).await?;
+    if channel.platform() != Platform::Whatsapp || channel.is_removed() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_whatsapp",
+            "QR and pairing codes are for WhatsApp connections that are not removed",
+        ));
+    }
+    Ok(channel)
+}
+
+async fn qr(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let channel = load_whatsapp(&state, &caller, &id).await?;
+    let session = x8_domain::channel::whatsapp::session_name(channel.id());
+    let qr = state.commands.waha.qr_code(&session).await?;
+    Ok(Json(serde_json::json!({
+        "qr": qr,
+        "qr_attempts": channel.qr_attempts(),
+        "pairing_code_offered": channel.pairing_offered(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PairingRequest {
+    phone_number: String,
+}
+
+async fn pairing_code(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PairingRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let channel = load_whatsapp(&state, &caller, &id).await?;
+    let phone = body.phone_number.trim().trim_start_matches('+');
+    if !(7..=15).contains(&phone.len()) || !phone.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_phone_number",
+            "phone_number is 7 to 15 digits with the country code",
+        ));
+    }
+    if !channel.pairing_offered() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "pairing_code_not_offered",
+            "a pairing code is offered after 3 failed QR attempts; scan the QR code",
+        ));
+    }
+    let session = x8_domain::channel::whatsapp::session_name(channel.id());
+    let code = state
+        .commands
+        .waha
+        .request_pairing_code(&session, phone)
+        .await?;
+    Ok(Json(serde_json::json!({ "code": code })))
 }
 
 /// The connection `raw_id` from its own stream, if `caller` may act on its business.

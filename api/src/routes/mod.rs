@@ -7,6 +7,7 @@ pub mod companies;
 pub mod health;
 pub mod managers;
 pub mod tenants;
+pub mod webhooks;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

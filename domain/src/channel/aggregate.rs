@@ -1,7 +1,12 @@
 //! The channel connection aggregate: commands, events, errors, state and the pure `decide`.
 
+use super::whatsapp::{
+    reconnect_delay, SessionStatus, MAX_QR_ATTEMPTS, MAX_RECONNECT_ATTEMPTS,
+    QR_ATTEMPTS_BEFORE_PAIRING,
+};
 use super::{ChannelStatus, Platform};
 use crate::{TenantId, UserId};
+use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -39,6 +44,17 @@ pub enum ChannelCommand {
         /// The provider's own status word, if any.
         raw_status: Option<String>,
     },
+    /// Record a WhatsApp session status reported by WAHA (see [`super::whatsapp`]).
+    RecordSessionStatus {
+        /// WAHA's status word, e.g. `SCAN_QR_CODE`.
+        raw_status: String,
+        /// When it was reported (UTC).
+        at: DateTime<Utc>,
+        /// Why, when WAHA says.
+        reason: Option<String>,
+        /// Random 0–1000 from the caller, spreading reconnect delays.
+        jitter_permille: u16,
+    },
     /// Store the connection's credentials, sealed by the vault (never plaintext).
     StoreCredentials {
         /// The sealed credentials (see `x8_commands::vault`).
@@ -60,6 +76,7 @@ impl ChannelCommand {
             Self::CreateChannel { .. } => "CreateChannel",
             Self::ChangeStatus { .. } => "ChangeChannelStatus",
             Self::RecordFailure { .. } => "RecordChannelFailure",
+            Self::RecordSessionStatus { .. } => "RecordSessionStatus",
             Self::StoreCredentials { .. } => "StoreCredentials",
             Self::RecordCredentialsViewed { .. } => "RecordCredentialsViewed",
             Self::RemoveChannel => "RemoveChannel",
@@ -103,6 +120,28 @@ pub enum ChannelEvent {
         /// The provider's status word.
         raw_status: Option<String>,
     },
+    /// A WhatsApp QR attempt failed (the session failed before it ever worked); the
+    /// session is restarted for the next attempt.
+    QrAttemptFailed {
+        /// Failed attempts so far, this one included.
+        attempt: u32,
+        /// When it failed (UTC): the next attempt starts then.
+        at: DateTime<Utc>,
+    },
+    /// After repeated failed QR attempts, a pairing code is offered (QR stays available).
+    PairingCodeOffered {
+        /// Failed QR attempts when it was offered.
+        after_attempts: u32,
+    },
+    /// A working WhatsApp session failed: a reconnect is due at `due_at`.
+    ReconnectScheduled {
+        /// The reconnect attempt (1-based).
+        attempt: u32,
+        /// When it is due (UTC).
+        due_at: DateTime<Utc>,
+        /// Why the session was lost, when known.
+        reason: Option<String>,
+    },
     /// New credentials were stored, sealed with the tenant's data key.
     CredentialsStored {
         /// The sealed credentials.
@@ -126,6 +165,9 @@ impl DomainEvent for ChannelEvent {
             Self::ChannelCreated { .. } => "ChannelCreated",
             Self::ChannelStatusChanged { .. } => "ChannelStatusChanged",
             Self::ChannelFailed { .. } => "ChannelFailed",
+            Self::QrAttemptFailed { .. } => "QrAttemptFailed",
+            Self::PairingCodeOffered { .. } => "PairingCodeOffered",
+            Self::ReconnectScheduled { .. } => "ReconnectScheduled",
             Self::CredentialsStored { .. } => "CredentialsStored",
             Self::CredentialsViewed { .. } => "CredentialsViewed",
             Self::ChannelRemoved { .. } => "ChannelRemoved",
@@ -169,6 +211,15 @@ pub struct Channel {
     credentials: Option<String>,
     created: bool,
     removed: bool,
+    /// The WhatsApp session has worked since it was created: a failure is a disconnect.
+    #[serde(default)]
+    authenticated: bool,
+    #[serde(default)]
+    qr_attempts: u32,
+    #[serde(default)]
+    pairing_offered: bool,
+    #[serde(default)]
+    reconnect_attempts: u32,
 }
 
 impl Channel {
@@ -203,6 +254,22 @@ impl Channel {
     /// The Meta app it holds.
     pub fn meta_app_id(&self) -> Option<Uuid> {
         self.meta_app_id
+    }
+    /// The provider's last status word.
+    pub fn raw_status(&self) -> Option<&str> {
+        self.raw_status.as_deref()
+    }
+    /// Failed WhatsApp QR attempts.
+    pub fn qr_attempts(&self) -> u32 {
+        self.qr_attempts
+    }
+    /// Whether a pairing code is offered.
+    pub fn pairing_offered(&self) -> bool {
+        self.pairing_offered
+    }
+    /// Reconnect attempts since the session last worked.
+    pub fn reconnect_attempts(&self) -> u32 {
+        self.reconnect_attempts
     }
     /// The sealed credentials, if stored.
     pub fn sealed_credentials(&self) -> Option<&str> {
@@ -250,17 +317,13 @@ impl Channel {
                 status,
                 raw_status,
                 reason,
-            } => {
-                if status == self.status && raw_status == self.raw_status {
-                    return Ok(vec![]);
-                }
-                Ok(vec![E::ChannelStatusChanged {
-                    from: self.status,
-                    to: status,
-                    raw_status,
-                    reason,
-                }])
-            }
+            } => Ok(self.status_change(status, raw_status, reason)),
+            C::RecordSessionStatus {
+                raw_status,
+                at,
+                reason,
+                jitter_permille,
+            } => Ok(self.session_status(raw_status, at, reason, jitter_permille)),
             C::RecordFailure { error, raw_status } => Ok(vec![E::ChannelFailed {
                 error,
                 error_count: self.error_count + 1,
@@ -275,6 +338,83 @@ impl Channel {
                 meta_app_id: self.meta_app_id,
             }]),
         }
+    }
+}
+
+impl Channel {
+    /// `ChannelStatusChanged`, or nothing when status and raw status are as they are.
+    fn status_change(
+        &self,
+        to: ChannelStatus,
+        raw_status: Option<String>,
+        reason: Option<String>,
+    ) -> Vec<ChannelEvent> {
+        if to == self.status && raw_status == self.raw_status {
+            return vec![];
+        }
+        vec![ChannelEvent::ChannelStatusChanged {
+            from: self.status,
+            to,
+            raw_status,
+            reason,
+        }]
+    }
+
+    /// The lifecycle of [`super::whatsapp`].
+    fn session_status(
+        &self,
+        raw_status: String,
+        at: DateTime<Utc>,
+        reason: Option<String>,
+        jitter_permille: u16,
+    ) -> Vec<ChannelEvent> {
+        let parsed = SessionStatus::parse(&raw_status);
+        if let Some(status) = parsed.channel_status() {
+            return self.status_change(status, Some(raw_status), reason);
+        }
+        // FAILED. A second FAILED without a (re)start in between is the same failure.
+        if self.raw_status.as_deref() == Some(raw_status.as_str()) {
+            return vec![];
+        }
+        let failed = |error: String| ChannelEvent::ChannelFailed {
+            error,
+            error_count: self.error_count + 1,
+            raw_status: Some(raw_status.clone()),
+        };
+        if self.authenticated {
+            let attempt = self.reconnect_attempts + 1;
+            if attempt > MAX_RECONNECT_ATTEMPTS {
+                return vec![failed(format!(
+                    "the WhatsApp session did not reconnect after {MAX_RECONNECT_ATTEMPTS} attempts"
+                ))];
+            }
+            let mut events = self.status_change(
+                ChannelStatus::Connecting,
+                Some(raw_status.clone()),
+                reason.clone(),
+            );
+            events.push(ChannelEvent::ReconnectScheduled {
+                attempt,
+                due_at: at + reconnect_delay(attempt, jitter_permille),
+                reason,
+            });
+            return events;
+        }
+        let attempt = self.qr_attempts + 1;
+        if attempt >= MAX_QR_ATTEMPTS {
+            return vec![failed(format!(
+                "the WhatsApp session was not paired after {MAX_QR_ATTEMPTS} attempts"
+            ))];
+        }
+        let mut events =
+            self.status_change(ChannelStatus::Connecting, Some(raw_status.clone()), reason);
+        events.push(ChannelEvent::QrAttemptFailed { attempt, at });
+        if attempt >= QR_ATTEMPTS_BEFORE_PAIRING && !self.pairing_offered {
+            events.push(ChannelEvent::PairingCodeOffered {
+                after_attempts: attempt,
+            });
+        }
+        events
     }
 }
 
@@ -316,7 +456,15 @@ impl Aggregate for Channel {
             ChannelEvent::ChannelStatusChanged { to, raw_status, .. } => {
                 self.status = to;
                 self.raw_status = raw_status;
+                if to == ChannelStatus::Connected {
+                    self.authenticated = true;
+                    self.qr_attempts = 0;
+                    self.reconnect_attempts = 0;
+                }
             }
+            ChannelEvent::QrAttemptFailed { attempt, .. } => self.qr_attempts = attempt,
+            ChannelEvent::PairingCodeOffered { .. } => self.pairing_offered = true,
+            ChannelEvent::ReconnectScheduled { attempt, .. } => self.reconnect_attempts = attempt,
             ChannelEvent::ChannelFailed {
                 error,
                 error_count,

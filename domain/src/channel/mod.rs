@@ -9,6 +9,7 @@
 mod aggregate;
 #[cfg(test)]
 mod tests;
+pub mod whatsapp;
 
 pub use aggregate::{Channel, ChannelCommand, ChannelError, ChannelEvent};
 

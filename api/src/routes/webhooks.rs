@@ -1,0 +1,113 @@
+//! Provider webhooks. Each verifies the sender on the **raw** body before parsing, and
+//! dedupes on the provider's delivery id; a failed verification is 401 and appends nothing.
+//!
+//! - `POST /api/v1/webhooks/waha`: WAHA events. With `X8_WAHA_WEBHOOK_SECRET` set,
+//!   `X-Webhook-Hmac` must be the hex HMAC-SHA512 of the body (401 `invalid_signature`
+//!   otherwise). Deduplicated on the envelope `id` (a SHA-256 of the body when WAHA sends
+//!   none). `session.status` is routed by session name to its connection and recorded;
+//!   events for sessions that are not ours, removed connections and event types not
+//!   handled yet answer 200 `{received: true, ignored}` so WAHA does not retry them.
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::RawBody;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256, Sha512};
+use uuid::Uuid;
+use x8_commands::waha::record_session_status;
+use x8_domain::channel::whatsapp::channel_of_session;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/webhooks/waha", post(waha))
+}
+
+/// A WAHA webhook envelope (unknown fields ignored: WAHA adds fields over time).
+#[derive(Deserialize)]
+struct WahaEnvelope {
+    #[serde(default)]
+    id: Option<String>,
+    event: String,
+    session: String,
+    #[serde(default)]
+    metadata: Option<Value>,
+    #[serde(default)]
+    payload: Value,
+}
+
+async fn waha(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(secret) = &state.waha_webhook_secret {
+        let signature = headers
+            .get("x-webhook-hmac")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        verify_hmac_sha512(secret.expose_secret().as_bytes(), &body, signature)?;
+    }
+    let envelope: WahaEnvelope = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid_body(format!("not a WAHA event: {e}")))?;
+    if envelope.event != "session.status" {
+        return Ok(ignored("event type not handled"));
+    }
+    let Some(channel_id) = channel_of_session(&envelope.session).or_else(|| {
+        envelope.metadata.as_ref()?["x8.channel_id"]
+            .as_str()?
+            .parse::<Uuid>()
+            .ok()
+    }) else {
+        return Ok(ignored("not an X8 session"));
+    };
+    let Some(raw_status) = envelope.payload["status"].as_str() else {
+        return Err(ApiError::invalid_body(
+            "session.status without payload.status",
+        ));
+    };
+    let channel = state
+        .commands
+        .channels
+        .load(&channel_id.to_string())
+        .await?;
+    if !channel.exists() || channel.is_removed() {
+        return Ok(ignored("no such connection"));
+    }
+    let delivery = envelope
+        .id
+        .unwrap_or_else(|| hex::encode(Sha256::digest(&body)));
+    let reason = envelope.payload["reason"].as_str().map(str::to_string);
+    let position =
+        record_session_status(&state.commands, &channel, raw_status, reason, &delivery).await?;
+    Ok(Json(json!({ "received": true, "position": position })))
+}
+
+fn ignored(why: &str) -> Json<Value> {
+    Json(json!({ "received": true, "ignored": why }))
+}
+
+/// Checks `signature` (hex) against the HMAC-SHA512 of `body` under `key`, in constant
+/// time.
+///
+/// # Errors
+/// 401 `invalid_signature`.
+fn verify_hmac_sha512(key: &[u8], body: &[u8], signature: &str) -> Result<(), ApiError> {
+    let invalid = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            "X-Webhook-Hmac does not match the body",
+        )
+    };
+    let expected = hex::decode(signature.trim()).map_err(|_| invalid())?;
+    let mut mac = Hmac::<Sha512>::new_from_slice(key).map_err(|_| invalid())?;
+    mac.update(body);
+    mac.verify_slice(&expected).map_err(|_| invalid())
+}
