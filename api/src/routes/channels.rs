@@ -23,7 +23,7 @@
 //!
 //! Who: the owning CLIENT, its assigned MANAGER, ADMINs; anyone else gets 404.
 
-use super::{authorize_tenant, path_id, RequestId};
+use super::{authorize_company, authorize_tenant, path_id, RequestId};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -312,21 +312,4 @@ pub(crate) async fn load_channel(
     }
     authorize_tenant(state, caller, channel.tenant_id()).await?;
     Ok(channel)
-}
-
-/// Whether `caller` may act on company `company_id` (read from its stream).
-async fn authorize_company(
-    state: &AppState,
-    caller: &Caller,
-    company_id: Uuid,
-) -> Result<(), ApiError> {
-    let company = state
-        .commands
-        .companies
-        .load(&company_id.to_string())
-        .await?;
-    if !company.exists() {
-        return Err(ApiError::not_found());
-    }
-    authorize_tenant(state, caller, company.tenant_id()).await
 }

@@ -9,7 +9,7 @@
 //!
 //! Who: the owning CLIENT, its assigned MANAGER, ADMINs; anyone else gets 404.
 
-use super::{authorize_tenant, path_id, RequestId};
+use super::{authorize_company, authorize_tenant, path_id, RequestId};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -174,15 +174,7 @@ async fn update(
     ApiJson(body): ApiJson<Update>,
 ) -> Result<Json<Updated>, ApiError> {
     let company_id = path_id(&id)?;
-    let company = state
-        .commands
-        .companies
-        .load(&company_id.to_string())
-        .await?;
-    if !company.exists() {
-        return Err(ApiError::not_found());
-    }
-    authorize_tenant(&state, &caller, company.tenant_id()).await?;
+    let company = authorize_company(&state, &caller, company_id).await?;
     let ctx = state.context(Some(&caller), key, request_id);
     let position = update_company(
         &state.commands,

@@ -60,3 +60,24 @@ pub async fn authorize_tenant(
         Err(crate::error::ApiError::not_found())
     }
 }
+
+/// The company `company_id` from its own stream, if `caller` may act on its business.
+///
+/// # Errors
+/// 404 `not_found` when it does not exist or the caller may not see it.
+pub async fn authorize_company(
+    state: &crate::AppState,
+    caller: &crate::auth::Caller,
+    company_id: Uuid,
+) -> Result<x8_domain::company::Company, crate::error::ApiError> {
+    let company = state
+        .commands
+        .companies
+        .load(&company_id.to_string())
+        .await?;
+    if !company.exists() {
+        return Err(crate::error::ApiError::not_found());
+    }
+    authorize_tenant(state, caller, company.tenant_id()).await?;
+    Ok(company)
+}
