@@ -144,7 +144,11 @@ pub async fn connect_channel(
             release_slot(commands, tenant_id, channel_id, &ctx.step("slot-back")).await?;
             return Err(err.map_rejected(ChannelOpError::MetaApp));
         }
-        let pool = commands.meta_apps.load(POOL_ID).await.map_err(retype)?;
+        let pool = commands
+            .meta_apps
+            .load(POOL_ID)
+            .await
+            .map_err(|e| e.map_rejected(ChannelOpError::MetaApp))?;
         meta_app_id = pool.app_of(channel_id).map(|(app_id, _)| app_id);
     }
     let created = commands
@@ -174,17 +178,14 @@ pub async fn connect_channel(
             .load(&channel_id.to_string())
             .await
             .map_err(|e| e.map_rejected(ChannelOpError::Channel))?;
+        // A retried connect finds the session started already and reports its status.
+        connected.status = channel.status();
         if channel.status() == ChannelStatus::Disconnected {
-            let started =
+            let (status, started) =
                 crate::waha::start_session(commands, &channel, &ctx.step("session")).await?;
+            connected.status = status;
             connected.position = connected.position.max(started);
         }
-        let channel = commands
-            .channels
-            .load(&channel_id.to_string())
-            .await
-            .map_err(|e| e.map_rejected(ChannelOpError::Channel))?;
-        connected.status = channel.status();
     }
     Ok(connected)
 }
@@ -373,8 +374,4 @@ pub async fn register_meta_app(
         .await
         .map_err(|e| e.map_rejected(ChannelOpError::MetaApp))?;
     Ok((app_id, outcome.position()))
-}
-
-fn retype(err: CommandError<MetaAppError>) -> CommandError<ChannelOpError> {
-    err.map_rejected(ChannelOpError::MetaApp)
 }

@@ -186,9 +186,11 @@ impl Vault {
     }
 
     /// The unwrapped data key of `scope`; made (and stored wrapped) when `create` and
-    /// there is none. Two concurrent first uses agree on one key (`on conflict`).
+    /// there is none. Two concurrent first uses agree on one key (`on conflict`). An
+    /// existing key costs one query; a new one is generated only when none is stored.
     async fn data_key(&self, scope: Uuid, create: bool) -> Result<Aes256Gcm, VaultError> {
-        if create {
+        let mut row = self.stored_key(scope).await?;
+        if row.is_none() && create {
             let fresh = Zeroizing::new(Aes256Gcm::generate_key(OsRng).to_vec());
             let wrapped = self.wrap(scope, &fresh)?;
             // language=PostgreSQL
@@ -200,18 +202,22 @@ impl Vault {
             .bind(wrapped)
             .execute(&self.pool)
             .await?;
+            row = self.stored_key(scope).await?;
         }
-        // language=PostgreSQL
-        let row: Option<(Option<Vec<u8>>,)> =
-            sqlx::query_as("select wrapped_key from data_keys where scope = $1")
-                .bind(scope)
-                .fetch_optional(&self.pool)
-                .await?;
-        let wrapped = row
-            .and_then(|(wrapped,)| wrapped)
-            .ok_or(VaultError::KeyDestroyed(scope))?;
+        let wrapped = row.flatten().ok_or(VaultError::KeyDestroyed(scope))?;
         let key = self.unwrap(scope, &wrapped)?;
         Aes256Gcm::new_from_slice(&key).map_err(|_| VaultError::Corrupt("data key length"))
+    }
+
+    /// The stored row of `scope`: `None` without one, `Some(None)` when destroyed.
+    async fn stored_key(&self, scope: Uuid) -> Result<Option<Option<Vec<u8>>>, VaultError> {
+        // language=PostgreSQL
+        Ok(
+            sqlx::query_scalar("select wrapped_key from data_keys where scope = $1")
+                .bind(scope)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     fn wrap(&self, scope: Uuid, key: &[u8]) -> Result<Vec<u8>, VaultError> {

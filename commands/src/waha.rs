@@ -233,8 +233,8 @@ impl WahaApi for WahaNotConfigured {
 }
 
 /// Starts the WAHA session of a new WhatsApp connection and records `CONNECTING`
-/// (`STARTING`); a failed start is recorded as the connection's error. Returns the
-/// position of the recorded event.
+/// (`STARTING`); a failed start is recorded as the connection's error. Returns the status
+/// reached and the position of the recorded event.
 ///
 /// # Errors
 /// See [`crate::CommandBus::execute`].
@@ -242,27 +242,32 @@ pub async fn start_session(
     commands: &Commands,
     channel: &Channel,
     ctx: &CommandContext,
-) -> Result<i64, CommandError<ChannelOpError>> {
+) -> Result<(ChannelStatus, i64), CommandError<ChannelOpError>> {
     let session = session_name(channel.id());
     let metadata = json!({
         "x8.tenant_id": channel.tenant_id().to_string(),
         "x8.channel_id": channel.id().to_string(),
     });
-    let command = match commands.waha.start_session(&session, metadata).await {
-        Ok(()) => ChannelCommand::ChangeStatus {
-            status: ChannelStatus::Connecting,
-            raw_status: Some("STARTING".into()),
-            reason: None,
-        },
+    let (status, command) = match commands.waha.start_session(&session, metadata).await {
+        Ok(()) => (
+            ChannelStatus::Connecting,
+            ChannelCommand::ChangeStatus {
+                status: ChannelStatus::Connecting,
+                raw_status: Some("STARTING".into()),
+                reason: None,
+            },
+        ),
         Err(error) => {
             tracing::warn!(channel_id = %channel.id(), %error, "WAHA session did not start");
-            ChannelCommand::RecordFailure {
+            let failure = ChannelCommand::RecordFailure {
                 error: error.to_string(),
                 raw_status: None,
-            }
+            };
+            (ChannelStatus::Error, failure)
         }
     };
-    crate::channels::execute(commands, channel, command, ctx).await
+    let position = crate::channels::execute(commands, channel, command, ctx).await?;
+    Ok((status, position))
 }
 
 /// Records a WAHA `session.status` webhook for connection `channel`. `webhook_id` is the
