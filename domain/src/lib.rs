@@ -11,6 +11,7 @@
 //! - [`sealed`]: personal and secret fields, sealed with the tenant's data key.
 //! - [`tenant`]: the business (tenant) aggregate: registration, trial, manager assignment,
 //!   company code allocation.
+//! - [`billing`]: payments: SaaS subscriptions from Stripe, Stripe Connect accounts, orders.
 //! - [`channel`]: channel connections (platform, status, Meta app, sealed credentials).
 //! - [`company`]: companies of a business, with their `COMP001` codes.
 //! - [`meta_apps`]: the pool of pre-reviewed Meta apps for Instagram and Facebook.
@@ -18,6 +19,7 @@
 //! - [`upcasters`]: conversions of old event versions to the current ones.
 //! - [`deadlines`]: the kinds of durable deadline (commands due at a time).
 
+pub mod billing;
 pub mod channel;
 pub mod company;
 pub mod deadlines;

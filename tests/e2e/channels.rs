@@ -233,6 +233,7 @@ async fn a_plan_change_as_a_fact_marks_the_tenant_over_its_limit_until_the_exces
             plan: x8_domain::Plan::Single,
             channel_limit: None,
             subscription_status: x8_domain::tenant::SubscriptionStatus::Active,
+            observed_at: None,
         },
         &ctx,
     )

@@ -39,6 +39,9 @@ pub struct Tenant {
     /// Connections holding a slot, oldest first.
     #[serde(default)]
     channels: Vec<Uuid>,
+    /// The newest provider observation applied (out-of-order provider facts).
+    #[serde(default)]
+    provider_observed_at: Option<DateTime<Utc>>,
 }
 
 fn trial_channel_limit() -> Option<u32> {
@@ -181,19 +184,33 @@ impl Tenant {
                     limit,
                     SubscriptionStatus::Active,
                     PlanChangeOrigin::Admin,
+                    None,
                 ))
             }
             C::RecordPlanChange {
                 plan,
                 channel_limit,
                 subscription_status,
+                observed_at,
             } => {
-                // A fact: never refused. SPECIAL without a limit keeps the current one.
+                // A fact: never refused, but an older observation than the newest
+                // recorded changes nothing. SPECIAL without a limit keeps the current one.
+                if let (Some(at), Some(newest)) = (observed_at, self.provider_observed_at) {
+                    if at < newest {
+                        return Ok(vec![]);
+                    }
+                }
                 let limit = match plan {
                     Plan::Special => channel_limit.or(self.channel_limit),
                     _ => channel_limit.or(plan.channel_limit()),
                 };
-                Ok(self.plan_changed(plan, limit, subscription_status, PlanChangeOrigin::Provider))
+                Ok(self.plan_changed(
+                    plan,
+                    limit,
+                    subscription_status,
+                    PlanChangeOrigin::Provider,
+                    observed_at,
+                ))
             }
             C::ReserveChannelSlot { channel_id } => self.reserve_channel_slot(channel_id),
             C::ReleaseChannelSlot { channel_id } => {
@@ -237,6 +254,7 @@ impl Tenant {
             Some(limit),
             self.subscription_status,
             PlanChangeOrigin::Business,
+            None,
         ))
     }
 
@@ -289,6 +307,7 @@ impl Tenant {
         channel_limit: Option<u32>,
         subscription_status: SubscriptionStatus,
         origin: PlanChangeOrigin,
+        observed_at: Option<DateTime<Utc>>,
     ) -> Vec<TenantEvent> {
         if (plan, channel_limit, subscription_status)
             == (self.plan, self.channel_limit, self.subscription_status)
@@ -303,6 +322,7 @@ impl Tenant {
             origin,
             channels_used,
             over_limit: channel_limit.is_some_and(|limit| channels_used > limit),
+            observed_at,
         }]
     }
 }
@@ -365,8 +385,12 @@ impl Aggregate for Tenant {
                 plan,
                 channel_limit,
                 subscription_status,
+                observed_at,
                 ..
             } => {
+                if observed_at.is_some() {
+                    self.provider_observed_at = observed_at;
+                }
                 self.plan = plan;
                 self.channel_limit = channel_limit;
                 self.subscription_status = subscription_status;

@@ -69,6 +69,10 @@ pub enum TenantCommand {
         channel_limit: Option<u32>,
         /// The subscription's status.
         subscription_status: SubscriptionStatus,
+        /// When the provider observed it (its event's `created`): a change older than the
+        /// newest one recorded changes nothing (provider events arrive out of order).
+        #[serde(default)]
+        observed_at: Option<DateTime<Utc>>,
     },
     /// Reserve a channel slot for a new connection: refused at the limit, over it, when
     /// the trial expired without a plan, or when suspended. Reserving a held slot again

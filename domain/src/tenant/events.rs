@@ -122,6 +122,10 @@ pub enum TenantEvent {
         channels_used: u32,
         /// Whether `channels_used` exceeds `channel_limit`.
         over_limit: bool,
+        /// For a provider's change, when the provider observed it (added in 1.0 as an
+        /// optional field: older events have none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        observed_at: Option<DateTime<Utc>>,
     },
     /// A channel slot was reserved for a new connection (before its stream is created).
     ChannelSlotReserved {

@@ -322,6 +322,7 @@ fn on_plan(plan: Plan, limit: Option<u32>, used: u32) -> TenantEvent {
         origin: PlanChangeOrigin::Admin,
         channels_used: used,
         over_limit: false,
+        observed_at: None,
     }
 }
 fn double_with_two_channels() -> Vec<TenantEvent> {
@@ -494,6 +495,7 @@ fn a_business_downgrade_that_fits_is_recorded() {
             origin: PlanChangeOrigin::Business,
             channels_used: 1,
             over_limit: false,
+        observed_at: None,
         }]);
 }
 
@@ -529,6 +531,7 @@ fn a_provider_downgrade_is_recorded_over_the_limit_and_blocks_new_channels() {
         origin: PlanChangeOrigin::Provider,
         channels_used: 2,
         over_limit: true,
+        observed_at: None,
     };
     TenantTest::with(())
         .given(double_with_two_channels())
@@ -536,6 +539,7 @@ fn a_provider_downgrade_is_recorded_over_the_limit_and_blocks_new_channels() {
             plan: Plan::Single,
             channel_limit: None,
             subscription_status: SubscriptionStatus::Active,
+            observed_at: None,
         })
         .then_expect_events(vec![downgrade.clone()]);
     let mut events = double_with_two_channels();
@@ -563,6 +567,7 @@ fn removing_the_excess_clears_the_over_limit_flag() {
         origin: PlanChangeOrigin::Provider,
         channels_used: 2,
         over_limit: true,
+        observed_at: None,
     });
     TenantTest::with(())
         .given(events)
@@ -574,4 +579,29 @@ fn removing_the_excess_clears_the_over_limit_flag() {
             channels_used: 1,
             over_limit: false,
         }]);
+}
+
+#[test]
+fn an_older_provider_fact_changes_nothing() {
+    use chrono::TimeZone;
+    let at = |s| chrono::Utc.timestamp_opt(1_700_000_000 + s, 0).single();
+    let mut events = double_with_two_channels();
+    events.push(TenantEvent::PlanChanged {
+        plan: Plan::Growth,
+        channel_limit: Some(4),
+        subscription_status: SubscriptionStatus::Active,
+        origin: PlanChangeOrigin::Provider,
+        channels_used: 2,
+        over_limit: false,
+        observed_at: at(10),
+    });
+    TenantTest::with(())
+        .given(events)
+        .when(TenantCommand::RecordPlanChange {
+            plan: Plan::Single,
+            channel_limit: None,
+            subscription_status: SubscriptionStatus::PastDue,
+            observed_at: at(5),
+        })
+        .then_expect_events(vec![]);
 }
