@@ -12,12 +12,16 @@
 //! - [`tenants`]: manager assignment and the other tenant commands.
 //! - [`companies`]: creating companies (with their tenant-allocated codes) and changing them.
 //! - [`channels`]: connecting and removing channel connections, the Meta app pool.
+//! - [`billing`]: SaaS subscriptions from Stripe: checkout, the Stripe webhook.
+//! - [`payments`]: customer payments through Stripe Connect: accounts and orders.
 //! - [`clock`]: the injectable clock.
 //! - [`vault`]: envelope encryption of personal and secret fields (per-tenant data keys).
+//! - [`stripe`]: the Stripe API client trait, webhook signatures, price map, event parsing.
 //! - [`waha`]: WhatsApp through WAHA: the client trait and the session lifecycle.
 //! - [`deadlines`]: the runner that issues due deadlines' commands exactly once.
 
 pub mod accounts;
+pub mod billing;
 pub mod bus;
 pub mod channels;
 pub mod clock;
@@ -26,6 +30,8 @@ pub mod context;
 pub mod deadlines;
 pub mod error;
 pub mod passwords;
+pub mod payments;
+pub mod stripe;
 pub mod tenants;
 pub mod vault;
 pub mod waha;
@@ -36,6 +42,11 @@ pub use context::CommandContext;
 pub use error::CommandError;
 
 use std::sync::Arc;
+use x8_domain::billing::connect::ConnectAccount;
+use x8_domain::billing::order::Order;
+use x8_domain::billing::provider_link::ProviderLink;
+use x8_domain::billing::subscription::Subscription;
+use x8_domain::billing::unmatched::UnmatchedProviderEvent;
 use x8_domain::channel::Channel;
 use x8_domain::company::Company;
 use x8_domain::meta_apps::MetaAppPool;
@@ -56,6 +67,18 @@ pub struct Commands {
     pub channels: Arc<CommandBus<Channel>>,
     /// The Meta app pool's bus.
     pub meta_apps: Arc<CommandBus<MetaAppPool>>,
+    /// Tenants' SaaS subscriptions.
+    pub subscriptions: Arc<CommandBus<Subscription>>,
+    /// Tenants' Stripe Connect accounts.
+    pub connect_accounts: Arc<CommandBus<ConnectAccount>>,
+    /// Orders paid through Connect.
+    pub orders: Arc<CommandBus<Order>>,
+    /// Which tenant a Stripe customer or account belongs to.
+    pub provider_links: Arc<CommandBus<ProviderLink>>,
+    /// Provider events that matched nothing.
+    pub unmatched: Arc<CommandBus<UnmatchedProviderEvent>>,
+    /// Stripe: the API, the price map, the return URLs.
+    pub billing: Arc<billing::BillingConfig>,
     /// The clock commands read the time from.
     pub clock: Arc<dyn Clock>,
     /// The event store (for reading what a command appended).
@@ -75,6 +98,12 @@ impl Commands {
             companies: Arc::new(CommandBus::new(store)),
             channels: Arc::new(CommandBus::new(store)),
             meta_apps: Arc::new(CommandBus::new(store)),
+            subscriptions: Arc::new(CommandBus::new(store)),
+            connect_accounts: Arc::new(CommandBus::new(store)),
+            orders: Arc::new(CommandBus::new(store)),
+            provider_links: Arc::new(CommandBus::new(store)),
+            unmatched: Arc::new(CommandBus::new(store)),
+            billing: Arc::new(billing::BillingConfig::default()),
             clock,
             store: store.clone(),
             vault: vault::Vault::new(store.pool().clone(), master_key),
@@ -85,6 +114,12 @@ impl Commands {
     /// Uses `waha` for WhatsApp (the default fails every call: WAHA not configured).
     pub fn with_waha(mut self, waha: Arc<dyn waha::WahaApi>) -> Self {
         self.waha = waha;
+        self
+    }
+
+    /// Uses `billing` for Stripe (the default fails every call: Stripe not configured).
+    pub fn with_billing(mut self, billing: billing::BillingConfig) -> Self {
+        self.billing = Arc::new(billing);
         self
     }
 }

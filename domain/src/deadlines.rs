@@ -8,3 +8,7 @@ pub const EXPIRE_TRIAL: &str = "tenant.expire_trial";
 /// Restart a connection's WhatsApp session: a new QR attempt, or a reconnect (payload-free;
 /// the connection's stream says which). Aggregate id: the connection.
 pub const RESTART_SESSION: &str = "channel.restart_session";
+/// End a subscription cancelled at period end when the period is over (unless Stripe
+/// ended it first), scheduled by `SubscriptionRecorded` with `cancel_at_period_end`.
+/// Aggregate id: the tenant (the subscription stream).
+pub const END_SUBSCRIPTION: &str = "subscription.end_at_period_end";

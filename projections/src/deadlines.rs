@@ -1,6 +1,7 @@
 //! The `deadlines` projection: schedules durable deadlines from events: a trial's end
 //! (`TenantRegistered`), a WhatsApp session restart after a failed QR attempt
-//! (`QrAttemptFailed`) or for a reconnect (`ReconnectScheduled`).
+//! (`QrAttemptFailed`) or for a reconnect (`ReconnectScheduled`), the end of a
+//! subscription cancelled at period end (`SubscriptionRecorded`).
 //!
 //! A deadline's id is derived from the event that scheduled it (UUID v5 of the event id
 //! and the kind) and inserted with `on conflict do nothing`, so replaying or rebuilding
@@ -11,7 +12,8 @@ use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;
 use x8_domain::channel::ChannelEvent;
-use x8_domain::deadlines::{EXPIRE_TRIAL, RESTART_SESSION};
+use x8_domain::billing::subscription::SubscriptionEvent;
+use x8_domain::deadlines::{END_SUBSCRIPTION, EXPIRE_TRIAL, RESTART_SESSION};
 use x8_domain::tenant::TenantEvent;
 use x8_eventstore::RecordedEvent;
 
@@ -47,6 +49,18 @@ impl Projection for DeadlinesProjection {
                 "ReconnectScheduled" => {
                     if let ChannelEvent::ReconnectScheduled { due_at, .. } = payload(event)? {
                         schedule(conn, event, RESTART_SESSION, due_at).await?;
+                    }
+                }
+                "SubscriptionRecorded" => {
+                    if let SubscriptionEvent::SubscriptionRecorded { subscription, .. } =
+                        payload(event)?
+                    {
+                        if let (true, Some(period_end)) = (
+                            subscription.cancel_at_period_end,
+                            subscription.current_period_end,
+                        ) {
+                            schedule(conn, event, END_SUBSCRIPTION, period_end).await?;
+                        }
                     }
                 }
                 _ => {}

@@ -74,11 +74,6 @@ pub enum OrderCommand {
         /// When (UTC).
         created_at: DateTime<Utc>,
     },
-    /// Check that a payment link may be sent now (before the provider is asked for one).
-    CheckLinkAllowed {
-        /// The connected account.
-        account: ChargeAccount,
-    },
     /// Record the payment link the provider made.
     SendPaymentLink {
         /// The connected account.
@@ -133,7 +128,6 @@ impl OrderCommand {
     pub fn name(&self) -> &'static str {
         match self {
             Self::CreateOrder { .. } => "CreateOrder",
-            Self::CheckLinkAllowed { .. } => "CheckLinkAllowed",
             Self::SendPaymentLink { .. } => "SendPaymentLink",
             Self::RecordPayment { .. } => "RecordPayment",
             Self::RecordPaymentFailure { .. } => "RecordPaymentFailure",
@@ -308,7 +302,12 @@ impl Order {
         &self.description
     }
 
-    fn check_link(&self, account: &ChargeAccount) -> Result<String, OrderError> {
+    /// Whether a payment link may be sent now through `account` (checked before the
+    /// provider is asked for one); returns the account id.
+    ///
+    /// # Errors
+    /// `NotFound`, `AlreadyPaid`, `ConnectNotReady`.
+    pub fn check_link(&self, account: &ChargeAccount) -> Result<String, OrderError> {
         if !self.exists() {
             return Err(OrderError::NotFound);
         }
@@ -364,10 +363,6 @@ impl Order {
                     description: text("description", &description, 500)?,
                     created_at,
                 }]
-            }
-            C::CheckLinkAllowed { account } => {
-                self.check_link(&account)?;
-                vec![]
             }
             C::SendPaymentLink {
                 account,

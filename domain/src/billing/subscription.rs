@@ -619,7 +619,11 @@ impl Aggregate for Subscription {
                     failed_at: observed_at,
                 });
             }
-            E::SubscriptionEnded { .. } => self.ended = true,
+            E::SubscriptionEnded { period_end, .. } => {
+                self.ended = true;
+                // The end is a fact as of the period's end: older Stripe facts stay stale.
+                self.observed_at = self.observed_at.max(Some(period_end));
+            }
         }
     }
 }

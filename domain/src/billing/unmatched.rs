@@ -36,11 +36,6 @@ pub enum UnmatchedEvent {
     ProviderEventUnmatched(RecordUnmatched),
 }
 
-/// Recording never fails.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unreachable")]
-pub struct Never;
-
 /// A provider event that matched nothing.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UnmatchedProviderEvent {
@@ -60,7 +55,7 @@ impl Aggregate for UnmatchedProviderEvent {
     const TYPE: &'static str = "unmatched_provider_event";
     type Command = RecordUnmatched;
     type Event = UnmatchedEvent;
-    type Error = Never;
+    type Error = std::convert::Infallible;
     type Services = ();
 
     async fn handle(

@@ -72,11 +72,11 @@ fn a_link_needs_an_account_that_takes_charges() {
         ChargeAccount { account_id: Some("acct_1".into()), charges_enabled: false },
     ] {
         assert_eq!(
-            order.decide(OrderCommand::CheckLinkAllowed { account }),
+            order.check_link(&account),
             Err(OrderError::ConnectNotReady)
         );
     }
-    assert_eq!(order.decide(OrderCommand::CheckLinkAllowed { account: ready() }), Ok(vec![]));
+    assert_eq!(order.check_link(&ready()), Ok("acct_1".to_string()));
     assert_eq!(link_sent().status(), OrderStatus::PaymentLinkSent);
 }
 
@@ -95,7 +95,7 @@ fn paying_twice_has_one_effect() {
     assert_eq!(order.status(), OrderStatus::Paid);
     assert_eq!(order.decide(payment("acct_1", "pi_2")), Ok(vec![]));
     assert!(matches!(
-        order.decide(OrderCommand::CheckLinkAllowed { account: ready() }),
+        order.check_link(&ready()),
         Err(OrderError::AlreadyPaid(OrderStatus::Paid))
     ));
 }
@@ -121,7 +121,7 @@ fn a_failed_payment_allows_a_new_link() {
         .expect("recorded");
     events.into_iter().for_each(|e| order.apply(e));
     assert_eq!(order.status(), OrderStatus::Failed);
-    assert_eq!(order.decide(OrderCommand::CheckLinkAllowed { account: ready() }), Ok(vec![]));
+    assert_eq!(order.check_link(&ready()), Ok("acct_1".to_string()));
 }
 
 #[test]
