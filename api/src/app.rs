@@ -36,6 +36,26 @@ pub struct AppState {
     pub min_position_timeout: Duration,
     /// `X8_WAHA_WEBHOOK_SECRET`: when set, WAHA webhooks must be signed with it.
     pub waha_webhook_secret: Option<secrecy::SecretString>,
+    /// How Stripe webhooks are verified.
+    pub stripe_webhook: StripeWebhook,
+}
+
+/// `X8_STRIPE_WEBHOOK_SECRET` and `X8_STRIPE_TOLERANCE_SECS`.
+#[derive(Clone)]
+pub struct StripeWebhook {
+    /// The signing secrets (several during a rotation); none refuses every delivery.
+    pub secrets: Vec<secrecy::SecretString>,
+    /// Oldest accepted signature timestamp, in seconds.
+    pub tolerance_secs: i64,
+}
+
+impl Default for StripeWebhook {
+    fn default() -> Self {
+        Self {
+            secrets: Vec::new(),
+            tolerance_secs: x8_commands::stripe::signature::DEFAULT_TOLERANCE_SECS,
+        }
+    }
 }
 
 impl AppState {
@@ -60,6 +80,7 @@ impl AppState {
             auth: Arc::new(auth),
             min_position_timeout,
             waha_webhook_secret: None,
+            stripe_webhook: StripeWebhook::default(),
         })
     }
 
@@ -122,6 +143,8 @@ pub fn router(state: AppState) -> Router {
             Router::new()
                 .merge(routes::admin::router())
                 .merge(routes::auth::router())
+                .merge(routes::billing::router())
+                .merge(routes::orders::router())
                 .merge(routes::channels::router())
                 .merge(routes::companies::router())
                 .merge(routes::tenants::router())

@@ -11,8 +11,11 @@
 //! `custom_plan`, `channel_limit_required`, `channels_restricted`, `tenant_suspended`,
 //! `meta_app_pool_empty`, `meta_app_registered`, `invalid_meta_app`, `channel_removed`,
 //! `no_credentials`, `data_key_destroyed` (410), `not_whatsapp`, `invalid_phone_number`,
-//! `pairing_code_not_offered`, `invalid_signature`, `provider_error` (502), `projection_lagging`,
-//! `internal`, `unavailable`.
+//! `pairing_code_not_offered`, `invalid_signature`, `provider_error` (502),
+//! `plan_not_for_sale`, `already_subscribed`, `connect_already_linked`,
+//! `connect_not_linked`, `connect_not_ready`, `invalid_account_id`, `invalid_commission`,
+//! `account_of_another_tenant`, `order_already_paid`, `invalid_amount`, `invalid_field`,
+//! `projection_lagging`, `internal`, `unavailable`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -350,5 +353,55 @@ impl From<x8_commands::waha::WahaError> for ApiError {
             "provider_error",
             "the WhatsApp server did not answer as expected; retry later",
         )
+    }
+}
+
+impl Rejection for x8_commands::billing::BillingError {
+    fn problem(self) -> ApiError {
+        use x8_commands::billing::BillingError as B;
+        use x8_domain::billing::connect::ConnectError as C;
+        use x8_domain::billing::order::OrderError as O;
+        let detail = self.to_string();
+        let status = |status, code| ApiError::new(status, code, detail.clone());
+        match self {
+            B::Tenant(e) => e.problem(),
+            B::Company(e) => e.problem(),
+            B::Subscription(_) => ApiError::conflict(detail),
+            B::Connect(C::AlreadyLinked { linked }) => {
+                status(StatusCode::CONFLICT, "connect_already_linked").with("account_id", linked)
+            }
+            B::Connect(C::NotLinked) => status(StatusCode::CONFLICT, "connect_not_linked"),
+            B::Connect(C::InvalidAccountId(_)) => {
+                status(StatusCode::UNPROCESSABLE_ENTITY, "invalid_account_id")
+            }
+            B::Connect(C::InvalidCommission(_)) => {
+                status(StatusCode::UNPROCESSABLE_ENTITY, "invalid_commission")
+            }
+            B::LinkedElsewhere(_) => status(StatusCode::CONFLICT, "account_of_another_tenant"),
+            B::Order(O::NotFound) => ApiError::not_found(),
+            B::Order(O::AlreadyExists(_)) => ApiError::conflict(detail),
+            B::Order(O::ConnectNotReady) => status(StatusCode::CONFLICT, "connect_not_ready"),
+            B::Order(O::AlreadyPaid(s)) => {
+                status(StatusCode::CONFLICT, "order_already_paid").with("order_status", s.as_str())
+            }
+            B::Order(O::WrongAccount { .. }) => ApiError::conflict(detail),
+            B::Order(O::Money(_)) => status(StatusCode::UNPROCESSABLE_ENTITY, "invalid_amount"),
+            B::Order(O::InvalidText { field, .. }) => {
+                status(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").with("field", field)
+            }
+            B::PlanNotForSale(_) => status(StatusCode::UNPROCESSABLE_ENTITY, "plan_not_for_sale"),
+            B::AlreadySubscribed(s) => {
+                status(StatusCode::CONFLICT, "already_subscribed").with("stripe_status", s.as_str())
+            }
+            B::Malformed(_) => ApiError::invalid_body(detail),
+            B::Provider(e) => {
+                tracing::warn!(error = %e, "Stripe call failed");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_error",
+                    "Stripe did not answer as expected; retry later",
+                )
+            }
+        }
     }
 }

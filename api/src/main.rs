@@ -3,9 +3,12 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
+use x8_api::app::StripeWebhook;
 use x8_api::auth::AuthKeys;
 use x8_api::settings::{master_key, required, Settings, DEFAULT_DATABASE_URL};
 use x8_api::{router, telemetry, AppState};
+use x8_commands::billing::BillingConfig;
+use x8_commands::stripe::StripeHttp;
 use x8_commands::waha::WahaHttp;
 use x8_commands::{CommandContext, Commands, SystemClock};
 use x8_domain::user::Role;
@@ -97,6 +100,19 @@ async fn serve() -> anyhow::Result<()> {
         state.commands = state.commands.with_waha(Arc::new(waha));
     }
     state.waha_webhook_secret = settings.waha_webhook_secret.clone();
+    let stripe: Arc<dyn x8_commands::stripe::StripeApi> = match &settings.stripe_api_key {
+        Some(key) => Arc::new(StripeHttp::new(&settings.stripe_api_url, key.clone())),
+        None => Arc::new(x8_commands::stripe::StripeNotConfigured),
+    };
+    state.commands = state.commands.with_billing(BillingConfig {
+        api: stripe,
+        prices: settings.stripe_price_plans.clone(),
+        app_url: settings.app_url.clone(),
+    });
+    state.stripe_webhook = StripeWebhook {
+        secrets: settings.stripe_webhook_secrets.clone(),
+        tolerance_secs: settings.stripe_tolerance_secs,
+    };
     state.projections.spawn();
     x8_commands::deadlines::DeadlineRunner::new(state.commands.clone(), store.pool().clone())
         .spawn();

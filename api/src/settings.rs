@@ -3,6 +3,8 @@
 
 use secrecy::SecretString;
 use std::time::Duration;
+use x8_commands::stripe::signature::DEFAULT_TOLERANCE_SECS;
+use x8_commands::stripe::{PricePlans, STRIPE_API};
 use x8_commands::vault::MasterKey;
 
 /// Local development database used when `DATABASE_URL` is unset.
@@ -48,6 +50,21 @@ pub struct Settings {
     /// `X8_WAHA_WEBHOOK_SECRET`: when set, WAHA webhooks must carry a valid `X-Webhook-Hmac`
     /// (HMAC-SHA512 of the body, hex); also the key WAHA sessions sign with.
     pub waha_webhook_secret: Option<SecretString>,
+    /// `X8_STRIPE_API_KEY`: Stripe secret key (`sk_…`); unset, checkout, onboarding and
+    /// payment links answer 502 `provider_error`.
+    pub stripe_api_key: Option<SecretString>,
+    /// `X8_STRIPE_API_URL`, default `https://api.stripe.com` (tests point it at a fake).
+    pub stripe_api_url: String,
+    /// `X8_STRIPE_WEBHOOK_SECRET`: the endpoint's signing secrets (`whsec_…`),
+    /// comma-separated during a rotation; unset, every Stripe webhook is refused.
+    pub stripe_webhook_secrets: Vec<SecretString>,
+    /// `X8_STRIPE_TOLERANCE_SECS`: oldest accepted signature timestamp, default 300 s.
+    pub stripe_tolerance_secs: i64,
+    /// `X8_STRIPE_PRICE_PLANS`: `price_123=GROWTH,price_456=DOUBLE`.
+    pub stripe_price_plans: PricePlans,
+    /// `X8_APP_URL`: the dashboard Stripe sends payers back to, default
+    /// `http://127.0.0.1:8080`.
+    pub app_url: String,
     /// `X8_DB_MAX_CONNECTIONS`, default 20.
     pub max_connections: u32,
     /// `X8_SNAPSHOT_EVERY`: events between aggregate snapshots, default 100.
@@ -75,6 +92,26 @@ impl Settings {
             waha_api_key: optional("X8_WAHA_API_KEY").map(SecretString::from),
             waha_webhook_url: optional("X8_WAHA_WEBHOOK_URL"),
             waha_webhook_secret: optional("X8_WAHA_WEBHOOK_SECRET").map(SecretString::from),
+            stripe_api_key: optional("X8_STRIPE_API_KEY").map(SecretString::from),
+            stripe_api_url: optional("X8_STRIPE_API_URL").unwrap_or_else(|| STRIPE_API.into()),
+            stripe_webhook_secrets: optional("X8_STRIPE_WEBHOOK_SECRET")
+                .map(|raw| {
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| SecretString::from(s.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            stripe_tolerance_secs: parsed("X8_STRIPE_TOLERANCE_SECS", DEFAULT_TOLERANCE_SECS)?,
+            stripe_price_plans: PricePlans::parse(
+                &optional("X8_STRIPE_PRICE_PLANS").unwrap_or_default(),
+            )
+            .map_err(|e| SettingsError::Invalid {
+                name: "X8_STRIPE_PRICE_PLANS",
+                reason: e.to_string(),
+            })?,
+            app_url: optional("X8_APP_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
             database_url: optional("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             bind: optional("X8_BIND").unwrap_or_else(|| DEFAULT_BIND.into()),
             jwt_secret: SecretString::from(jwt_secret),

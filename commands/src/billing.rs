@@ -14,7 +14,9 @@ use crate::bus::NamedCommand;
 use crate::context::CommandContext;
 use crate::error::CommandError;
 use crate::stripe::event::{self, StripeEvent};
-use crate::stripe::{PricePlans, StripeApi, StripeError, StripeNotConfigured, SubscriptionCheckout};
+use crate::stripe::{
+    PricePlans, StripeApi, StripeError, StripeNotConfigured, SubscriptionCheckout,
+};
 use crate::Commands;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -142,7 +144,11 @@ pub async fn start_checkout(
     plan: Plan,
     ctx: &CommandContext,
 ) -> Result<StartedCheckout, CommandError<BillingError>> {
-    let tenant = commands.tenants.load(&tenant_id.to_string()).await.map_err(load_error)?;
+    let tenant = commands
+        .tenants
+        .load(&tenant_id.to_string())
+        .await
+        .map_err(load_error)?;
     if tenant.status() == x8_domain::tenant::TenantStatus::Unregistered {
         return Err(CommandError::Rejected(TenantError::NotRegistered.into()));
     }
@@ -155,15 +161,21 @@ pub async fn start_checkout(
     if let Some(current) = subscription.current() {
         if matches!(
             current.status,
-            StripeStatus::Active | StripeStatus::Trialing | StripeStatus::PastDue | StripeStatus::Unpaid
+            StripeStatus::Active
+                | StripeStatus::Trialing
+                | StripeStatus::PastDue
+                | StripeStatus::Unpaid
         ) {
-            return Err(CommandError::Rejected(BillingError::AlreadySubscribed(current.status)));
+            return Err(CommandError::Rejected(BillingError::AlreadySubscribed(
+                current.status,
+            )));
         }
     }
-    let ctx = ctx
-        .clone()
-        .for_tenant(tenant_id.0)
-        .fingerprinted(&["StartCheckout", &tenant_id.to_string(), plan.as_str()]);
+    let ctx = ctx.clone().for_tenant(tenant_id.0).fingerprinted(&[
+        "StartCheckout",
+        &tenant_id.to_string(),
+        plan.as_str(),
+    ]);
     let success_url = config.url("billing/success?session_id={CHECKOUT_SESSION_ID}");
     let cancel_url = config.url("billing/cancelled");
     let session = config
@@ -233,7 +245,9 @@ pub async fn handle_stripe_event(
     let object = &event.data.object;
     let observed_at = event.created_at();
     let outcome = match event.event_type.as_str() {
-        "checkout.session.completed" if object["mode"] == "subscription" => {
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded"
+            if object["mode"] == "subscription" =>
+        {
             let Some(tenant_id) = find_tenant(commands, event, &ctx).await? else {
                 return unmatched(commands, event, "no tenant for this checkout session").await;
             };
@@ -251,8 +265,10 @@ pub async fn handle_stripe_event(
             };
             apply_to_subscription(commands, tenant_id, command, &ctx).await?
         }
-        "checkout.session.completed" | "payment_intent.succeeded"
-        | "payment_intent.payment_failed" | "charge.refunded" => {
+        "checkout.session.completed"
+        | "payment_intent.succeeded"
+        | "payment_intent.payment_failed"
+        | "charge.refunded" => {
             return crate::payments::handle_payment_event(commands, event, &ctx).await;
         }
         "customer.subscription.created"
@@ -276,7 +292,9 @@ pub async fn handle_stripe_event(
                 return unmatched(commands, event, "no tenant for this invoice").await;
             };
             let currency = Currency::parse(object["currency"].as_str().unwrap_or_default())
-                .map_err(|e| CommandError::Rejected(BillingError::Malformed(format!("Stripe invoice: {e}"))))?;
+                .map_err(|e| {
+                    CommandError::Rejected(BillingError::Malformed(format!("Stripe invoice: {e}")))
+                })?;
             let invoice_id = object["id"].as_str().unwrap_or_default().to_string();
             let command = if event.event_type == "invoice.paid" {
                 SubscriptionCommand::RecordInvoicePaid {
@@ -351,9 +369,17 @@ async fn apply_to_subscription(
         .map_err(|e| e.map_rejected(BillingError::Subscription))?;
     let subscription = load_subscription(commands, tenant_id).await?;
     if let Some(customer) = subscription.customer_id() {
-        link(commands, LinkKind::StripeCustomer, customer, tenant_id, &ctx.step("customer")).await?;
+        link(
+            commands,
+            LinkKind::StripeCustomer,
+            customer,
+            tenant_id,
+            &ctx.step("customer"),
+        )
+        .await?;
     }
-    let synced = sync_tenant_plan(commands, tenant_id, &subscription, &ctx.step("tenant-plan")).await?;
+    let synced =
+        sync_tenant_plan(commands, tenant_id, &subscription, &ctx.step("tenant-plan")).await?;
     Ok(outcome.position().max(synced))
 }
 
@@ -371,7 +397,11 @@ pub async fn sync_tenant_plan(
     let Some((plan, channel_limit, subscription_status)) = subscription.tenant_plan() else {
         return Ok(0);
     };
-    let tenant = commands.tenants.load(&tenant_id.to_string()).await.map_err(load_error)?;
+    let tenant = commands
+        .tenants
+        .load(&tenant_id.to_string())
+        .await
+        .map_err(load_error)?;
     let command = TenantCommand::RecordPlanChange {
         plan: plan.unwrap_or(tenant.plan()),
         channel_limit,
@@ -444,7 +474,11 @@ async fn find_tenant(
     let Some(tenant) = tenant else {
         return Ok(None);
     };
-    let registered = commands.tenants.load(&tenant.to_string()).await.map_err(load_error)?;
+    let registered = commands
+        .tenants
+        .load(&tenant.to_string())
+        .await
+        .map_err(load_error)?;
     Ok((registered.status() != x8_domain::tenant::TenantStatus::Unregistered).then_some(tenant))
 }
 
@@ -529,7 +563,9 @@ async fn load_subscription(
 }
 
 /// A load error (loads never reject) in this module's error type.
-pub(crate) fn load_error<E: std::error::Error>(error: CommandError<E>) -> CommandError<BillingError> {
+pub(crate) fn load_error<E: std::error::Error>(
+    error: CommandError<E>,
+) -> CommandError<BillingError> {
     match error {
         CommandError::Rejected(e) => CommandError::Infrastructure(e.to_string()),
         CommandError::Conflict => CommandError::Conflict,

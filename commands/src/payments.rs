@@ -40,8 +40,8 @@ impl NamedCommand for OrderCommand {
 }
 
 /// Starts (or resumes) Stripe onboarding: creates an Express account the first time
-/// (linked to the tenant), then an account link. Returns the onboarding URL and the
-/// account id.
+/// (linked to the tenant), then an account link. Returns the onboarding URL, the
+/// account id and the position of the link (0 when it was linked before).
 ///
 /// # Errors
 /// `Connect(AlreadyLinked)` never (an existing account is resumed); `Provider`; see
@@ -50,13 +50,14 @@ pub async fn start_onboarding(
     commands: &Commands,
     tenant_id: TenantId,
     ctx: &CommandContext,
-) -> Result<(String, String), CommandError<BillingError>> {
+) -> Result<(String, String, i64), CommandError<BillingError>> {
     let ctx = ctx.clone().for_tenant(tenant_id.0);
     let account = commands
         .connect_accounts
         .load(&tenant_id.to_string())
         .await
         .map_err(load_error)?;
+    let mut position = 0;
     let account_id = match account.account_id() {
         Some(account_id) => account_id.to_string(),
         None => {
@@ -69,7 +70,14 @@ pub async fn start_onboarding(
                 .create_connected_account(tenant_id.0, &key)
                 .await
                 .map_err(|e| CommandError::Rejected(e.into()))?;
-            link_account(commands, tenant_id, &account_id, LinkOrigin::Onboarding, &ctx).await?;
+            position = link_account(
+                commands,
+                tenant_id,
+                &account_id,
+                LinkOrigin::Onboarding,
+                &ctx,
+            )
+            .await?;
             account_id
         }
     };
@@ -83,7 +91,7 @@ pub async fn start_onboarding(
         )
         .await
         .map_err(|e| CommandError::Rejected(e.into()))?;
-    Ok((url, account_id))
+    Ok((url, account_id, position))
 }
 
 /// Links `account_id` to the tenant (ADMIN, an existing account; or after onboarding).
@@ -105,7 +113,14 @@ pub async fn link_account(
             x8_domain::billing::connect::ConnectError::InvalidAccountId(account_id.into()).into(),
         ));
     }
-    link(commands, LinkKind::StripeAccount, account_id, tenant_id, &ctx.step("account-link")).await?;
+    link(
+        commands,
+        LinkKind::StripeAccount,
+        account_id,
+        tenant_id,
+        &ctx.step("account-link"),
+    )
+    .await?;
     let outcome = commands
         .connect_accounts
         .execute(
@@ -211,7 +226,11 @@ pub async fn send_payment_link(
     order_id: Uuid,
     ctx: &CommandContext,
 ) -> Result<(String, i64), CommandError<BillingError>> {
-    let order = commands.orders.load(&order_id.to_string()).await.map_err(load_error)?;
+    let order = commands
+        .orders
+        .load(&order_id.to_string())
+        .await
+        .map_err(load_error)?;
     let (Some(tenant_id), Some(amount)) = (order.tenant_id(), order.amount()) else {
         return Err(CommandError::Rejected(OrderError::NotFound.into()));
     };
@@ -291,11 +310,17 @@ pub async fn handle_payment_event(
     let object = &event.data.object;
     let (Some(account_id), Some(order_id)) = (
         event.account.as_deref(),
-        event.metadata("order_id").and_then(|id| id.parse::<Uuid>().ok()),
+        event
+            .metadata("order_id")
+            .and_then(|id| id.parse::<Uuid>().ok()),
     ) else {
         return unmatched(commands, event, "not a Connect payment for an X8 order").await;
     };
-    let order = commands.orders.load(&order_id.to_string()).await.map_err(load_error)?;
+    let order = commands
+        .orders
+        .load(&order_id.to_string())
+        .await
+        .map_err(load_error)?;
     if !order.exists() {
         return unmatched(commands, event, "no such order").await;
     }
@@ -325,14 +350,16 @@ pub async fn handle_payment_event(
                 Err(_) => None,
             }
         }
-        "payment_intent.succeeded" => amount("amount_received").ok().map(|amount| {
-            OrderCommand::RecordPayment {
-                account_id: account_id.into(),
-                payment_ref: object_id.to_string(),
-                amount,
-                paid_at: at,
-            }
-        }),
+        "payment_intent.succeeded" => {
+            amount("amount_received")
+                .ok()
+                .map(|amount| OrderCommand::RecordPayment {
+                    account_id: account_id.into(),
+                    payment_ref: object_id.to_string(),
+                    amount,
+                    paid_at: at,
+                })
+        }
         "payment_intent.payment_failed" => Some(OrderCommand::RecordPaymentFailure {
             account_id: account_id.into(),
             payment_ref: object_id.to_string(),

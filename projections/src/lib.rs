@@ -13,7 +13,9 @@
 //! - [`deadlines`]: schedules durable deadlines (e.g. a trial's end) from events.
 //! - [`companies`]: the `companies` read model.
 //! - [`channels`]: the `channels` and `meta_apps` read models.
+//! - [`billing`]: subscriptions, Connect accounts, orders, unmatched provider events.
 
+pub mod billing;
 pub mod channels;
 pub mod companies;
 pub mod deadlines;
@@ -33,5 +35,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(deadlines::DeadlinesProjection),
         Arc::new(companies::CompaniesProjection),
         Arc::new(channels::ChannelsProjection),
+        Arc::new(billing::BillingProjection),
     ]
 }

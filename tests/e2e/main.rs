@@ -3,6 +3,7 @@
 //! from `#[sqlx::test]`, with the migrations applied, so tests run in parallel.
 
 mod bad_input;
+mod billing;
 mod channels;
 mod companies;
 mod deadlines;

@@ -138,6 +138,44 @@ impl TestApp {
         self
     }
 
+    /// Points Stripe at the server at `url` (a local fake), verifies Stripe webhooks with
+    /// `secrets`, and maps prices with `prices` (`X8_STRIPE_PRICE_PLANS` syntax).
+    pub fn with_stripe(mut self, url: &str, secrets: &[&str], prices: &str) -> Self {
+        let api = x8_commands::stripe::StripeHttp::new(url, SecretString::from("sk_test_x8"));
+        self.state.commands =
+            self.state
+                .commands
+                .clone()
+                .with_billing(x8_commands::billing::BillingConfig {
+                    api: Arc::new(api),
+                    prices: x8_commands::stripe::PricePlans::parse(prices).expect("prices"),
+                    app_url: "https://app.x8.test".into(),
+                });
+        self.state.stripe_webhook = x8_api::app::StripeWebhook {
+            secrets: secrets.iter().map(|s| SecretString::from(*s)).collect(),
+            tolerance_secs: 300,
+        };
+        self.router = x8_api::router(self.state.clone());
+        self
+    }
+
+    /// Delivers `event` to `POST /api/v1/webhooks/stripe`, signed with `secret` at the
+    /// app clock's now.
+    pub async fn stripe_webhook(&self, event: &Value, secret: &str) -> TestResponse {
+        let body = event.to_string();
+        let now = self.state.commands.clock.now().timestamp();
+        let signature =
+            x8_commands::stripe::signature::sign(body.as_bytes(), &SecretString::from(secret), now);
+        self.send(
+            Method::POST,
+            "/api/v1/webhooks/stripe",
+            None,
+            &[("stripe-signature", &signature)],
+            Some(body),
+        )
+        .await
+    }
+
     /// Sends a request. `body` is sent as JSON text when it is a `Value`.
     pub async fn send(
         &self,

@@ -2,10 +2,12 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod channels;
 pub mod companies;
 pub mod health;
 pub mod managers;
+pub mod orders;
 pub mod tenants;
 pub mod webhooks;
 

@@ -7,6 +7,12 @@
 //!   none). `session.status` is routed by session name to its connection and recorded;
 //!   events for sessions that are not ours, removed connections and event types not
 //!   handled yet answer 200 `{received: true, ignored}` so WAHA does not retry them.
+//! - `POST /api/v1/webhooks/stripe`: Stripe events. `Stripe-Signature` is verified on the
+//!   raw body under every `X8_STRIPE_WEBHOOK_SECRET` (a rotation), with a timestamp no
+//!   older than `X8_STRIPE_TOLERANCE_SECS` (300): 400 `invalid_signature` otherwise.
+//!   Deduplicated on the event id; answers 200 `{received, position}`, `{received,
+//!   unmatched}` for an event about nothing X8 knows (recorded), or `{received, ignored}`
+//!   for an event type not handled (counted in `x8_webhooks_total`, nothing appended).
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -21,12 +27,17 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256, Sha512};
 use uuid::Uuid;
+use x8_commands::billing::{handle_stripe_event, WebhookOutcome};
+use x8_commands::stripe::event::StripeEvent;
+use x8_commands::stripe::signature;
 use x8_commands::waha::record_session_status;
 use x8_domain::channel::whatsapp::channel_of_session;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/webhooks/waha", post(waha))
+    Router::new()
+        .route("/webhooks/waha", post(waha))
+        .route("/webhooks/stripe", post(stripe))
 }
 
 /// A WAHA webhook envelope (unknown fields ignored: WAHA adds fields over time).
@@ -87,6 +98,55 @@ async fn waha(
     let position =
         record_session_status(&state.commands, &channel, raw_status, reason, &delivery).await?;
     Ok(Json(json!({ "received": true, "position": position })))
+}
+
+async fn stripe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let header = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let config = &state.stripe_webhook;
+    if let Err(e) = signature::verify(
+        header,
+        &body,
+        &config.secrets,
+        state.commands.clock.now(),
+        Some(config.tolerance_secs),
+    ) {
+        count("stripe", "invalid_signature");
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_signature",
+            e.to_string(),
+        ));
+    }
+    let event: StripeEvent = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid_body(format!("not a Stripe event: {e}")))?;
+    let answer = match handle_stripe_event(&state.commands, &event).await? {
+        WebhookOutcome::Recorded { position } => {
+            count("stripe", "recorded");
+            json!({ "received": true, "position": position })
+        }
+        WebhookOutcome::Unmatched { position, reason } => {
+            count("stripe", "unmatched");
+            json!({ "received": true, "unmatched": reason, "position": position })
+        }
+        WebhookOutcome::Ignored => {
+            count("stripe", "ignored");
+            return Ok(ignored("event type not handled"));
+        }
+    };
+    Ok(Json(answer))
+}
+
+/// Counts a webhook delivery in `x8_webhooks_total{provider, outcome}`.
+fn count(provider: &'static str, outcome: &'static str) {
+    metrics::counter!("x8_webhooks_total", "provider" => provider, "outcome" => outcome)
+        .increment(1);
 }
 
 fn ignored(why: &str) -> Json<Value> {

@@ -189,7 +189,10 @@ fn unexpected(what: &str) -> StripeError {
 }
 
 fn pairs(items: &[(&str, String)]) -> Vec<(String, String)> {
-    items.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect()
+    items
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), v.clone()))
+        .collect()
 }
 
 impl StripeApi for StripeHttp {
@@ -274,7 +277,10 @@ impl StripeApi for StripeHttp {
             let mut form = pairs(&[
                 ("mode", "payment".into()),
                 ("line_items[0][quantity]", "1".into()),
-                ("line_items[0][price_data][currency]", checkout.currency.into()),
+                (
+                    "line_items[0][price_data][currency]",
+                    checkout.currency.into(),
+                ),
                 (
                     "line_items[0][price_data][unit_amount]",
                     checkout.amount_minor.to_string(),

@@ -33,10 +33,11 @@ fn invalid(object: &'static str, reason: impl Into<String>) -> ParseError {
 pub struct StripeEvent {
     /// `evt_…`: the deduplication key.
     pub id: String,
-    /// E.g. `customer.subscription.updated`.
-    #[serde(rename = "type")]
+    /// E.g. `customer.subscription.updated` (missing: an event X8 ignores).
+    #[serde(rename = "type", default)]
     pub event_type: String,
     /// Unix seconds: orders the facts of one object.
+    #[serde(default)]
     pub created: i64,
     /// The connected account, for Connect events.
     #[serde(default)]
@@ -93,8 +94,12 @@ pub fn subscription(object: &Value, prices: &PricePlans) -> Result<StripeSubscri
     let subscription_id = object["id"]
         .as_str()
         .ok_or_else(|| invalid("subscription", "no id"))?;
-    let status: StripeStatus = serde_json::from_value(object["status"].clone())
-        .map_err(|_| invalid("subscription", format!("unknown status {}", object["status"])))?;
+    let status: StripeStatus = serde_json::from_value(object["status"].clone()).map_err(|_| {
+        invalid(
+            "subscription",
+            format!("unknown status {}", object["status"]),
+        )
+    })?;
     let item = &object["items"]["data"][0];
     let price = recurring_price(item);
     let plan = price.as_ref().and_then(|p| prices.plan_of(&p.price_id));
@@ -135,7 +140,10 @@ fn recurring_price(item: &Value) -> Option<RecurringPrice> {
             .or_else(|| price["amount"].as_i64())
             .unwrap_or(0),
         currency,
-        interval: recurring["interval"].as_str().unwrap_or("month").to_string(),
+        interval: recurring["interval"]
+            .as_str()
+            .unwrap_or("month")
+            .to_string(),
         interval_count: recurring["interval_count"]
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
@@ -193,7 +201,10 @@ mod tests {
     use serde_json::json;
 
     fn fixture(name: &str) -> Value {
-        let path = format!("{}/../tests/fixtures/stripe/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../tests/fixtures/stripe/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
     }
 
@@ -235,8 +246,13 @@ mod tests {
     #[test]
     fn reads_an_accounts_status() {
         let status = account_status(&fixture("account.json"));
-        assert!(status.requirements_due.contains(&"external_account".to_string()));
-        assert_eq!(status.disabled_reason.as_deref(), Some("requirements.past_due"));
+        assert!(status
+            .requirements_due
+            .contains(&"external_account".to_string()));
+        assert_eq!(
+            status.disabled_reason.as_deref(),
+            Some("requirements.past_due")
+        );
     }
 
     #[test]

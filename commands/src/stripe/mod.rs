@@ -9,8 +9,7 @@ mod prices;
 pub mod signature;
 
 pub use client::{
-    STRIPE_API,
     CheckoutSession, PaymentCheckout, StripeApi, StripeError, StripeHttp, StripeNotConfigured,
-    SubscriptionCheckout,
+    SubscriptionCheckout, STRIPE_API,
 };
 pub use prices::{PricePlans, PricePlansError};

@@ -75,11 +75,9 @@ pub fn verify(
         .filter_map(|s| hex::decode(s).ok())
         .collect();
     let matches = secrets.iter().any(|secret| {
-        candidates.iter().any(|candidate| {
-            mac(secret, timestamp, body)
-                .verify_slice(candidate)
-                .is_ok()
-        })
+        candidates
+            .iter()
+            .any(|candidate| mac(secret, timestamp, body).verify_slice(candidate).is_ok())
     });
     if !matches {
         return Err(SignatureError::Mismatch);
@@ -133,7 +131,12 @@ mod tests {
         Utc.timestamp_opt(t, 0).single().expect("valid time")
     }
 
-    fn check(case: usize, secrets: &[&str], now: i64, tolerance: Option<i64>) -> Result<i64, SignatureError> {
+    fn check(
+        case: usize,
+        secrets: &[&str],
+        now: i64,
+        tolerance: Option<i64>,
+    ) -> Result<i64, SignatureError> {
         let v = vectors();
         let payload = v["payload"].as_str().expect("payload");
         let header = v["vectors"][case]["header"].as_str().expect("header");
@@ -179,12 +182,18 @@ mod tests {
 
     #[test]
     fn only_v0_is_refused() {
-        assert_eq!(check(4, &[SECRET], 1_700_000_000, None), Err(SignatureError::NoV1));
+        assert_eq!(
+            check(4, &[SECRET], 1_700_000_000, None),
+            Err(SignatureError::NoV1)
+        );
     }
 
     #[test]
     fn a_malformed_header_is_refused() {
-        assert_eq!(check(5, &[SECRET], 1_700_000_000, None), Err(SignatureError::Malformed));
+        assert_eq!(
+            check(5, &[SECRET], 1_700_000_000, None),
+            Err(SignatureError::Malformed)
+        );
         let secrets = [secret(SECRET)];
         for header in ["", "t=abc,v1=00", "v1=00", "t=1700000000"] {
             assert_eq!(
@@ -201,7 +210,13 @@ mod tests {
         let payload = format!("{} ", v["payload"].as_str().expect("payload"));
         let header = v["vectors"][6]["header"].as_str().expect("header");
         assert_eq!(
-            verify(header, payload.as_bytes(), &[secret(SECRET)], at(1_700_000_000), Some(300)),
+            verify(
+                header,
+                payload.as_bytes(),
+                &[secret(SECRET)],
+                at(1_700_000_000),
+                Some(300)
+            ),
             Err(SignatureError::Mismatch)
         );
     }
@@ -210,10 +225,21 @@ mod tests {
     fn sign_produces_what_verify_accepts() {
         let s = secret(SECRET);
         let header = sign(b"{\"id\":\"evt_1\"}", &s, 1_700_000_000);
-        assert!(verify(&header, b"{\"id\":\"evt_1\"}", &[s], at(1_700_000_100), Some(300)).is_ok());
+        assert!(verify(
+            &header,
+            b"{\"id\":\"evt_1\"}",
+            &[s],
+            at(1_700_000_100),
+            Some(300)
+        )
+        .is_ok());
         let v = vectors();
         assert_eq!(
-            sign(v["payload"].as_str().expect("payload").as_bytes(), &secret(SECRET), 1_700_000_000),
+            sign(
+                v["payload"].as_str().expect("payload").as_bytes(),
+                &secret(SECRET),
+                1_700_000_000
+            ),
             v["vectors"][1]["header"].as_str().expect("header")
         );
     }

@@ -25,6 +25,16 @@ pub enum LinkOrigin {
     Admin,
 }
 
+impl LinkOrigin {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Onboarding => "onboarding",
+            Self::Admin => "admin",
+        }
+    }
+}
+
 /// What Stripe says of the account (`account.updated`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountStatus {
@@ -325,12 +335,24 @@ mod tests {
     fn charges_need_a_linked_account_that_stripe_enabled() {
         let mut account = linked();
         assert!(!account.charges_enabled());
-        let events = account.decide(update("acct_1", true, 10)).expect("recorded");
+        let events = account
+            .decide(update("acct_1", true, 10))
+            .expect("recorded");
         events.into_iter().for_each(|e| account.apply(e));
         assert!(account.charges_enabled());
-        assert_eq!(account.decide(update("acct_1", false, 5)), Ok(vec![]), "stale");
-        assert_eq!(account.decide(update("acct_2", false, 20)), Ok(vec![]), "not ours");
-        let events = account.decide(ConnectCommand::Disconnect).expect("disconnects");
+        assert_eq!(
+            account.decide(update("acct_1", false, 5)),
+            Ok(vec![]),
+            "stale"
+        );
+        assert_eq!(
+            account.decide(update("acct_2", false, 20)),
+            Ok(vec![]),
+            "not ours"
+        );
+        let events = account
+            .decide(ConnectCommand::Disconnect)
+            .expect("disconnects");
         events.into_iter().for_each(|e| account.apply(e));
         assert!(!account.charges_enabled());
     }
@@ -346,7 +368,9 @@ mod tests {
         assert_eq!(account.decide(link("acct_1")), Ok(vec![]));
         assert_eq!(
             account.decide(link("acct_2")),
-            Err(ConnectError::AlreadyLinked { linked: "acct_1".into() })
+            Err(ConnectError::AlreadyLinked {
+                linked: "acct_1".into()
+            })
         );
         assert!(matches!(
             ConnectAccount::default().decide(link("cus_1")),
@@ -360,6 +384,9 @@ mod tests {
         let set = |commission_bps| ConnectCommand::SetCommission { commission_bps };
         assert_eq!(account.decide(set(0)), Ok(vec![]), "the default");
         assert!(account.decide(set(250)).is_ok());
-        assert_eq!(account.decide(set(10_001)), Err(ConnectError::InvalidCommission(10_001)));
+        assert_eq!(
+            account.decide(set(10_001)),
+            Err(ConnectError::InvalidCommission(10_001))
+        );
     }
 }

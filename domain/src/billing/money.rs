@@ -91,8 +91,14 @@ mod tests {
 
     #[test]
     fn currencies_are_three_letters_stored_upper_case() {
-        assert_eq!(Currency::parse("usd").map(|c| c.to_string()), Ok("USD".into()));
-        assert_eq!(Currency::parse("EUR").map(|c| c.to_stripe()), Ok("eur".into()));
+        assert_eq!(
+            Currency::parse("usd").map(|c| c.to_string()),
+            Ok("USD".into())
+        );
+        assert_eq!(
+            Currency::parse("EUR").map(|c| c.to_stripe()),
+            Ok("eur".into())
+        );
         for bad in ["", "us", "usdd", "u$d", "12a"] {
             assert!(Currency::parse(bad).is_err(), "{bad:?}");
         }

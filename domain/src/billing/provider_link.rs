@@ -136,6 +136,9 @@ mod tests {
             link.decide(LinkToTenant { tenant_id: b }),
             Err(LinkedElsewhere { owner: a })
         );
-        assert_eq!(link_id(LinkKind::StripeCustomer, "cus_1"), "stripe-customer:cus_1");
+        assert_eq!(
+            link_id(LinkKind::StripeCustomer, "cus_1"),
+            "stripe-customer:cus_1"
+        );
     }
 }

@@ -143,7 +143,7 @@ pub enum SubscriptionCommand {
         /// The price charged.
         price_id: String,
     },
-    /// `checkout.session.completed` in subscription mode.
+    /// `checkout.session.completed` (or `async_payment_succeeded`) in subscription mode.
     CompleteCheckout {
         /// The tenant.
         tenant_id: TenantId,
@@ -343,6 +343,8 @@ pub struct Subscription {
     /// Checkouts started: session id → plan.
     checkouts: Vec<(String, Plan)>,
     completed_checkouts: Vec<String>,
+    #[serde(default)]
+    paid_checkouts: Vec<String>,
     customer_id: Option<String>,
     current: Option<StripeSubscription>,
     /// The plan last mapped from a known price (kept across unknown prices).
@@ -434,7 +436,13 @@ impl Subscription {
                 paid,
                 observed_at,
             } => {
-                if self.completed_checkouts.contains(&session_id) || self.is_stale(observed_at) {
+                // A session completes once, and may be paid later (a delayed payment method).
+                let seen = if paid {
+                    &self.paid_checkouts
+                } else {
+                    &self.completed_checkouts
+                };
+                if seen.contains(&session_id) || self.is_stale(observed_at) {
                     return Ok(vec![]);
                 }
                 let plan = self
@@ -469,7 +477,11 @@ impl Subscription {
                 vec![E::SubscriptionRecorded {
                     tenant_id,
                     subscription,
-                    previous_plan: if changed || price_changed { before } else { None },
+                    previous_plan: if changed || price_changed {
+                        before
+                    } else {
+                        None
+                    },
                     observed_at,
                 }]
             }
@@ -575,6 +587,9 @@ impl Aggregate for Subscription {
                 ..
             } => {
                 self.tenant_id = Some(tenant_id);
+                if paid {
+                    self.paid_checkouts.push(session_id.clone());
+                }
                 self.completed_checkouts.push(session_id);
                 self.customer_id = customer_id.or(self.customer_id.take());
                 if paid && self.current.is_none() {

@@ -495,7 +495,7 @@ fn a_business_downgrade_that_fits_is_recorded() {
             origin: PlanChangeOrigin::Business,
             channels_used: 1,
             over_limit: false,
-        observed_at: None,
+            observed_at: None,
         }]);
 }
 
@@ -584,7 +584,7 @@ fn removing_the_excess_clears_the_over_limit_flag() {
 #[test]
 fn an_older_provider_fact_changes_nothing() {
     use chrono::TimeZone;
-    let at = |s| chrono::Utc.timestamp_opt(1_700_000_000 + s, 0).single();
+    let at = |s: i64| chrono::Utc.timestamp_opt(1_700_000_000 + s, 0).single();
     let mut events = double_with_two_channels();
     events.push(TenantEvent::PlanChanged {
         plan: Plan::Growth,

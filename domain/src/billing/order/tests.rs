@@ -68,13 +68,16 @@ fn a_new_order_has_no_payment_link() {
 fn a_link_needs_an_account_that_takes_charges() {
     let order = created();
     for account in [
-        ChargeAccount { account_id: None, charges_enabled: false },
-        ChargeAccount { account_id: Some("acct_1".into()), charges_enabled: false },
+        ChargeAccount {
+            account_id: None,
+            charges_enabled: false,
+        },
+        ChargeAccount {
+            account_id: Some("acct_1".into()),
+            charges_enabled: false,
+        },
     ] {
-        assert_eq!(
-            order.check_link(&account),
-            Err(OrderError::ConnectNotReady)
-        );
+        assert_eq!(order.check_link(&account), Err(OrderError::ConnectNotReady));
     }
     assert_eq!(order.check_link(&ready()), Ok("acct_1".to_string()));
     assert_eq!(link_sent().status(), OrderStatus::PaymentLinkSent);
@@ -87,10 +90,17 @@ fn paying_twice_has_one_effect() {
     assert_eq!(events.len(), 1);
     events.into_iter().for_each(|e| order.apply(e));
     assert_eq!(order.status(), OrderStatus::Paid);
-    assert_eq!(order.decide(payment("acct_1", "pi_1")), Ok(vec![]), "the same payment");
+    assert_eq!(
+        order.decide(payment("acct_1", "pi_1")),
+        Ok(vec![]),
+        "the same payment"
+    );
 
     let events = order.decide(payment("acct_1", "pi_2")).expect("recorded");
-    assert!(matches!(events[..], [OrderEvent::DuplicatePaymentReceived { .. }]));
+    assert!(matches!(
+        events[..],
+        [OrderEvent::DuplicatePaymentReceived { .. }]
+    ));
     events.into_iter().for_each(|e| order.apply(e));
     assert_eq!(order.status(), OrderStatus::Paid);
     assert_eq!(order.decide(payment("acct_1", "pi_2")), Ok(vec![]));
@@ -131,7 +141,10 @@ fn orders_need_a_positive_amount_and_texts() {
         tenant_id: TenantId(Uuid::from_u128(1)),
         company_id: Uuid::from_u128(2),
         customer_ref: customer_ref.into(),
-        amount: Money { amount_minor, currency: super::super::Currency::parse("usd").expect("usd") },
+        amount: Money {
+            amount_minor,
+            currency: super::super::Currency::parse("usd").expect("usd"),
+        },
         description: "x".into(),
         created_at: now(),
     };
@@ -141,6 +154,9 @@ fn orders_need_a_positive_amount_and_texts() {
     );
     assert_eq!(
         Order::default().decide(create(100, "  ")),
-        Err(OrderError::InvalidText { field: "customer_ref", max: 200 })
+        Err(OrderError::InvalidText {
+            field: "customer_ref",
+            max: 200
+        })
     );
 }

@@ -64,7 +64,10 @@ fn an_older_fact_never_overwrites_a_newer_one() {
         stripe(StripeStatus::Active, Some(Plan::Growth), "price_growth"),
         10,
     )]);
-    let older = record(stripe(StripeStatus::Incomplete, Some(Plan::Double), "price_double"), 5);
+    let older = record(
+        stripe(StripeStatus::Incomplete, Some(Plan::Double), "price_double"),
+        5,
+    );
     assert_eq!(given.decide(older), Ok(vec![]));
     assert_eq!(
         given.tenant_plan(),
@@ -79,7 +82,10 @@ fn a_fact_at_the_same_second_applies() {
         10,
     )]);
     let events = given
-        .decide(record(stripe(StripeStatus::Active, Some(Plan::Growth), "price_growth"), 10))
+        .decide(record(
+            stripe(StripeStatus::Active, Some(Plan::Growth), "price_growth"),
+            10,
+        ))
         .expect("applies");
     assert_eq!(events.len(), 1);
 }
@@ -91,7 +97,10 @@ fn an_unknown_price_is_recorded_and_changes_no_plan() {
         1,
     )]);
     let events = given
-        .decide(record(stripe(StripeStatus::PastDue, None, "price_unknown"), 2))
+        .decide(record(
+            stripe(StripeStatus::PastDue, None, "price_unknown"),
+            2,
+        ))
         .expect("recorded");
     let mut after = given.clone();
     events.into_iter().for_each(|e| after.apply(e));
@@ -117,7 +126,10 @@ fn a_plan_change_names_the_plan_before() {
         .expect("recorded");
     assert!(matches!(
         &events[0],
-        SubscriptionEvent::SubscriptionRecorded { previous_plan: Some(Plan::Growth), .. }
+        SubscriptionEvent::SubscriptionRecorded {
+            previous_plan: Some(Plan::Growth),
+            ..
+        }
     ));
 }
 
@@ -163,7 +175,10 @@ fn cancellation_at_period_end_keeps_the_plan_until_the_deadline_ends_it() {
         after.tenant_plan(),
         Some((Some(Plan::Free), None, SubscriptionStatus::Cancelled))
     );
-    assert_eq!(after.decide(SubscriptionCommand::EndAtPeriodEnd { at: period_end }), Ok(vec![]));
+    assert_eq!(
+        after.decide(SubscriptionCommand::EndAtPeriodEnd { at: period_end }),
+        Ok(vec![])
+    );
 }
 
 #[test]
@@ -173,7 +188,9 @@ fn the_deadline_does_nothing_when_the_cancellation_was_undone() {
         1,
     )]);
     assert_eq!(
-        given.decide(SubscriptionCommand::EndAtPeriodEnd { at: at(90 * 86_400) }),
+        given.decide(SubscriptionCommand::EndAtPeriodEnd {
+            at: at(90 * 86_400)
+        }),
         Ok(vec![])
     );
 }
@@ -195,7 +212,10 @@ fn a_paid_checkout_puts_the_tenant_on_its_plan_and_an_unpaid_one_does_not() {
         observed_at: at(1),
     };
     for (paid, expected) in [
-        (true, Some((Some(Plan::Double), None, SubscriptionStatus::Active))),
+        (
+            true,
+            Some((Some(Plan::Double), None, SubscriptionStatus::Active)),
+        ),
         (false, None),
     ] {
         let mut after = given.clone();
@@ -220,9 +240,20 @@ fn payment_failures_record_attempts_once_and_a_paid_invoice_clears_them() {
     let mut subscription = given(vec![]);
     let events = subscription.decide(failed(2)).expect("recorded");
     events.into_iter().for_each(|e| subscription.apply(e));
-    assert_eq!(subscription.last_failure().map(|f| f.attempt_count), Some(2));
-    assert_eq!(subscription.decide(failed(1)), Ok(vec![]), "an older attempt");
-    assert_eq!(subscription.decide(failed(2)), Ok(vec![]), "the same attempt");
+    assert_eq!(
+        subscription.last_failure().map(|f| f.attempt_count),
+        Some(2)
+    );
+    assert_eq!(
+        subscription.decide(failed(1)),
+        Ok(vec![]),
+        "an older attempt"
+    );
+    assert_eq!(
+        subscription.decide(failed(2)),
+        Ok(vec![]),
+        "the same attempt"
+    );
 
     let paid = SubscriptionCommand::RecordInvoicePaid {
         invoice_id: "in_1".into(),
@@ -238,7 +269,9 @@ fn payment_failures_record_attempts_once_and_a_paid_invoice_clears_them() {
 
 #[test]
 fn monthly_amounts_normalise_the_interval() {
-    let mut price = stripe(StripeStatus::Active, None, "p").price.expect("price");
+    let mut price = stripe(StripeStatus::Active, None, "p")
+        .price
+        .expect("price");
     assert_eq!(price.monthly_amount(), 4999);
     price.interval = "year".into();
     price.unit_amount = 12_000;
