@@ -685,8 +685,10 @@ async fn an_order_is_paid_once_and_links_need_charges_enabled(
                          "metadata": {"order_id": order_id.to_string()}});
     let mut completed = event("evt_cs_1", "checkout.session.completed", at(2), session);
     completed["account"] = json!("acct_pizza");
-    for delivery in [&succeeded, &completed, &succeeded] {
-        position(&app.stripe_webhook(delivery, SECRET).await);
+    let deliveries = [&succeeded, &completed, &succeeded, &completed]
+        .map(|delivery| app.stripe_webhook(delivery, SECRET));
+    for response in futures::future::join_all(deliveries).await {
+        position(&response);
     }
 
     // then the order is paid once
@@ -772,4 +774,67 @@ async fn onboarding_creates_one_connected_account_and_returns_its_link(
     app.send(Method::DELETE, &path, Some(&token), &[], None)
         .await
         .assert_problem(409, "connect_not_linked");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bad_billing_input_is_refused_and_changes_nothing(_: PgPoolOptions, db: PgConnectOptions) {
+    let (app, _stripe) = app_at(db, at(0)).await;
+    let (tenant, token) = app.tenant_with_owner("Strict", "strict@example.com").await;
+    let (other, other_token) = app.tenant_with_owner("Other", "other@example.com").await;
+    let company = app.company(&token, tenant).await;
+    let before = app.event_count().await;
+    let orders = format!("/api/v1/companies/{company}/orders");
+    let order = |amount: Value, currency: &str| {
+        json!({"customer_ref": "c", "amount_minor": amount, "currency": currency,
+               "description": "d"})
+        .to_string()
+    };
+
+    // amounts are positive integers of minor units, currencies ISO-4217 codes
+    for (body, status, code) in [
+        (order(json!(0), "usd"), 422, Some("invalid_amount")),
+        (order(json!(-5), "usd"), 422, Some("invalid_amount")),
+        (order(json!(100), "dollars"), 422, Some("invalid_amount")),
+        (order(json!(12.5), "usd"), 0, None),
+        ("{not json".to_string(), 0, None),
+    ] {
+        let response = app
+            .send(Method::POST, &orders, Some(&token), &[], Some(body))
+            .await;
+        match code {
+            Some(code) => response.assert_problem(status, code),
+            None => assert!(response.status.is_client_error(), "{:?}", response.body),
+        }
+    }
+    // an unknown plan, another business's tenant, a non-admin linking an account
+    let checkout = format!("/api/v1/tenants/{tenant}/billing/checkout");
+    let gold = json!({"plan": "GOLD"}).to_string();
+    let response = app
+        .send(Method::POST, &checkout, Some(&token), &[], Some(gold))
+        .await;
+    assert!(response.status.is_client_error(), "{:?}", response.body);
+    let double = json!({"plan": "DOUBLE"}).to_string();
+    app.send(
+        Method::POST,
+        &checkout,
+        Some(&other_token),
+        &[],
+        Some(double),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    let stray = order(json!(100), "usd");
+    app.send(Method::POST, &orders, Some(&other_token), &[], Some(stray))
+        .await
+        .assert_problem(404, "not_found");
+    let link = json!({"account_id": "acct_1"}).to_string();
+    let connect = format!("/api/v1/tenants/{other}/connect");
+    app.send(Method::PUT, &connect, Some(&other_token), &[], Some(link))
+        .await
+        .assert_problem(403, "forbidden");
+    let filter = format!("/api/v1/tenants/{tenant}/orders?status=lost");
+    app.send(Method::GET, &filter, Some(&token), &[], None)
+        .await
+        .assert_problem(400, "invalid_body");
+    assert_eq!(app.event_count().await, before, "nothing appended");
 }
