@@ -15,6 +15,7 @@
 //! - [`channel`]: channel connections (platform, status, Meta app, sealed credentials).
 //! - [`company`]: companies of a business, with their `COMP001` codes.
 //! - [`meta_apps`]: the pool of pre-reviewed Meta apps for Instagram and Facebook.
+//! - [`loyalty`]: loyalty accounts: cashback transfers, redemptions, refunds, expiry, referrals, NPS.
 //! - [`user`]: platform users (CLIENT, MANAGER, ADMIN) with their password hashes.
 //! - [`upcasters`]: conversions of old event versions to the current ones.
 //! - [`deadlines`]: the kinds of durable deadline (commands due at a time).
@@ -25,6 +26,7 @@ pub mod company;
 pub mod deadlines;
 pub mod email;
 pub mod ids;
+pub mod loyalty;
 pub mod meta_apps;
 pub mod plan;
 pub mod sealed;

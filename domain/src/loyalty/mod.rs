@@ -1,0 +1,13 @@
+//! The loyalty program (DOMAIN.md "Loyalty"), modelled on Open Loyalty: each accrual is its
+//! own transfer with its own expiry, balances are derived from the transfers, and spending
+//! checks the available points inside the aggregate, so the balance never goes below
+//! zero, also under concurrent redemptions.
+//!
+//! - [`account`]: one loyalty account per business and customer.
+//! - [`rules`]: the partner's settings and the cashback rounding rule.
+
+pub mod account;
+pub mod rules;
+
+pub use account::{LoyaltyAccount, LoyaltyCommand, LoyaltyError, LoyaltyEvent};
+pub use rules::{cashback_points, LoyaltySettings};
