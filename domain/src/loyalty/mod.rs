@@ -4,9 +4,11 @@
 //! zero, also under concurrent redemptions.
 //!
 //! - [`account`]: one loyalty account per business and customer.
+//! - [`program`]: a business's settings and promotions.
 //! - [`rules`]: the partner's settings and the cashback rounding rule.
 
 pub mod account;
+pub mod program;
 pub mod rules;
 
 pub use account::{LoyaltyAccount, LoyaltyCommand, LoyaltyError, LoyaltyEvent};
