@@ -40,6 +40,24 @@ pub use sealed::Sealed;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 
+/// The `Aggregate::handle` of every aggregate in this crate: run the pure `decide` and
+/// write its events to the sink ([`emit`]). Use inside `impl Aggregate for …`.
+macro_rules! handle_by_decide {
+    () => {
+        async fn handle(
+            &mut self,
+            command: Self::Command,
+            _services: &Self::Services,
+            sink: &cqrs_es::event_sink::EventSink<Self>,
+        ) -> Result<(), Self::Error> {
+            let events = self.decide(command)?;
+            crate::emit(self, sink, events).await;
+            Ok(())
+        }
+    };
+}
+pub(crate) use handle_by_decide;
+
 /// Writes `events` (the result of an aggregate's pure `decide`) to the sink, applying each
 /// to the aggregate: the whole of every `Aggregate::handle` in this crate.
 pub(crate) async fn emit<A: Aggregate>(

@@ -8,7 +8,6 @@
 //! stream is no bottleneck, and its snapshots keep loading it cheap.
 
 use crate::TenantId;
-use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -208,16 +207,7 @@ impl Aggregate for MetaAppPool {
     type Error = MetaAppError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let events = self.decide(command)?;
-        crate::emit(self, sink, events).await;
-        Ok(())
-    }
+    crate::handle_by_decide!();
 
     fn apply(&mut self, event: Self::Event) {
         match event {

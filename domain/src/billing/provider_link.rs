@@ -5,7 +5,6 @@
 //! An object belongs to one tenant for good.
 
 use crate::TenantId;
-use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
@@ -103,16 +102,7 @@ impl Aggregate for ProviderLink {
     type Error = LinkedElsewhere;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let events = self.decide(command)?;
-        crate::emit(self, sink, events).await;
-        Ok(())
-    }
+    crate::handle_by_decide!();
 
     fn apply(&mut self, event: Self::Event) {
         let ProviderLinkEvent::ProviderObjectLinked { tenant_id } = event;

@@ -19,7 +19,6 @@ use super::Currency;
 use crate::tenant::SubscriptionStatus;
 use crate::{Plan, TenantId};
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
@@ -554,16 +553,7 @@ impl Aggregate for Subscription {
     type Error = SubscriptionError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let events = self.decide(command)?;
-        crate::emit(self, sink, events).await;
-        Ok(())
-    }
+    crate::handle_by_decide!();
 
     fn apply(&mut self, event: Self::Event) {
         use SubscriptionEvent as E;

@@ -7,7 +7,6 @@ use super::whatsapp::{
 use super::{ChannelStatus, Platform};
 use crate::{TenantId, UserId};
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -425,16 +424,7 @@ impl Aggregate for Channel {
     type Error = ChannelError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let events = self.decide(command)?;
-        crate::emit(self, sink, events).await;
-        Ok(())
-    }
+    crate::handle_by_decide!();
 
     fn apply(&mut self, event: Self::Event) {
         match event {

@@ -20,7 +20,6 @@ use super::{cashback_points, LoyaltySettings};
 use crate::billing::Money;
 use crate::TenantId;
 use chrono::{DateTime, Duration, Utc};
-use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -558,16 +557,7 @@ impl Aggregate for LoyaltyAccount {
     type Error = LoyaltyError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let events = self.decide(command)?;
-        crate::emit(self, sink, events).await;
-        Ok(())
-    }
+    crate::handle_by_decide!();
 
     fn apply(&mut self, event: Self::Event) {
         use LoyaltyEvent as E;

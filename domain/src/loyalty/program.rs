@@ -5,7 +5,6 @@
 use super::rules::LoyaltySettings;
 use crate::TenantId;
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -223,16 +222,7 @@ impl Aggregate for LoyaltyProgram {
     type Error = ProgramError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let events = self.decide(command)?;
-        crate::emit(self, sink, events).await;
-        Ok(())
-    }
+    crate::handle_by_decide!();
 
     fn apply(&mut self, event: Self::Event) {
         match event {

@@ -4,7 +4,6 @@ use super::{PlanChangeOrigin, SubscriptionStatus, TenantCommand, TenantError, Te
 use crate::plan::{TRIAL_CHANNEL_LIMIT, TRIAL_DAYS};
 use crate::{Plan, TenantId, UserId};
 use chrono::{DateTime, Duration, Utc};
-use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -346,16 +345,7 @@ impl Aggregate for Tenant {
     type Error = TenantError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let events = self.decide(command)?;
-        crate::emit(self, sink, events).await;
-        Ok(())
-    }
+    crate::handle_by_decide!();
 
     fn apply(&mut self, event: Self::Event) {
         match event {

@@ -5,7 +5,6 @@
 //! by the event store's stream uniqueness: the second registration finds the stream taken.
 
 use crate::{Email, Sealed, TenantId, UserId};
-use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -200,16 +199,7 @@ impl Aggregate for User {
     type Error = UserError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let events = self.decide(command)?;
-        crate::emit(self, sink, events).await;
-        Ok(())
-    }
+    crate::handle_by_decide!();
 
     fn apply(&mut self, event: Self::Event) {
         match event {
