@@ -5,11 +5,13 @@
 //!
 //! - [`account`]: one loyalty account per business and customer.
 //! - [`program`]: a business's settings and promotions.
+//! - [`service`]: services submitted by businesses, moderated by admins.
 //! - [`rules`]: the partner's settings and the cashback rounding rule.
 
 pub mod account;
 pub mod program;
 pub mod rules;
+pub mod service;
 
 pub use account::{LoyaltyAccount, LoyaltyCommand, LoyaltyError, LoyaltyEvent};
 pub use rules::{cashback_points, LoyaltySettings};
