@@ -3,6 +3,7 @@
 
 use secrecy::SecretString;
 use std::time::Duration;
+use x8_commands::billing::DEFAULT_APP_URL;
 use x8_commands::stripe::signature::DEFAULT_TOLERANCE_SECS;
 use x8_commands::stripe::{PricePlans, STRIPE_API};
 use x8_commands::vault::MasterKey;
@@ -111,7 +112,7 @@ impl Settings {
                 name: "X8_STRIPE_PRICE_PLANS",
                 reason: e.to_string(),
             })?,
-            app_url: optional("X8_APP_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+            app_url: optional("X8_APP_URL").unwrap_or_else(|| DEFAULT_APP_URL.into()),
             database_url: optional("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             bind: optional("X8_BIND").unwrap_or_else(|| DEFAULT_BIND.into()),
             jwt_secret: SecretString::from(jwt_secret),

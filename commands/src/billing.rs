@@ -5,7 +5,7 @@
 //! - [`handle_stripe_event`] maps a verified Stripe event onto the aggregates: the
 //!   tenant's subscription (then the tenant's plan, as a provider fact), its Connect
 //!   account, or an order ([`crate::payments`]). The event id is the command id of every
-//!   step ([`crate::waha::webhook_context`]), so a redelivery, also a concurrent one, has
+//!   step ([`CommandContext::for_webhook`]), so a redelivery, also a concurrent one, has
 //!   one effect. An event that concerns no known tenant is recorded as unmatched.
 //! - A tenant is found by `client_reference_id`, `metadata.tenant_id`, or the Stripe
 //!   customer learned from an earlier event (a `provider_link` stream).
@@ -32,6 +32,9 @@ use x8_domain::company::CompanyError;
 use x8_domain::tenant::{TenantCommand, TenantError};
 use x8_domain::{Plan, TenantId};
 
+/// `X8_APP_URL` when unset: the API itself, for local runs.
+pub const DEFAULT_APP_URL: &str = "http://127.0.0.1:8080";
+
 /// Stripe settings of the command layer.
 pub struct BillingConfig {
     /// The Stripe API (the default fails every call: not configured).
@@ -47,7 +50,7 @@ impl Default for BillingConfig {
         Self {
             api: Arc::new(StripeNotConfigured),
             prices: PricePlans::default(),
-            app_url: "http://127.0.0.1:8080".into(),
+            app_url: DEFAULT_APP_URL.into(),
         }
     }
 }
@@ -241,14 +244,14 @@ pub async fn handle_stripe_event(
     commands: &Commands,
     event: &StripeEvent,
 ) -> Result<WebhookOutcome, CommandError<BillingError>> {
-    let ctx = crate::waha::webhook_context("stripe", &event.id);
+    let ctx = CommandContext::for_webhook("stripe", &event.id);
     let object = &event.data.object;
     let observed_at = event.created_at();
     let outcome = match event.event_type.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded"
             if object["mode"] == "subscription" =>
         {
-            let Some(tenant_id) = find_tenant(commands, event, &ctx).await? else {
+            let Some(tenant_id) = find_tenant(commands, event).await? else {
                 return unmatched(commands, event, "no tenant for this checkout session").await;
             };
             let paid = matches!(
@@ -276,7 +279,7 @@ pub async fn handle_stripe_event(
         | "customer.subscription.deleted" => {
             let subscription = event::subscription(object, &commands.billing.prices)
                 .map_err(|e| CommandError::Rejected(BillingError::Malformed(e.to_string())))?;
-            let Some(tenant_id) = find_tenant(commands, event, &ctx).await? else {
+            let Some(tenant_id) = find_tenant(commands, event).await? else {
                 return unmatched(commands, event, "no tenant for this subscription").await;
             };
             let command = SubscriptionCommand::RecordSubscription {
@@ -288,7 +291,7 @@ pub async fn handle_stripe_event(
             apply_to_subscription(commands, tenant_id, command, &ctx).await?
         }
         "invoice.paid" | "invoice.payment_failed" => {
-            let Some(tenant_id) = find_tenant(commands, event, &ctx).await? else {
+            let Some(tenant_id) = find_tenant(commands, event).await? else {
                 return unmatched(commands, event, "no tenant for this invoice").await;
             };
             let currency = Currency::parse(object["currency"].as_str().unwrap_or_default())
@@ -455,7 +458,6 @@ pub async fn end_at_period_end(
 async fn find_tenant(
     commands: &Commands,
     event: &StripeEvent,
-    _ctx: &CommandContext,
 ) -> Result<Option<TenantId>, CommandError<BillingError>> {
     let object = &event.data.object;
     let named = object["client_reference_id"]
@@ -530,7 +532,7 @@ pub async fn unmatched(
     event: &StripeEvent,
     reason: &str,
 ) -> Result<WebhookOutcome, CommandError<BillingError>> {
-    let ctx = crate::waha::webhook_context("stripe", &event.id).step("unmatched");
+    let ctx = CommandContext::for_webhook("stripe", &event.id).step("unmatched");
     let command = RecordUnmatched {
         provider: "stripe".into(),
         event_id: event.id.clone(),

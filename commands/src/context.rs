@@ -5,6 +5,8 @@ use x8_eventstore::Actor;
 
 /// Namespace of command ids derived from client `Idempotency-Key`s.
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x1d3a_77c2_5b9e_4c41_8f0e_6a2b_9c4d_0e11);
+/// Namespace of command ids derived from providers' webhook delivery ids.
+const WEBHOOK_NAMESPACE: Uuid = Uuid::from_u128(0x6c0f_1e6b_93a2_4f0d_b3c4_5a1e_7d2f_8b90);
 
 /// The context of one command execution.
 #[derive(Debug, Clone)]
@@ -42,6 +44,24 @@ impl CommandContext {
             tenant_id: None,
             fingerprint: None,
         }
+    }
+
+    /// The context of a provider's webhook (`waha`, `stripe`, …): its delivery or event id
+    /// becomes the command id, so a redelivery, also a concurrent one, replays the
+    /// recorded outcome; the fingerprint is of the delivery only.
+    pub fn for_webhook(provider: &str, delivery_id: &str) -> Self {
+        let mut ctx = Self::new(Actor::Webhook(provider.to_string())).fingerprinted(&[
+            "webhook",
+            provider,
+            delivery_id,
+        ]);
+        ctx.command_id = Uuid::new_v5(
+            &WEBHOOK_NAMESPACE,
+            format!("{provider}\n{delivery_id}").as_bytes(),
+        );
+        ctx.correlation_id = ctx.command_id;
+        ctx.client_supplied = true;
+        ctx
     }
 
     /// Uses the client's `Idempotency-Key`, scoped by `scope` (the caller's user id, or

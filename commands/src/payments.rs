@@ -3,7 +3,7 @@
 //! subscription: different aggregates, different Stripe objects, different webhooks'
 //! routing (`event.account` names the connected account).
 
-use crate::billing::{link, linked_tenant, load_error, unmatched, BillingError, WebhookOutcome};
+use crate::billing::{link, load_error, unmatched, BillingError, WebhookOutcome};
 use crate::bus::NamedCommand;
 use crate::context::CommandContext;
 use crate::error::CommandError;
@@ -393,15 +393,4 @@ pub async fn handle_payment_event(
         }
         Err(e) => Err(e),
     }
-}
-
-/// The tenant a connected account was linked to.
-///
-/// # Errors
-/// See [`crate::CommandBus::load`].
-pub async fn tenant_of_account(
-    commands: &Commands,
-    account_id: &str,
-) -> Result<Option<TenantId>, CommandError<BillingError>> {
-    linked_tenant(commands, LinkKind::StripeAccount, account_id).await
 }

@@ -21,7 +21,6 @@ use std::time::Duration;
 use uuid::Uuid;
 use x8_domain::channel::whatsapp::session_name;
 use x8_domain::channel::{Channel, ChannelCommand, ChannelStatus};
-use x8_eventstore::Actor;
 
 /// Why a WAHA call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -283,7 +282,7 @@ pub async fn record_session_status(
     reason: Option<String>,
     webhook_id: &str,
 ) -> Result<i64, CommandError<ChannelOpError>> {
-    let ctx = webhook_context("waha", webhook_id);
+    let ctx = CommandContext::for_webhook("waha", webhook_id);
     let command = ChannelCommand::RecordSessionStatus {
         raw_status: raw_status.to_string(),
         at: commands.clock.now(),
@@ -291,24 +290,6 @@ pub async fn record_session_status(
         jitter_permille: (Uuid::new_v4().as_u128() % 1001) as u16,
     };
     crate::channels::execute(commands, channel, command, &ctx).await
-}
-
-/// The context of a provider's webhook: its delivery id becomes the command id (so a
-/// redelivery replays the recorded outcome), with a fingerprint of the delivery only.
-pub fn webhook_context(provider: &str, delivery_id: &str) -> CommandContext {
-    const WEBHOOK_NAMESPACE: Uuid = Uuid::from_u128(0x6c0f_1e6b_93a2_4f0d_b3c4_5a1e_7d2f_8b90);
-    let mut ctx = CommandContext::new(Actor::Webhook(provider.to_string())).fingerprinted(&[
-        "webhook",
-        provider,
-        delivery_id,
-    ]);
-    ctx.command_id = Uuid::new_v5(
-        &WEBHOOK_NAMESPACE,
-        format!("{provider}\n{delivery_id}").as_bytes(),
-    );
-    ctx.correlation_id = ctx.command_id;
-    ctx.client_supplied = true;
-    ctx
 }
 
 /// Restarts the WAHA session of `channel_id` (a deadline: the next QR attempt or a
