@@ -400,13 +400,8 @@ pub async fn sync_tenant_plan(
     let Some((plan, channel_limit, subscription_status)) = subscription.tenant_plan() else {
         return Ok(0);
     };
-    let tenant = commands
-        .tenants
-        .load(&tenant_id.to_string())
-        .await
-        .map_err(load_error)?;
     let command = TenantCommand::RecordPlanChange {
-        plan: plan.unwrap_or(tenant.plan()),
+        plan,
         channel_limit,
         subscription_status,
         observed_at: subscription.observed_at(),

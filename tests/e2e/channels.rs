@@ -230,7 +230,7 @@ async fn a_plan_change_as_a_fact_marks_the_tenant_over_its_limit_until_the_exces
         &app.state.commands,
         x8_domain::TenantId(tenant),
         x8_domain::tenant::TenantCommand::RecordPlanChange {
-            plan: x8_domain::Plan::Single,
+            plan: Some(x8_domain::Plan::Single),
             channel_limit: None,
             subscription_status: x8_domain::tenant::SubscriptionStatus::Active,
             observed_at: None,

@@ -199,6 +199,7 @@ impl Tenant {
                         return Ok(vec![]);
                     }
                 }
+                let plan = plan.unwrap_or(self.plan);
                 let limit = match plan {
                     Plan::Special => channel_limit.or(self.channel_limit),
                     _ => channel_limit.or(plan.channel_limit()),

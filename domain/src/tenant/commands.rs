@@ -63,8 +63,9 @@ pub enum TenantCommand {
     },
     /// A plan change reported by the payment provider: a fact, recorded as it is.
     RecordPlanChange {
-        /// The plan the subscription is on now.
-        plan: Plan,
+        /// The plan the subscription is on now; `None` keeps the current plan (a price the
+        /// platform does not map changes only the status).
+        plan: Option<Plan>,
         /// The subscription's channel limit when the plan has none of its own (SPECIAL).
         channel_limit: Option<u32>,
         /// The subscription's status.

@@ -536,7 +536,7 @@ fn a_provider_downgrade_is_recorded_over_the_limit_and_blocks_new_channels() {
     TenantTest::with(())
         .given(double_with_two_channels())
         .when(TenantCommand::RecordPlanChange {
-            plan: Plan::Single,
+            plan: Some(Plan::Single),
             channel_limit: None,
             subscription_status: SubscriptionStatus::Active,
             observed_at: None,
@@ -598,10 +598,31 @@ fn an_older_provider_fact_changes_nothing() {
     TenantTest::with(())
         .given(events)
         .when(TenantCommand::RecordPlanChange {
-            plan: Plan::Single,
+            plan: Some(Plan::Single),
             channel_limit: None,
             subscription_status: SubscriptionStatus::PastDue,
             observed_at: at(5),
         })
         .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_provider_fact_without_a_plan_keeps_the_plan_and_changes_the_status() {
+    TenantTest::with(())
+        .given(double_with_two_channels())
+        .when(TenantCommand::RecordPlanChange {
+            plan: None,
+            channel_limit: None,
+            subscription_status: SubscriptionStatus::PastDue,
+            observed_at: None,
+        })
+        .then_expect_events(vec![TenantEvent::PlanChanged {
+            plan: Plan::Double,
+            channel_limit: Some(2),
+            subscription_status: SubscriptionStatus::PastDue,
+            origin: PlanChangeOrigin::Provider,
+            channels_used: 2,
+            over_limit: false,
+            observed_at: None,
+        }]);
 }
