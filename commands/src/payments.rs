@@ -11,7 +11,7 @@ use crate::stripe::event::StripeEvent;
 use crate::stripe::PaymentCheckout;
 use crate::Commands;
 use uuid::Uuid;
-use x8_domain::billing::connect::{ConnectCommand, LinkOrigin};
+use x8_domain::billing::connect::{check_account_id, ConnectCommand, LinkOrigin};
 use x8_domain::billing::order::{ChargeAccount, OrderCommand, OrderError};
 use x8_domain::billing::provider_link::LinkKind;
 use x8_domain::billing::{Currency, Money};
@@ -108,11 +108,8 @@ pub async fn link_account(
     ctx: &CommandContext,
 ) -> Result<i64, CommandError<BillingError>> {
     let ctx = ctx.clone().for_tenant(tenant_id.0);
-    if !account_id.starts_with("acct_") {
-        return Err(CommandError::Rejected(
-            x8_domain::billing::connect::ConnectError::InvalidAccountId(account_id.into()).into(),
-        ));
-    }
+    // Before the account is linked to this tenant for good.
+    check_account_id(account_id).map_err(|e| CommandError::Rejected(e.into()))?;
     link(
         commands,
         LinkKind::StripeAccount,

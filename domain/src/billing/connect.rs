@@ -202,9 +202,7 @@ impl ConnectAccount {
                 account_id,
                 origin,
             } => {
-                if !account_id.starts_with("acct_") || account_id.len() > 255 {
-                    return Err(ConnectError::InvalidAccountId(account_id));
-                }
+                check_account_id(&account_id)?;
                 match &self.account_id {
                     Some(linked) if *linked == account_id => vec![],
                     Some(linked) => {
@@ -254,6 +252,17 @@ impl ConnectAccount {
             }
         })
     }
+}
+
+/// Checks a Stripe account id: `acct_…`, at most 255 characters.
+///
+/// # Errors
+/// [`ConnectError::InvalidAccountId`].
+pub fn check_account_id(account_id: &str) -> Result<(), ConnectError> {
+    if !account_id.starts_with("acct_") || account_id.len() > 255 {
+        return Err(ConnectError::InvalidAccountId(account_id.to_string()));
+    }
+    Ok(())
 }
 
 impl Aggregate for ConnectAccount {
