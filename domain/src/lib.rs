@@ -17,6 +17,7 @@
 //! - [`meta_apps`]: the pool of pre-reviewed Meta apps for Instagram and Facebook.
 //! - [`loyalty`]: loyalty accounts: cashback transfers, redemptions, refunds, expiry, referrals, NPS.
 //! - [`user`]: platform users (CLIENT, MANAGER, ADMIN) with their password hashes.
+//! - [`text`]: trimmed, length-checked free text.
 //! - [`upcasters`]: conversions of old event versions to the current ones.
 //! - [`deadlines`]: the kinds of durable deadline (commands due at a time).
 
@@ -31,6 +32,7 @@ pub mod meta_apps;
 pub mod plan;
 pub mod sealed;
 pub mod tenant;
+pub mod text;
 pub mod upcasters;
 pub mod user;
 

@@ -60,14 +60,8 @@ async fn apply_subscription(
 ) -> Result<(), ProjectionError> {
     let tenant_id = stream_uuid(event)?;
     let position = event.global_position;
+    ensure_row(conn, "subscriptions", tenant_id).await?;
     // language=PostgreSQL
-    sqlx::query(
-        "insert into subscriptions (tenant_id, last_position) values ($1, 0)
-         on conflict (tenant_id) do nothing",
-    )
-    .bind(tenant_id)
-    .execute(&mut *conn)
-    .await?;
     let query = match payload(event)? {
         SubscriptionEvent::CheckoutStarted { .. } => sqlx::query(
             "update subscriptions set checkouts_started = checkouts_started + 1, last_position = $2
@@ -165,14 +159,8 @@ async fn apply_connect(
 ) -> Result<(), ProjectionError> {
     let tenant_id = stream_uuid(event)?;
     let position = event.global_position;
+    ensure_row(conn, "connect_accounts", tenant_id).await?;
     // language=PostgreSQL
-    sqlx::query(
-        "insert into connect_accounts (tenant_id, last_position) values ($1, 0)
-         on conflict (tenant_id) do nothing",
-    )
-    .bind(tenant_id)
-    .execute(&mut *conn)
-    .await?;
     let query = match payload(event)? {
         ConnectEvent::ConnectAccountLinked {
             account_id, origin, ..
@@ -216,6 +204,24 @@ async fn apply_connect(
         .bind(i32::try_from(commission_bps).unwrap_or(i32::MAX)),
     };
     query.execute(conn).await?;
+    Ok(())
+}
+
+/// Creates the tenant's empty row in `table` (one per tenant) if it is not there yet,
+/// so every event can be applied as a guarded update.
+async fn ensure_row(
+    conn: &mut PgConnection,
+    table: &'static str,
+    tenant_id: uuid::Uuid,
+) -> Result<(), ProjectionError> {
+    // language=PostgreSQL
+    sqlx::query(&format!(
+        "insert into {table} (tenant_id, last_position) values ($1, 0)
+         on conflict (tenant_id) do nothing"
+    ))
+    .bind(tenant_id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -441,11 +441,7 @@ impl Order {
 }
 
 fn text(field: &'static str, raw: &str, max: usize) -> Result<String, OrderError> {
-    let value = raw.trim();
-    if value.is_empty() || value.chars().count() > max {
-        return Err(OrderError::InvalidText { field, max });
-    }
-    Ok(value.to_string())
+    crate::text::trimmed(raw, 1, max).ok_or(OrderError::InvalidText { field, max })
 }
 
 impl Aggregate for Order {

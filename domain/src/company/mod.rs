@@ -211,11 +211,7 @@ impl Company {
 /// # Errors
 /// [`CompanyError::InvalidName`].
 pub fn parse_name(raw: &str) -> Result<String, CompanyError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(CompanyError::InvalidName);
-    }
-    Ok(name.to_string())
+    crate::text::trimmed(raw, 1, 200).ok_or(CompanyError::InvalidName)
 }
 
 impl Aggregate for Company {

@@ -543,11 +543,7 @@ impl LoyaltyAccount {
 }
 
 fn reference(field: &'static str, raw: &str) -> Result<String, LoyaltyError> {
-    let value = raw.trim();
-    if value.is_empty() || value.chars().count() > MAX_REFERENCE {
-        return Err(LoyaltyError::InvalidReference(field));
-    }
-    Ok(value.to_string())
+    crate::text::trimmed(raw, 1, MAX_REFERENCE).ok_or(LoyaltyError::InvalidReference(field))
 }
 
 impl Aggregate for LoyaltyAccount {

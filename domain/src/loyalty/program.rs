@@ -158,12 +158,9 @@ impl LoyaltyProgram {
                 if self.promotions.contains(&promotion.promotion_id) {
                     return Err(ProgramError::PromotionExists(promotion.promotion_id));
                 }
-                promotion.title = promotion.title.trim().to_string();
-                if promotion.title.is_empty() || promotion.title.chars().count() > 200 {
-                    return Err(ProgramError::InvalidPromotion(
-                        "title must be 1 to 200 characters",
-                    ));
-                }
+                promotion.title = crate::text::trimmed(&promotion.title, 1, 200).ok_or(
+                    ProgramError::InvalidPromotion("title must be 1 to 200 characters"),
+                )?;
                 if promotion.valid_until <= promotion.valid_from {
                     return Err(ProgramError::InvalidPromotion(
                         "valid_until must be after valid_from",

@@ -189,12 +189,7 @@ impl Service {
 }
 
 fn text(field: &'static str, raw: &str, min: usize, max: usize) -> Result<String, ServiceError> {
-    let value = raw.trim();
-    let length = value.chars().count();
-    if length < min || length > max {
-        return Err(ServiceError::InvalidText { field, min, max });
-    }
-    Ok(value.to_string())
+    crate::text::trimmed(raw, min, max).ok_or(ServiceError::InvalidText { field, min, max })
 }
 
 impl Aggregate for Service {

@@ -332,11 +332,7 @@ impl Tenant {
 /// # Errors
 /// [`TenantError::InvalidName`].
 pub fn parse_name(raw: &str) -> Result<String, TenantError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(TenantError::InvalidName);
-    }
-    Ok(name.to_string())
+    crate::text::trimmed(raw, 1, 200).ok_or(TenantError::InvalidName)
 }
 
 impl Aggregate for Tenant {
