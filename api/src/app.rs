@@ -145,6 +145,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(routes::auth::router())
                 .merge(routes::billing::router())
                 .merge(routes::orders::router())
+                .merge(routes::loyalty::router())
                 .merge(routes::channels::router())
                 .merge(routes::companies::router())
                 .merge(routes::tenants::router())

@@ -15,6 +15,10 @@
 //! `plan_not_for_sale`, `already_subscribed`, `connect_already_linked`,
 //! `connect_not_linked`, `connect_not_ready`, `invalid_account_id`, `invalid_commission`,
 //! `account_of_another_tenant`, `order_already_paid`, `invalid_amount`, `invalid_field`,
+//! `insufficient_points` (with `balance`, `requested`), `invalid_points`, `invalid_score`,
+//! `unknown_purchase`, `reference_reused`, `self_referral`, `unknown_referral_code`,
+//! `already_registered` (with `account_id`), `invalid_settings`, `invalid_promotion`,
+//! `wrong_moderation_status` (with `status`),
 //! `projection_lagging`, `internal`, `unavailable`.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -402,6 +406,52 @@ impl Rejection for x8_commands::billing::BillingError {
                     "Stripe did not answer as expected; retry later",
                 )
             }
+        }
+    }
+}
+
+impl Rejection for x8_commands::loyalty::LoyaltyOpError {
+    fn problem(self) -> ApiError {
+        use x8_commands::loyalty::LoyaltyOpError as L;
+        use x8_domain::loyalty::program::ProgramError as P;
+        use x8_domain::loyalty::service::ServiceError as S;
+        use x8_domain::loyalty::LoyaltyError as A;
+        let detail = self.to_string();
+        let status = |status, code| ApiError::new(status, code, detail.clone());
+        let invalid = |code| status(StatusCode::UNPROCESSABLE_ENTITY, code);
+        match self {
+            L::Account(A::NotFound)
+            | L::Program(P::PromotionNotFound)
+            | L::Service(S::NotFound) => ApiError::not_found(),
+            L::Account(A::InsufficientPoints { balance, requested }) => {
+                status(StatusCode::CONFLICT, "insufficient_points")
+                    .with("balance", balance)
+                    .with("requested", requested)
+            }
+            L::Account(A::InvalidPoints) => invalid("invalid_points"),
+            L::Account(A::InvalidScore) => invalid("invalid_score"),
+            L::Account(A::UnknownPurchase(_)) => invalid("unknown_purchase"),
+            L::Account(A::SelfReferral) => invalid("self_referral"),
+            L::Account(A::InvalidReference(field)) => invalid("invalid_field").with("field", field),
+            L::Account(A::ReferenceReused(_)) => status(StatusCode::CONFLICT, "reference_reused"),
+            L::Account(A::AlreadyOpen) | L::Program(P::PromotionExists(_)) => {
+                ApiError::conflict(detail)
+            }
+            L::Program(P::InvalidSettings(_)) => invalid("invalid_settings"),
+            L::Program(P::InvalidPromotion(_)) => invalid("invalid_promotion"),
+            L::Service(S::WrongStatus(s)) => {
+                status(StatusCode::CONFLICT, "wrong_moderation_status")
+                    .with("status", serde_json::to_value(s).unwrap_or_default())
+            }
+            L::Service(S::InvalidText { field, .. }) => {
+                invalid("invalid_field").with("field", field)
+            }
+            L::UnknownReferralCode(_) => invalid("unknown_referral_code"),
+            L::AlreadyRegistered { account_id } => {
+                status(StatusCode::CONFLICT, "already_registered")
+                    .with("account_id", account_id.to_string())
+            }
+            L::NoFreeReferralCode => ApiError::conflict(detail),
         }
     }
 }

@@ -151,7 +151,7 @@ pub async fn start_checkout(
         .tenants
         .load(&tenant_id.to_string())
         .await
-        .map_err(load_error)?;
+        .map_err(CommandError::unrejected)?;
     if tenant.status() == x8_domain::tenant::TenantStatus::Unregistered {
         return Err(CommandError::Rejected(TenantError::NotRegistered.into()));
     }
@@ -475,7 +475,7 @@ async fn find_tenant(
         .tenants
         .load(&tenant.to_string())
         .await
-        .map_err(load_error)?;
+        .map_err(CommandError::unrejected)?;
     Ok((registered.status() != x8_domain::tenant::TenantStatus::Unregistered).then_some(tenant))
 }
 
@@ -495,7 +495,7 @@ pub async fn linked_tenant(
         .provider_links
         .load(&link_id(kind, provider_id))
         .await
-        .map_err(load_error)?;
+        .map_err(CommandError::unrejected)?;
     Ok(link.tenant_id())
 }
 
@@ -556,17 +556,5 @@ async fn load_subscription(
         .subscriptions
         .load(&tenant_id.to_string())
         .await
-        .map_err(load_error)
-}
-
-/// A load error (loads never reject) in this module's error type.
-pub(crate) fn load_error<E: std::error::Error>(
-    error: CommandError<E>,
-) -> CommandError<BillingError> {
-    match error {
-        CommandError::Rejected(e) => CommandError::Infrastructure(e.to_string()),
-        CommandError::Conflict => CommandError::Conflict,
-        CommandError::IdempotencyKeyReused => CommandError::IdempotencyKeyReused,
-        CommandError::Infrastructure(s) => CommandError::Infrastructure(s),
-    }
+        .map_err(CommandError::unrejected)
 }

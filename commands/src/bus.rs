@@ -9,16 +9,21 @@
 //!   [`MAX_ATTEMPTS`] times with a short jittered back-off, then [`CommandError::Conflict`].
 //! - A command that appends nothing (already in the asked-for state) is not recorded.
 //! - **Hot aggregates.** Within one process, commands on the same stream take turns
-//!   ([`StreamLocks`]) instead of racing to a conflict; across processes the expected
-//!   version still decides.
+//!   ([`StreamLocks`]) instead of racing to a conflict, and each turn starts from the state
+//!   the previous one left (cached per stripe) instead of reloading the stream: one round
+//!   trip per command. Across processes the expected version still decides: a stale cache
+//!   ends in a conflict and a reload, and a refusal decided on the cache is confirmed on
+//!   the log before it is returned.
 
 use crate::context::CommandContext;
 use crate::error::CommandError;
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore as _};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
+use cqrs_es::{Aggregate, AggregateError, EventStore as _};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
 use x8_eventstore::append::{AppendReceipt, AppendScope, APPEND_SCOPE};
@@ -56,27 +61,40 @@ impl CommandOutcome {
     }
 }
 
-/// Striped async locks over stream ids: commands on one stream take turns within a
-/// process. 1,024 stripes keep unrelated streams from waiting on each other in practice,
-/// with memory bounded and nothing to clean up. Holds no state: after a restart there is
-/// nothing to recover.
-pub struct StreamLocks {
-    stripes: Vec<tokio::sync::Mutex<()>>,
+/// The last known state of one stream: the aggregate after `sequence` events.
+struct CachedState<A> {
+    aggregate_id: String,
+    aggregate: A,
+    sequence: usize,
 }
 
-impl StreamLocks {
+/// Striped async locks over stream ids: commands on one stream take turns within a
+/// process. Each stripe also keeps the state its last command left on its last stream,
+/// so a hot stream is decided without reloading it (see [`CommandBus::execute`]).
+///
+/// 1,024 stripes keep unrelated streams from waiting on each other in practice, with
+/// memory bounded (one cached aggregate per stripe) and nothing to clean up. The cache is
+/// only a copy of the log: after a restart it starts empty and every stream is loaded.
+pub struct StreamLocks<A> {
+    stripes: Vec<tokio::sync::Mutex<Option<CachedState<A>>>>,
+}
+
+impl<A> StreamLocks<A> {
     const STRIPES: usize = 1024;
 
     fn new() -> Self {
         Self {
             stripes: (0..Self::STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
+                .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),
         }
     }
 
-    /// Waits for the turn of stream `aggregate_id`.
-    async fn lock(&self, aggregate_id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+    /// Waits for the turn of stream `aggregate_id`; the guard holds the stripe's cache.
+    async fn lock(
+        &self,
+        aggregate_id: &str,
+    ) -> tokio::sync::MutexGuard<'_, Option<CachedState<A>>> {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         aggregate_id.hash(&mut hasher);
@@ -86,23 +104,30 @@ impl StreamLocks {
     }
 }
 
+/// What deciding a command on a stream's state produced.
+struct Decided<A: Aggregate> {
+    /// The state after the events.
+    aggregate: A,
+    /// The stream's version the decision was made on (the expected version).
+    sequence: usize,
+    events: Vec<A::Event>,
+}
+
 /// Executes commands of aggregate `A`.
 pub struct CommandBus<A: Aggregate<Services = ()>> {
-    cqrs: CqrsFramework<A, PersistedEventStore<PgEventRepository, A>>,
     loader: PersistedEventStore<PgEventRepository, A>,
     store: EventStore,
-    locks: StreamLocks,
+    locks: StreamLocks<A>,
 }
 
 impl<A> CommandBus<A>
 where
     A: Aggregate<Services = ()> + 'static,
-    A::Command: NamedCommand,
+    A::Command: NamedCommand + Clone,
 {
     /// A bus over `store` (with the store's snapshots and upcasters).
     pub fn new(store: &EventStore) -> Self {
         Self {
-            cqrs: CqrsFramework::new(store.aggregate_store::<A>(), vec![], ()),
             loader: store.aggregate_store::<A>(),
             store: store.clone(),
             locks: StreamLocks::new(),
@@ -122,22 +147,55 @@ where
         Ok(context.aggregate)
     }
 
+    /// Reads the current state of `aggregate_id` through `read`, waiting for the stream's
+    /// turn: the state every command of this process left, loaded (and cached) when this
+    /// process has none. A command appended by another process since may be missing, so
+    /// use it for facts that never change once written (the tenant owning a stream).
+    ///
+    /// # Errors
+    /// [`CommandError::Infrastructure`] when the stream cannot be read.
+    pub async fn inspect<R>(
+        &self,
+        aggregate_id: &str,
+        read: impl FnOnce(&A) -> R,
+    ) -> Result<R, CommandError<A::Error>> {
+        let mut turn = self.locks.lock(aggregate_id).await;
+        Ok(read(self.current(&mut turn, aggregate_id).await?))
+    }
+
     /// Executes `command` on `aggregate_id`.
     ///
     /// # Errors
     /// [`CommandError::Rejected`] with the aggregate's reason; [`CommandError::Conflict`]
     /// after [`MAX_ATTEMPTS`]; [`CommandError::IdempotencyKeyReused`] when the id was used
     /// for another command; [`CommandError::Infrastructure`].
-    #[tracing::instrument(skip_all, fields(aggregate = A::TYPE, aggregate_id, command = command.command_name(), command_id = %ctx.command_id))]
     pub async fn execute(
         &self,
         aggregate_id: &str,
         command: A::Command,
         ctx: &CommandContext,
-    ) -> Result<CommandOutcome, CommandError<A::Error>>
-    where
-        A::Command: Clone,
-    {
+    ) -> Result<CommandOutcome, CommandError<A::Error>> {
+        let (outcome, ()) = self
+            .execute_and_read(aggregate_id, command, ctx, |_| ())
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Executes `command` on `aggregate_id`, then reads the state it left through `read`
+    /// in the same turn (e.g. the balance after a redemption), without loading the stream
+    /// again. When the outcome is a recorded one (`replayed`), `read` sees the current
+    /// state.
+    ///
+    /// # Errors
+    /// As [`Self::execute`].
+    #[tracing::instrument(skip_all, fields(aggregate = A::TYPE, aggregate_id, command = command.command_name(), command_id = %ctx.command_id))]
+    pub async fn execute_and_read<R>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        ctx: &CommandContext,
+        read: impl FnOnce(&A) -> R,
+    ) -> Result<(CommandOutcome, R), CommandError<A::Error>> {
         let fingerprint = ctx
             .fingerprint
             .clone()
@@ -152,34 +210,40 @@ where
         }
         .to_map();
 
-        let _turn = self.locks.lock(aggregate_id).await;
+        let mut turn = self.locks.lock(aggregate_id).await;
+        let mut recorded = None;
         for attempt in 0..MAX_ATTEMPTS {
             if ctx.client_supplied || attempt > 0 {
-                if let Some(outcome) = self.recorded(ctx.command_id, &fingerprint).await? {
-                    return Ok(outcome);
+                recorded = self.recorded(ctx.command_id, &fingerprint).await?;
+                if recorded.is_some() {
+                    break;
                 }
             }
             if attempt > 0 {
                 backoff(attempt).await;
             }
+            // Taken out: any failure below leaves the stripe without a cached state.
+            let cached = turn.take().filter(|c| c.aggregate_id == aggregate_id);
             let scope = RefCell::new(AppendScope::new(fingerprint.clone()));
             let (result, scope) = APPEND_SCOPE
                 .scope(scope, async {
                     let result = self
-                        .cqrs
-                        .execute_with_metadata(aggregate_id, command.clone(), metadata.clone())
+                        .decide_and_commit(aggregate_id, cached, command.clone(), &metadata)
                         .await;
                     (result, APPEND_SCOPE.with(|s| s.take()))
                 })
                 .await;
             match result {
-                Ok(()) => {
-                    return Ok(CommandOutcome {
+                Ok(state) => {
+                    let value = read(&state.aggregate);
+                    *turn = Some(state);
+                    let outcome = CommandOutcome {
                         command_id: ctx.command_id,
                         aggregate_id: aggregate_id.to_string(),
                         receipt: scope.receipt,
                         replayed: false,
-                    })
+                    };
+                    return Ok((outcome, value));
                 }
                 Err(AggregateError::AggregateConflict) => {
                     tracing::debug!(attempt, "expected version conflict; retrying");
@@ -188,19 +252,118 @@ where
                     // A concurrent execution of the same id may have committed between our
                     // check and our load; then the rejection is of our own effect.
                     if ctx.client_supplied {
-                        if let Some(outcome) = self.recorded(ctx.command_id, &fingerprint).await? {
-                            return Ok(outcome);
-                        }
+                        recorded = self.recorded(ctx.command_id, &fingerprint).await?;
                     }
-                    return Err(CommandError::Rejected(e));
+                    if recorded.is_none() {
+                        return Err(CommandError::Rejected(e));
+                    }
+                    break;
                 }
                 Err(other) => return Err(infrastructure(other)),
             }
         }
-        if let Some(outcome) = self.recorded(ctx.command_id, &fingerprint).await? {
-            return Ok(outcome);
+        if recorded.is_none() {
+            recorded = self.recorded(ctx.command_id, &fingerprint).await?;
         }
-        Err(CommandError::Conflict)
+        let outcome = recorded.ok_or(CommandError::Conflict)?;
+        let value = read(self.current(&mut turn, aggregate_id).await?);
+        Ok((outcome, value))
+    }
+
+    /// The state of `aggregate_id` in `slot` (the stream's stripe, whose turn the caller
+    /// holds), loaded into it when it holds another stream or nothing.
+    async fn current<'s>(
+        &self,
+        slot: &'s mut Option<CachedState<A>>,
+        aggregate_id: &str,
+    ) -> Result<&'s A, CommandError<A::Error>> {
+        match slot {
+            Some(cached) if cached.aggregate_id == aggregate_id => {}
+            _ => {
+                let context = self
+                    .loader
+                    .load_aggregate(aggregate_id)
+                    .await
+                    .map_err(infrastructure)?;
+                *slot = Some(CachedState {
+                    aggregate_id: aggregate_id.to_string(),
+                    aggregate: context.aggregate,
+                    sequence: context.current_sequence,
+                });
+            }
+        }
+        match slot {
+            Some(cached) => Ok(&cached.aggregate),
+            None => unreachable!("filled above"),
+        }
+    }
+
+    /// Decides `command` on the stream's state and appends the events at the version it
+    /// was decided on. Returns the new state to cache.
+    async fn decide_and_commit(
+        &self,
+        aggregate_id: &str,
+        cached: Option<CachedState<A>>,
+        command: A::Command,
+        metadata: &HashMap<String, String>,
+    ) -> Result<CachedState<A>, AggregateError<A::Error>> {
+        let decided = self.decide(aggregate_id, cached, command).await?;
+        let sequence = decided.sequence + decided.events.len();
+        if !decided.events.is_empty() {
+            // Our repository writes its own snapshots from the log, so the state in the
+            // context is never read: no copy of the aggregate is made for it.
+            let context = EventStoreAggregateContext {
+                aggregate_id: aggregate_id.to_string(),
+                aggregate: A::default(),
+                current_sequence: decided.sequence,
+                current_snapshot: None,
+            };
+            self.loader
+                .commit(decided.events, context, metadata.clone())
+                .await?;
+        }
+        Ok(CachedState {
+            aggregate_id: aggregate_id.to_string(),
+            aggregate: decided.aggregate,
+            sequence,
+        })
+    }
+
+    /// Decides on the cached state when there is one and it yields events (their append
+    /// checks the version: a stale cache ends in a conflict and a reload). A refusal or a
+    /// no-op decided on the cache is confirmed on a fresh load, since another process may
+    /// have moved the stream since.
+    async fn decide(
+        &self,
+        aggregate_id: &str,
+        cached: Option<CachedState<A>>,
+        command: A::Command,
+    ) -> Result<Decided<A>, AggregateError<A::Error>> {
+        if let Some(CachedState {
+            aggregate,
+            sequence,
+            ..
+        }) = cached
+        {
+            if let Ok((aggregate, events)) = handle(aggregate, command.clone()).await {
+                if !events.is_empty() {
+                    return Ok(Decided {
+                        aggregate,
+                        sequence,
+                        events,
+                    });
+                }
+            }
+        }
+        let context = self.loader.load_aggregate(aggregate_id).await?;
+        let (aggregate, events) = handle(context.aggregate, command)
+            .await
+            .map_err(AggregateError::UserError)?;
+        Ok(Decided {
+            aggregate,
+            sequence: context.current_sequence,
+            events,
+        })
     }
 
     async fn recorded(
@@ -221,6 +384,16 @@ where
             replayed: true,
         }))
     }
+}
+
+/// Runs the aggregate's `handle` on `aggregate`: the state after the events, and the events.
+async fn handle<A: Aggregate<Services = ()>>(
+    mut aggregate: A,
+    command: A::Command,
+) -> Result<(A, Vec<A::Event>), A::Error> {
+    let sink = EventSink::default();
+    aggregate.handle(command, &(), &sink).await?;
+    Ok((aggregate, sink.collect().await))
 }
 
 fn infrastructure<E: std::error::Error>(err: AggregateError<E>) -> CommandError<E> {

@@ -20,7 +20,7 @@ use chrono::{DateTime, Duration as Span, Utc};
 use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
-use x8_domain::deadlines::{END_SUBSCRIPTION, EXPIRE_TRIAL, RESTART_SESSION};
+use x8_domain::deadlines::{END_SUBSCRIPTION, EXPIRE_POINTS, EXPIRE_TRIAL, RESTART_SESSION};
 use x8_domain::tenant::TenantCommand;
 use x8_domain::TenantId;
 use x8_eventstore::Actor;
@@ -193,6 +193,13 @@ impl DeadlineRunner {
                     .parse()
                     .map_err(|_| format!("bad tenant id {}", deadline.aggregate_id))?;
                 crate::billing::end_at_period_end(&self.commands, TenantId(tenant), &ctx).await
+            }
+            EXPIRE_POINTS => {
+                let account: Uuid = deadline
+                    .aggregate_id
+                    .parse()
+                    .map_err(|_| format!("bad loyalty account id {}", deadline.aggregate_id))?;
+                crate::loyalty::expire_points(&self.commands, account, &ctx).await
             }
             other => Err(format!("unknown deadline kind {other:?}")),
         }

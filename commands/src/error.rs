@@ -29,6 +29,19 @@ impl<E: std::error::Error> CommandError<E> {
     }
 }
 
+impl<E: std::error::Error> CommandError<E> {
+    /// The error of an operation that never rejects (a load) in another rejection type; a
+    /// rejection, should one appear, becomes an infrastructure error.
+    pub fn unrejected<F: std::error::Error>(self) -> CommandError<F> {
+        match self {
+            Self::Rejected(e) => CommandError::Infrastructure(e.to_string()),
+            Self::Conflict => CommandError::Conflict,
+            Self::IdempotencyKeyReused => CommandError::IdempotencyKeyReused,
+            Self::Infrastructure(s) => CommandError::Infrastructure(s),
+        }
+    }
+}
+
 impl<E: std::error::Error> From<x8_eventstore::EventStoreError> for CommandError<E> {
     fn from(err: x8_eventstore::EventStoreError) -> Self {
         Self::Infrastructure(err.to_string())

@@ -14,6 +14,8 @@
 //! - [`channels`]: connecting and removing channel connections, the Meta app pool.
 //! - [`billing`]: SaaS subscriptions from Stripe: checkout, the Stripe webhook.
 //! - [`payments`]: customer payments through Stripe Connect: accounts and orders.
+//! - [`loyalty`]: the loyalty program: settings, accounts, referrals, NPS, promotions,
+//!   services.
 //! - [`clock`]: the injectable clock.
 //! - [`vault`]: envelope encryption of personal and secret fields (per-tenant data keys).
 //! - [`stripe`]: the Stripe API client trait, webhook signatures, price map, event parsing.
@@ -29,6 +31,7 @@ pub mod companies;
 pub mod context;
 pub mod deadlines;
 pub mod error;
+pub mod loyalty;
 pub mod passwords;
 pub mod payments;
 pub mod stripe;
@@ -49,6 +52,10 @@ use x8_domain::billing::subscription::Subscription;
 use x8_domain::billing::unmatched::UnmatchedProviderEvent;
 use x8_domain::channel::Channel;
 use x8_domain::company::Company;
+use x8_domain::loyalty::program::LoyaltyProgram;
+use x8_domain::loyalty::referral::ReferralCode;
+use x8_domain::loyalty::service::Service;
+use x8_domain::loyalty::LoyaltyAccount;
 use x8_domain::meta_apps::MetaAppPool;
 use x8_domain::tenant::Tenant;
 use x8_domain::user::User;
@@ -77,6 +84,14 @@ pub struct Commands {
     pub provider_links: Arc<CommandBus<ProviderLink>>,
     /// Provider events that matched nothing.
     pub unmatched: Arc<CommandBus<UnmatchedProviderEvent>>,
+    /// Customers' loyalty accounts.
+    pub loyalty_accounts: Arc<CommandBus<LoyaltyAccount>>,
+    /// Businesses' loyalty programs (settings, promotions).
+    pub loyalty_programs: Arc<CommandBus<LoyaltyProgram>>,
+    /// Services submitted for moderation.
+    pub loyalty_services: Arc<CommandBus<Service>>,
+    /// Which account a referral code belongs to.
+    pub referral_codes: Arc<CommandBus<ReferralCode>>,
     /// Stripe: the API, the price map, the return URLs.
     pub billing: Arc<billing::BillingConfig>,
     /// The clock commands read the time from.
@@ -103,6 +118,10 @@ impl Commands {
             orders: Arc::new(CommandBus::new(store)),
             provider_links: Arc::new(CommandBus::new(store)),
             unmatched: Arc::new(CommandBus::new(store)),
+            loyalty_accounts: Arc::new(CommandBus::new(store)),
+            loyalty_programs: Arc::new(CommandBus::new(store)),
+            loyalty_services: Arc::new(CommandBus::new(store)),
+            referral_codes: Arc::new(CommandBus::new(store)),
             billing: Arc::new(billing::BillingConfig::default()),
             clock,
             store: store.clone(),

@@ -3,7 +3,7 @@
 //! subscription: different aggregates, different Stripe objects, different webhooks'
 //! routing (`event.account` names the connected account).
 
-use crate::billing::{link, load_error, unmatched, BillingError, WebhookOutcome};
+use crate::billing::{link, unmatched, BillingError, WebhookOutcome};
 use crate::bus::NamedCommand;
 use crate::context::CommandContext;
 use crate::error::CommandError;
@@ -56,7 +56,7 @@ pub async fn start_onboarding(
         .connect_accounts
         .load(&tenant_id.to_string())
         .await
-        .map_err(load_error)?;
+        .map_err(CommandError::unrejected)?;
     let mut position = 0;
     let account_id = match account.account_id() {
         Some(account_id) => account_id.to_string(),
@@ -186,7 +186,7 @@ pub async fn create_order(
         .companies
         .load(&company_id.to_string())
         .await
-        .map_err(load_error)?;
+        .map_err(CommandError::unrejected)?;
     if !company.exists() {
         return Err(CommandError::Rejected(CompanyError::NotFound.into()));
     }
@@ -227,7 +227,7 @@ pub async fn send_payment_link(
         .orders
         .load(&order_id.to_string())
         .await
-        .map_err(load_error)?;
+        .map_err(CommandError::unrejected)?;
     let (Some(tenant_id), Some(amount)) = (order.tenant_id(), order.amount()) else {
         return Err(CommandError::Rejected(OrderError::NotFound.into()));
     };
@@ -236,7 +236,7 @@ pub async fn send_payment_link(
         .connect_accounts
         .load(&tenant_id.to_string())
         .await
-        .map_err(load_error)?;
+        .map_err(CommandError::unrejected)?;
     let account = ChargeAccount {
         account_id: connect.account_id().map(str::to_string),
         charges_enabled: connect.charges_enabled(),
@@ -317,7 +317,7 @@ pub async fn handle_payment_event(
         .orders
         .load(&order_id.to_string())
         .await
-        .map_err(load_error)?;
+        .map_err(CommandError::unrejected)?;
     if !order.exists() {
         return unmatched(commands, event, "no such order").await;
     }

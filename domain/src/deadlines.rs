@@ -12,3 +12,8 @@ pub const RESTART_SESSION: &str = "channel.restart_session";
 /// ended it first), scheduled by `SubscriptionRecorded` with `cancel_at_period_end`.
 /// Aggregate id: the tenant (the subscription stream).
 pub const END_SUBSCRIPTION: &str = "subscription.end_at_period_end";
+/// Void a loyalty account's transfers whose expiry passed (`ExpirePoints`), scheduled at a
+/// transfer's `expires_at` by `PurchaseAccrued` and `PointsGranted`. Aggregate id: the
+/// loyalty account. Running it twice, or after a redemption voided the points, changes
+/// nothing.
+pub const EXPIRE_POINTS: &str = "loyalty.expire_points";

@@ -1,7 +1,8 @@
 //! The `deadlines` projection: schedules durable deadlines from events: a trial's end
 //! (`TenantRegistered`), a WhatsApp session restart after a failed QR attempt
 //! (`QrAttemptFailed`) or for a reconnect (`ReconnectScheduled`), the end of a
-//! subscription cancelled at period end (`SubscriptionRecorded`).
+//! subscription cancelled at period end (`SubscriptionRecorded`), the expiry of a loyalty
+//! transfer (`PurchaseAccrued`, `PointsGranted` with an `expires_at`).
 //!
 //! A deadline's id is derived from the event that scheduled it (UUID v5 of the event id
 //! and the kind) and inserted with `on conflict do nothing`, so replaying or rebuilding
@@ -13,7 +14,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 use x8_domain::billing::subscription::SubscriptionEvent;
 use x8_domain::channel::ChannelEvent;
-use x8_domain::deadlines::{END_SUBSCRIPTION, EXPIRE_TRIAL, RESTART_SESSION};
+use x8_domain::deadlines::{END_SUBSCRIPTION, EXPIRE_POINTS, EXPIRE_TRIAL, RESTART_SESSION};
+use x8_domain::loyalty::LoyaltyEvent;
 use x8_domain::tenant::TenantEvent;
 use x8_eventstore::RecordedEvent;
 
@@ -61,6 +63,21 @@ impl Projection for DeadlinesProjection {
                         ) {
                             schedule(conn, event, END_SUBSCRIPTION, period_end).await?;
                         }
+                    }
+                }
+                "PurchaseAccrued" | "PointsGranted" => {
+                    if let LoyaltyEvent::PurchaseAccrued {
+                        expires_at: Some(expires_at),
+                        points: 1..,
+                        ..
+                    }
+                    | LoyaltyEvent::PointsGranted {
+                        expires_at: Some(expires_at),
+                        points: 1..,
+                        ..
+                    } = payload(event)?
+                    {
+                        schedule(conn, event, EXPIRE_POINTS, expires_at).await?;
                     }
                 }
                 _ => {}

@@ -14,11 +14,13 @@
 //! - [`companies`]: the `companies` read model.
 //! - [`channels`]: the `channels` and `meta_apps` read models.
 //! - [`billing`]: subscriptions, Connect accounts, orders, unmatched provider events.
+//! - [`loyalty`]: loyalty programs, accounts and their history, promotions, services.
 
 pub mod billing;
 pub mod channels;
 pub mod companies;
 pub mod deadlines;
+pub mod loyalty;
 pub mod projection;
 pub mod runner;
 pub mod tenants;
@@ -36,5 +38,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(companies::CompaniesProjection),
         Arc::new(channels::ChannelsProjection),
         Arc::new(billing::BillingProjection),
+        Arc::new(loyalty::LoyaltyProjection),
     ]
 }

@@ -6,6 +6,7 @@ pub mod billing;
 pub mod channels;
 pub mod companies;
 pub mod health;
+pub mod loyalty;
 pub mod managers;
 pub mod orders;
 pub mod tenants;

@@ -22,6 +22,7 @@ use crate::TenantId;
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 /// Longest purchase, redemption or customer reference.
@@ -267,9 +268,21 @@ pub enum LoyaltyError {
     /// An account referring itself.
     #[error("a customer cannot refer themselves")]
     SelfReferral,
+    /// A purchase or redemption reference used before with another amount.
+    #[error("reference {0:?} was used for a different amount")]
+    ReferenceReused(String),
     /// Empty or too long reference.
     #[error("{0} must be 1 to {MAX_REFERENCE} characters")]
     InvalidReference(&'static str),
+}
+
+/// What a refund reversed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reversal {
+    /// Points removed from the balance.
+    pub points_reversed: i64,
+    /// Points of the accrual already spent (or expired), which stay spent.
+    pub shortfall: i64,
 }
 
 /// A transfer: points granted or accrued together, spent and expired together.
@@ -291,10 +304,13 @@ pub struct LoyaltyAccount {
     referred_by: Option<Uuid>,
     /// Oldest first.
     transfers: Vec<Transfer>,
-    purchases: Vec<String>,
-    reversed: Vec<String>,
-    redemptions: Vec<String>,
-    referrals_rewarded: Vec<Uuid>,
+    /// Purchase reference → what was paid.
+    purchases: BTreeMap<String, Money>,
+    /// Purchase reference → its reversal.
+    reversals: BTreeMap<String, Reversal>,
+    /// Redemption reference → points spent.
+    redemptions: BTreeMap<String, i64>,
+    referrals_rewarded: BTreeSet<Uuid>,
     nps: Option<u8>,
 }
 
@@ -318,6 +334,22 @@ impl LoyaltyAccount {
     /// Points available: the sum of what is left of every transfer. Never negative.
     pub fn balance(&self) -> i64 {
         self.transfers.iter().map(|t| t.remaining).sum()
+    }
+    /// Points accrued by purchase `reference`, if it was recorded.
+    pub fn accrued(&self, reference: &str) -> Option<i64> {
+        self.purchases
+            .contains_key(reference)
+            .then(|| self.transfers.iter().find(|t| t.id == reference))
+            .flatten()
+            .map(|t| t.points)
+    }
+    /// What the refund of purchase `reference` reversed, if it was refunded.
+    pub fn reversal(&self, reference: &str) -> Option<Reversal> {
+        self.reversals.get(reference).copied()
+    }
+    /// The account whose referral code opened this one.
+    pub fn referred_by(&self) -> Option<Uuid> {
+        self.referred_by
     }
     /// The latest NPS rating.
     pub fn nps(&self) -> Option<u8> {
@@ -393,8 +425,12 @@ impl LoyaltyAccount {
                 at,
             } => {
                 let reference = reference("reference", &raw)?;
-                if self.purchases.contains(&reference) {
-                    return Ok(vec![]);
+                if let Some(paid) = self.purchases.get(&reference) {
+                    return if *paid == amount {
+                        Ok(vec![])
+                    } else {
+                        Err(LoyaltyError::ReferenceReused(reference))
+                    };
                 }
                 vec![E::PurchaseAccrued {
                     points: cashback_points(amount.amount_minor, settings.cashback_bps),
@@ -411,8 +447,12 @@ impl LoyaltyAccount {
                 at,
             } => {
                 let reference = reference("reference", &raw)?;
-                if self.redemptions.contains(&reference) {
-                    return Ok(vec![]);
+                if let Some(&spent) = self.redemptions.get(&reference) {
+                    return if spent == points {
+                        Ok(vec![])
+                    } else {
+                        Err(LoyaltyError::ReferenceReused(reference))
+                    };
                 }
                 if points <= 0 {
                     return Err(LoyaltyError::InvalidPoints);
@@ -438,7 +478,8 @@ impl LoyaltyAccount {
                 purchase_reference,
                 at,
             } => {
-                if self.reversed.contains(&purchase_reference) {
+                let purchase_reference = reference("purchase_reference", &purchase_reference)?;
+                if self.reversals.contains_key(&purchase_reference) {
                     return Ok(vec![]);
                 }
                 let Some(transfer) = self.transfers.iter().find(|t| t.id == purchase_reference)
@@ -580,27 +621,31 @@ impl Aggregate for LoyaltyAccount {
                 ..
             } => {
                 if let GrantReason::Referrer { referred } = reason {
-                    self.referrals_rewarded.push(referred);
+                    self.referrals_rewarded.insert(referred);
                 }
                 self.push_transfer(transfer_id, points, expires_at);
             }
             E::PurchaseAccrued {
                 reference,
+                amount,
                 points,
                 expires_at,
                 ..
             } => {
-                self.purchases.push(reference.clone());
+                self.purchases.insert(reference.clone(), amount);
                 self.push_transfer(reference, points, expires_at);
             }
             E::PointsRedeemed {
                 reference, points, ..
             } => {
-                self.redemptions.push(reference);
+                self.redemptions.insert(reference, points);
                 self.spend(points);
             }
             E::PurchaseReversed {
-                purchase_reference, ..
+                purchase_reference,
+                points_reversed,
+                shortfall,
+                ..
             } => {
                 if let Some(t) = self
                     .transfers
@@ -609,7 +654,13 @@ impl Aggregate for LoyaltyAccount {
                 {
                     t.remaining = 0;
                 }
-                self.reversed.push(purchase_reference);
+                self.reversals.insert(
+                    purchase_reference,
+                    Reversal {
+                        points_reversed,
+                        shortfall,
+                    },
+                );
             }
             E::PointsExpired { transfer_id, .. } => {
                 if let Some(t) = self.transfers.iter_mut().find(|t| t.id == transfer_id) {

@@ -6,10 +6,12 @@
 //! - [`account`]: one loyalty account per business and customer.
 //! - [`program`]: a business's settings and promotions.
 //! - [`service`]: services submitted by businesses, moderated by admins.
+//! - [`referral`]: referral codes and the account each belongs to.
 //! - [`rules`]: the partner's settings and the cashback rounding rule.
 
 pub mod account;
 pub mod program;
+pub mod referral;
 pub mod rules;
 pub mod service;
 

@@ -298,3 +298,23 @@ fn commands_on_an_unopened_account_are_refused() {
         Err(LoyaltyError::NotFound)
     );
 }
+
+#[test]
+fn a_reference_reused_for_another_amount_is_refused_and_changes_nothing() {
+    let mut account = given(vec![
+        open(None, settings()),
+        purchase("p-1", 10_000, settings(), 1),
+        redeem("r-1", 10, 1),
+    ]);
+    assert_eq!(
+        when(&mut account, purchase("p-1", 20_000, settings(), 1)),
+        Err(LoyaltyError::ReferenceReused("p-1".into()))
+    );
+    assert_eq!(
+        when(&mut account, redeem("r-1", 11, 1)),
+        Err(LoyaltyError::ReferenceReused("r-1".into()))
+    );
+    assert_eq!(account.balance(), 100 + 5 - 10);
+    assert_eq!(account.accrued("p-1"), Some(5));
+    assert_eq!(account.accrued("p-2"), None);
+}

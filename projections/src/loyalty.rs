@@ -1,0 +1,372 @@
+//! The loyalty read models (migrations/0009): `loyalty_programs`, `loyalty_accounts` (with
+//! running totals), `loyalty_transactions` (each balance change: an account's history and
+//! the business's turnover), `loyalty_promotions` and `loyalty_services` (the moderation
+//! queue).
+//!
+//! Account rows are guarded by their last position and transactions are keyed by global
+//! position, so re-applying an event is harmless.
+
+use crate::projection::{payload, stream_uuid, Projection, ProjectionError};
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+use uuid::Uuid;
+use x8_domain::loyalty::account::GrantReason;
+use x8_domain::loyalty::program::ProgramEvent;
+use x8_domain::loyalty::service::ServiceEvent;
+use x8_domain::loyalty::LoyaltyEvent;
+use x8_eventstore::RecordedEvent;
+
+/// Builds the loyalty read models.
+pub struct LoyaltyProjection;
+
+/// The projection's name, for waiting on it.
+pub const NAME: &str = "loyalty";
+
+impl Projection for LoyaltyProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a RecordedEvent,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            match event.aggregate_type.as_str() {
+                "loyalty_account" => apply_account(conn, event).await,
+                "loyalty_program" => apply_program(conn, event).await,
+                "loyalty_service" => apply_service(conn, event).await,
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn reset<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            // language=PostgreSQL
+            sqlx::query(
+                "truncate loyalty_programs, loyalty_accounts, loyalty_transactions,
+                     loyalty_promotions, loyalty_services",
+            )
+            .execute(conn)
+            .await?;
+            Ok(())
+        })
+    }
+}
+
+/// A balance change to record.
+struct Change {
+    kind: &'static str,
+    reference: Option<String>,
+    /// Signed points.
+    points: i64,
+    amount: Option<(i64, String)>,
+    shortfall: Option<i64>,
+    at: DateTime<Utc>,
+}
+
+impl Change {
+    fn new(kind: &'static str, reference: Option<String>, points: i64, at: DateTime<Utc>) -> Self {
+        Self {
+            kind,
+            reference,
+            points,
+            amount: None,
+            shortfall: None,
+            at,
+        }
+    }
+}
+
+/// Which running total a change adds to.
+fn total_column(kind: &str) -> &'static str {
+    match kind {
+        "redemption" => "points_redeemed",
+        "reversal" => "points_reversed",
+        "expiry" => "points_expired",
+        _ => "points_issued",
+    }
+}
+
+async fn apply_account(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    let account_id = stream_uuid(event)?;
+    let position = event.global_position;
+    use LoyaltyEvent as E;
+    let change = match payload(event)? {
+        E::LoyaltyAccountOpened {
+            tenant_id,
+            customer_ref,
+            referral_code,
+            referred_by,
+            opened_at,
+            ..
+        } => {
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into loyalty_accounts (account_id, tenant_id, customer_ref, referral_code,
+                     referred_by, opened_at, last_activity_at, last_position)
+                 values ($1, $2, $3, $4, $5, $6, $6, $7)
+                 on conflict (account_id) do nothing",
+            )
+            .bind(account_id)
+            .bind(tenant_id.0)
+            .bind(customer_ref)
+            .bind(referral_code)
+            .bind(referred_by)
+            .bind(opened_at)
+            .bind(position)
+            .execute(conn)
+            .await?;
+            return Ok(());
+        }
+        E::NpsRated { score, at } => {
+            // language=PostgreSQL
+            sqlx::query(
+                "update loyalty_accounts set nps = $3, last_activity_at = $4, last_position = $2
+                 where account_id = $1 and last_position < $2",
+            )
+            .bind(account_id)
+            .bind(position)
+            .bind(i16::from(score))
+            .bind(at)
+            .execute(conn)
+            .await?;
+            return Ok(());
+        }
+        E::PointsGranted {
+            reason, points, at, ..
+        } => {
+            let kind = match reason {
+                GrantReason::Welcome => "welcome",
+                GrantReason::Referred { .. } => "referred",
+                GrantReason::Referrer { .. } => "referrer",
+            };
+            Change::new(kind, None, points, at)
+        }
+        E::PurchaseAccrued {
+            reference,
+            amount,
+            points,
+            at,
+            ..
+        } => Change {
+            amount: Some((amount.amount_minor, amount.currency.as_str().to_string())),
+            ..Change::new("purchase", Some(reference), points, at)
+        },
+        E::PointsRedeemed {
+            reference,
+            points,
+            at,
+            ..
+        } => Change::new("redemption", Some(reference), -points, at),
+        E::PurchaseReversed {
+            purchase_reference,
+            points_reversed,
+            shortfall,
+            at,
+        } => {
+            // language=PostgreSQL
+            let amount: Option<(i64, String)> = sqlx::query_as(
+                "select amount_minor, currency from loyalty_transactions
+                 where account_id = $1 and kind = 'purchase' and reference = $2",
+            )
+            .bind(account_id)
+            .bind(&purchase_reference)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Change {
+                amount,
+                shortfall: Some(shortfall),
+                ..Change::new("reversal", Some(purchase_reference), -points_reversed, at)
+            }
+        }
+        E::PointsExpired {
+            transfer_id,
+            points,
+            expired_at,
+        } => Change::new("expiry", Some(transfer_id), -points, expired_at),
+    };
+    record(conn, event, account_id, change).await
+}
+
+/// Adds a change to the account's totals and its history, once.
+async fn record(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+    account_id: Uuid,
+    change: Change,
+) -> Result<(), ProjectionError> {
+    let total = total_column(change.kind);
+    // language=PostgreSQL
+    let updated: Option<(Uuid, i64)> = sqlx::query_as(&format!(
+        "update loyalty_accounts set balance = balance + $3, {total} = {total} + abs($3),
+             last_activity_at = greatest(last_activity_at, $4), last_position = $2
+         where account_id = $1 and last_position < $2
+         returning tenant_id, balance"
+    ))
+    .bind(account_id)
+    .bind(event.global_position)
+    .bind(change.points)
+    .bind(change.at)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((tenant_id, balance)) = updated else {
+        return Ok(());
+    };
+    // language=PostgreSQL
+    sqlx::query(
+        "insert into loyalty_transactions (global_position, account_id, tenant_id, kind,
+             reference, points, amount_minor, currency, shortfall, balance_after, at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         on conflict (global_position) do nothing",
+    )
+    .bind(event.global_position)
+    .bind(account_id)
+    .bind(tenant_id)
+    .bind(change.kind)
+    .bind(change.reference)
+    .bind(change.points)
+    .bind(change.amount.as_ref().map(|(minor, _)| *minor))
+    .bind(change.amount.map(|(_, currency)| currency))
+    .bind(change.shortfall)
+    .bind(balance)
+    .bind(change.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn apply_program(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    match payload(event)? {
+        ProgramEvent::LoyaltyProgramConfigured {
+            tenant_id,
+            settings,
+        } => {
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into loyalty_programs (tenant_id, cashback_bps, welcome_bonus_points,
+                     referrer_reward_points, referred_reward_points, expiry_days, last_position)
+                 values ($1, $2, $3, $4, $5, $6, $7)
+                 on conflict (tenant_id) do update set cashback_bps = excluded.cashback_bps,
+                     welcome_bonus_points = excluded.welcome_bonus_points,
+                     referrer_reward_points = excluded.referrer_reward_points,
+                     referred_reward_points = excluded.referred_reward_points,
+                     expiry_days = excluded.expiry_days, last_position = excluded.last_position
+                 where loyalty_programs.last_position < excluded.last_position",
+            )
+            .bind(tenant_id.0)
+            .bind(i32::try_from(settings.cashback_bps).unwrap_or(i32::MAX))
+            .bind(settings.welcome_bonus_points)
+            .bind(settings.referrer_reward_points)
+            .bind(settings.referred_reward_points)
+            .bind(
+                settings
+                    .expiry_days
+                    .map(|d| i32::try_from(d).unwrap_or(i32::MAX)),
+            )
+            .bind(event.global_position)
+            .execute(conn)
+            .await?;
+        }
+        ProgramEvent::PromotionCreated {
+            tenant_id,
+            promotion,
+        } => {
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into loyalty_promotions (promotion_id, tenant_id, title, valid_from,
+                     valid_until, per_customer_limit, created_at)
+                 values ($1, $2, $3, $4, $5, $6, $7)
+                 on conflict (promotion_id) do nothing",
+            )
+            .bind(promotion.promotion_id)
+            .bind(tenant_id.0)
+            .bind(promotion.title)
+            .bind(promotion.valid_from)
+            .bind(promotion.valid_until)
+            .bind(
+                promotion
+                    .per_customer_limit
+                    .map(|l| i32::try_from(l).unwrap_or(i32::MAX)),
+            )
+            .bind(event.recorded_at)
+            .execute(conn)
+            .await?;
+        }
+        ProgramEvent::PromotionRemoved { promotion_id } => {
+            // language=PostgreSQL
+            sqlx::query(
+                "update loyalty_promotions set removed_at = $2
+                 where promotion_id = $1 and removed_at is null",
+            )
+            .bind(promotion_id)
+            .bind(event.recorded_at)
+            .execute(conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn apply_service(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    let service_id = stream_uuid(event)?;
+    let position = event.global_position;
+    // language=PostgreSQL
+    let query = match payload(event)? {
+        ServiceEvent::ServiceSubmitted {
+            tenant_id,
+            title,
+            description,
+            at,
+            ..
+        } => sqlx::query(
+            "insert into loyalty_services (service_id, tenant_id, title, description, status,
+                 submitted_at, last_position)
+             values ($1, $3, $4, $5, 'pending', $6, $2)
+             on conflict (service_id) do update set title = excluded.title,
+                 description = excluded.description, status = 'pending',
+                 rejection_reason = null, submitted_at = excluded.submitted_at,
+                 decided_at = null, last_position = excluded.last_position
+             where loyalty_services.last_position < excluded.last_position",
+        )
+        .bind(service_id)
+        .bind(position)
+        .bind(tenant_id.0)
+        .bind(title)
+        .bind(description)
+        .bind(at),
+        ServiceEvent::ServiceApproved { at } => sqlx::query(
+            "update loyalty_services set status = 'approved', decided_at = $3, last_position = $2
+             where service_id = $1 and last_position < $2",
+        )
+        .bind(service_id)
+        .bind(position)
+        .bind(at),
+        ServiceEvent::ServiceRejected { reason, at } => sqlx::query(
+            "update loyalty_services set status = 'rejected', rejection_reason = $4,
+                 decided_at = $3, last_position = $2
+             where service_id = $1 and last_position < $2",
+        )
+        .bind(service_id)
+        .bind(position)
+        .bind(at)
+        .bind(reason),
+    };
+    query.execute(conn).await?;
+    Ok(())
+}
