@@ -18,7 +18,7 @@
 //! `insufficient_points` (with `balance`, `requested`), `invalid_points`, `invalid_score`,
 //! `unknown_purchase`, `reference_reused`, `self_referral`, `unknown_referral_code`,
 //! `already_registered` (with `account_id`), `invalid_settings`, `invalid_promotion`,
-//! `wrong_moderation_status` (with `status`),
+//! `wrong_moderation_status` (with `moderation_status`),
 //! `projection_lagging`, `internal`, `unavailable`.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -440,8 +440,10 @@ impl Rejection for x8_commands::loyalty::LoyaltyOpError {
             L::Program(P::InvalidSettings(_)) => invalid("invalid_settings"),
             L::Program(P::InvalidPromotion(_)) => invalid("invalid_promotion"),
             L::Service(S::WrongStatus(s)) => {
-                status(StatusCode::CONFLICT, "wrong_moderation_status")
-                    .with("status", serde_json::to_value(s).unwrap_or_default())
+                status(StatusCode::CONFLICT, "wrong_moderation_status").with(
+                    "moderation_status",
+                    serde_json::to_value(s).unwrap_or_default(),
+                )
             }
             L::Service(S::InvalidText { field, .. }) => {
                 invalid("invalid_field").with("field", field)

@@ -56,25 +56,6 @@ fn position(response: &TestResponse) -> i64 {
     response.body["position"].as_i64().unwrap_or(0)
 }
 
-async fn max_position(app: &TestApp) -> i64 {
-    sqlx::query_scalar("select coalesce(max(global_position), 0) from events")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap()
-}
-
-async fn get(app: &TestApp, token: &str, path: &str) -> TestResponse {
-    let position = max_position(app).await.to_string();
-    app.send(
-        Method::GET,
-        path,
-        Some(token),
-        &[("x-min-position", &position)],
-        None,
-    )
-    .await
-}
-
 async fn plan_events(app: &TestApp, tenant: Uuid) -> usize {
     app.stream_event_types("tenant", tenant)
         .await
@@ -216,12 +197,9 @@ async fn the_same_event_delivered_five_times_concurrently_has_one_effect(
         vec!["SubscriptionRecorded"]
     );
     assert_eq!(plan_events(&app, tenant).await, 1);
-    let view = get(
-        &app,
-        &token,
-        &format!("/api/v1/tenants/{tenant}/subscription"),
-    )
-    .await;
+    let view = app
+        .get_caught_up(&token, &format!("/api/v1/tenants/{tenant}/subscription"))
+        .await;
     assert_eq!(view.body["plan"], "GROWTH");
     assert_eq!(view.body["subscription_status"], "active");
     assert_eq!(view.body["stripe"]["status"], "active");
@@ -260,15 +238,12 @@ async fn an_update_arriving_before_the_create_leaves_the_newest_state(
     position(&app.stripe_webhook(&created, SECRET).await);
 
     // then the final state is the update's
-    let view = get(
-        &app,
-        &token,
-        &format!("/api/v1/tenants/{tenant}/subscription"),
-    )
-    .await;
+    let view = app
+        .get_caught_up(&token, &format!("/api/v1/tenants/{tenant}/subscription"))
+        .await;
     assert_eq!(view.body["plan"], "GROWTH", "{:?}", view.body);
     assert_eq!(view.body["stripe"]["price_id"], "price_growth");
-    let usage = app.usage(&token, tenant, max_position(&app).await).await;
+    let usage = app.usage(&token, tenant, app.max_position().await).await;
     assert_eq!(usage.body["channel_limit"], 4);
     assert_eq!(
         app.stream_event_types("subscription", tenant).await,
@@ -321,7 +296,7 @@ async fn an_upgrade_raises_the_limit_and_a_downgrade_with_excess_channels_blocks
     position(&app.stripe_webhook(&single, SECRET).await);
 
     // then the business is over its limit and a new connect is refused
-    let usage = app.usage(&token, tenant, max_position(&app).await).await;
+    let usage = app.usage(&token, tenant, app.max_position().await).await;
     assert_eq!(usage.body["plan"], "SINGLE");
     assert_eq!(usage.body["over_limit"], true);
     assert_eq!(usage.body["channels_used"], 2);
@@ -447,7 +422,7 @@ async fn checkout_creates_a_subscription_session_and_a_paid_completion_sets_the_
     object["customer"] = json!("cus_buyer");
     object["subscription"] = json!("sub_buyer");
     position(&app.stripe_webhook(&session, SECRET).await);
-    let usage = app.usage(&token, tenant, max_position(&app).await).await;
+    let usage = app.usage(&token, tenant, app.max_position().await).await;
     assert_eq!(usage.body["plan"], "FREE", "unpaid changes nothing");
 
     // when its delayed payment succeeds (tests set payment_status themselves)
@@ -459,7 +434,7 @@ async fn checkout_creates_a_subscription_session_and_a_paid_completion_sets_the_
     position(&app.stripe_webhook(&paid, SECRET).await);
 
     // then the business is on the plan it checked out, once
-    let usage = app.usage(&token, tenant, max_position(&app).await).await;
+    let usage = app.usage(&token, tenant, app.max_position().await).await;
     assert_eq!(usage.body["plan"], "DOUBLE");
     assert_eq!(plan_events(&app, tenant).await, 1);
 
@@ -468,7 +443,7 @@ async fn checkout_creates_a_subscription_session_and_a_paid_completion_sets_the_
     sub["customer"] = json!("cus_buyer");
     let created = event("evt_sub_buyer", "customer.subscription.created", at(2), sub);
     position(&app.stripe_webhook(&created, SECRET).await);
-    let usage = app.usage(&token, tenant, max_position(&app).await).await;
+    let usage = app.usage(&token, tenant, app.max_position().await).await;
     assert_eq!(usage.body["plan"], "GROWTH");
     assert_eq!(usage.body["channel_limit"], 4);
 }
@@ -491,11 +466,11 @@ async fn cancellation_at_period_end_keeps_the_plan_until_the_deadline_ends_it(
     object["cancel_at_period_end"] = json!(true);
     let cancelling = event("evt_cancel", "customer.subscription.updated", at(1), object);
     position(&app.stripe_webhook(&cancelling, SECRET).await);
-    let usage = app.usage(&token, tenant, max_position(&app).await).await;
+    let usage = app.usage(&token, tenant, app.max_position().await).await;
     assert_eq!(usage.body["plan"], "GROWTH");
 
     // when the period has not ended, the deadline does not run
-    app.usage(&token, tenant, max_position(&app).await).await;
+    app.usage(&token, tenant, app.max_position().await).await;
     clock.advance(Duration::days(29));
     app.deadlines().run_due(10).await.unwrap();
     assert_eq!(plan_events(&app, tenant).await, 1);
@@ -506,12 +481,9 @@ async fn cancellation_at_period_end_keeps_the_plan_until_the_deadline_ends_it(
 
     // then the deadline ends it: back to FREE, cancelled
     assert!(report.done >= 1, "{report:?}");
-    let view = get(
-        &app,
-        &token,
-        &format!("/api/v1/tenants/{tenant}/subscription"),
-    )
-    .await;
+    let view = app
+        .get_caught_up(&token, &format!("/api/v1/tenants/{tenant}/subscription"))
+        .await;
     assert_eq!(view.body["plan"], "FREE", "{:?}", view.body);
     assert_eq!(view.body["subscription_status"], "cancelled");
     // and Stripe's own deletion afterwards changes nothing more
@@ -562,25 +534,22 @@ async fn a_failed_invoice_records_attempts_and_revenue_counts_active_subscriptio
     );
 
     // then the subscription view shows the attempt and the next one
-    let view = get(
-        &app,
-        &token,
-        &format!("/api/v1/tenants/{tenant}/subscription"),
-    )
-    .await;
+    let view = app
+        .get_caught_up(&token, &format!("/api/v1/tenants/{tenant}/subscription"))
+        .await;
     let failure = &view.body["last_payment_failure"];
     assert_eq!(failure["invoice_id"], "in_1", "{:?}", view.body);
     assert_eq!(failure["attempt_count"], 2);
     assert!(failure["next_attempt_at"].is_string());
 
     // and revenue counts the active subscription's monthly amount (the fixture's $20.00)
-    let revenue = get(&app, &admin, "/api/v1/admin/revenue").await;
+    let revenue = app.get_caught_up(&admin, "/api/v1/admin/revenue").await;
     assert_eq!(
         revenue.body["mrr"],
         json!([{"currency": "USD", "amount_minor": 2000}])
     );
     assert_eq!(revenue.body["subscriptions_by_status"]["active"], 1);
-    get(&app, &token, "/api/v1/admin/revenue")
+    app.get_caught_up(&token, "/api/v1/admin/revenue")
         .await
         .assert_problem(403, "forbidden");
 
@@ -591,12 +560,9 @@ async fn a_failed_invoice_records_attempts_and_revenue_counts_active_subscriptio
         &app.stripe_webhook(&event("evt_p1", "invoice.paid", at(6), paid), SECRET)
             .await,
     );
-    let view = get(
-        &app,
-        &token,
-        &format!("/api/v1/tenants/{tenant}/subscription"),
-    )
-    .await;
+    let view = app
+        .get_caught_up(&token, &format!("/api/v1/tenants/{tenant}/subscription"))
+        .await;
     assert_eq!(view.body["last_payment_failure"], Value::Null);
 }
 
@@ -696,16 +662,18 @@ async fn an_order_is_paid_once_and_links_need_charges_enabled(
         app.stream_event_types("order", order_id).await,
         vec!["OrderCreated", "PaymentLinkSent", "OrderPaid"]
     );
-    let view = get(&app, &token, &format!("/api/v1/orders/{order_id}")).await;
+    let view = app
+        .get_caught_up(&token, &format!("/api/v1/orders/{order_id}"))
+        .await;
     assert_eq!(view.body["status"], "paid", "{:?}", view.body);
     assert_eq!(view.body["amount_paid_minor"], 2500);
     assert_eq!(view.body["currency"], "EUR");
-    let log = get(
-        &app,
-        &token,
-        &format!("/api/v1/tenants/{tenant}/orders?status=paid"),
-    )
-    .await;
+    let log = app
+        .get_caught_up(
+            &token,
+            &format!("/api/v1/tenants/{tenant}/orders?status=paid"),
+        )
+        .await;
     assert_eq!(log.body.as_array().map(Vec::len), Some(1), "{:?}", log.body);
     // and a link for a paid order is refused; a new order starts over
     app.send(Method::POST, &link_path, Some(&token), &[], None)
@@ -761,7 +729,9 @@ async fn onboarding_creates_one_connected_account_and_returns_its_link(
             "https://connect.stripe.com/setup/e/acct_new/abc"
         );
     }
-    let view = get(&app, &token, &format!("/api/v1/tenants/{tenant}/connect")).await;
+    let view = app
+        .get_caught_up(&token, &format!("/api/v1/tenants/{tenant}/connect"))
+        .await;
     assert_eq!(view.body["account_id"], "acct_new");
     assert_eq!(view.body["charges_enabled"], false);
 

@@ -9,6 +9,7 @@ mod companies;
 mod deadlines;
 mod event_log;
 mod idempotency;
+mod loyalty;
 mod projections;
 mod tenants_api;
 mod vault;

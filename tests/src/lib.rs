@@ -434,6 +434,39 @@ impl TestApp {
         )
     }
 
+    /// The global position of the last event in the log (0 when empty).
+    pub async fn max_position(&self) -> i64 {
+        sqlx::query_scalar("select coalesce(max(global_position), 0) from events")
+            .fetch_one(self.store.pool())
+            .await
+            .expect("max position")
+    }
+
+    /// `GET path` reading at least everything in the log now (`X-Min-Position`).
+    pub async fn get_caught_up(&self, token: &str, path: &str) -> TestResponse {
+        let position = self.max_position().await.to_string();
+        self.send(
+            Method::GET,
+            path,
+            Some(token),
+            &[("x-min-position", &position)],
+            None,
+        )
+        .await
+    }
+
+    /// `method path` with the JSON `body`.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> TestResponse {
+        self.send(method, path, Some(token), &[], Some(body.to_string()))
+            .await
+    }
+
     /// Number of events in the log.
     pub async fn event_count(&self) -> i64 {
         sqlx::query_scalar("select count(*) from events")
