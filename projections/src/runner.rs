@@ -7,9 +7,11 @@
 //!   `pg_try_advisory_xact_lock` on the projection's name; a runner that does not get it
 //!   skips the round. The lock is taken before anything is written, so the batch's reads
 //!   do not hold the `$all` read horizon back with an xid of their own.
-//! - Runners wake on the [`AppendSignal`](x8_eventstore::AppendSignal) after a commit, read
-//!   again within milliseconds while an open writer holds the horizon, and poll as a
-//!   fall-back.
+//! - Runners wake on the [`AppendSignal`](x8_eventstore::AppendSignal) after a commit (also
+//!   while an open writer holds the horizon, at most 10 ms later), and poll as a fall-back.
+//! - A batch's commit does not wait for the WAL flush (`synchronous_commit = off`): a read
+//!   model is derived, and a batch lost in a crash is lost with its checkpoint and
+//!   re-applied.
 
 use crate::projection::{Projection, ProjectionError};
 use std::sync::Arc;
@@ -21,8 +23,12 @@ use x8_eventstore::{Checkpoint, EventStore};
 pub const DEFAULT_BATCH_SIZE: i64 = 500;
 /// Poll interval when no signal arrives.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
-/// Re-read delay while a writer holds the read horizon.
-const HORIZON_RETRY: Duration = Duration::from_millis(3);
+/// Pause after a partial batch, so that under load a batch carries many events rather
+/// than one transaction per append (the latency read-your-writes pays at most).
+const COALESCE: Duration = Duration::from_millis(5);
+/// Longest wait before reading again while a writer holds the read horizon (a commit's
+/// signal ends it sooner).
+const HORIZON_RETRY: Duration = Duration::from_millis(10);
 
 /// What one batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,11 +135,21 @@ impl ProjectionRunner {
         while !self.store.pool().is_closed() {
             wakeups.borrow_and_update();
             match self.run_batch(projection.as_ref()).await {
-                Ok(BatchOutcome::Applied(_)) => failures = 0,
+                Ok(BatchOutcome::Applied(n)) => {
+                    failures = 0;
+                    // A full batch: more is waiting. Otherwise let the next events gather
+                    // instead of committing a transaction per append under load.
+                    if (n as i64) < self.batch_size {
+                        tokio::time::sleep(COALESCE).await;
+                    }
+                }
+                // The writer holding the horizon signals when it commits; another
+                // process's writer may not, hence the bound.
                 Ok(BatchOutcome::CaughtUp {
                     held_by_horizon: true,
                 }) => {
-                    tokio::time::sleep(HORIZON_RETRY).await;
+                    let _ = tokio::time::timeout(HORIZON_RETRY, wakeups.changed()).await;
+                    tokio::time::sleep(COALESCE).await;
                 }
                 Ok(
                     BatchOutcome::CaughtUp {
@@ -163,6 +179,13 @@ impl ProjectionRunner {
         projection: &dyn Projection,
     ) -> Result<BatchOutcome, ProjectionError> {
         let mut tx = self.store.pool().begin().await?;
+        // A read model is derived data: if the server crashes before this commit reaches
+        // the disk, the batch and its checkpoint are lost together and re-applied from the
+        // log. So the commit does not wait for the WAL flush (the events' appends do).
+        // language=PostgreSQL
+        sqlx::query("set local synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
         // language=PostgreSQL
         let (locked,): (bool,) = sqlx::query_as(
             "select pg_try_advisory_xact_lock(hashtext('x8.projection'), hashtext($1))",

@@ -1,0 +1,362 @@
+//! The hot-aggregate benchmark (`cargo bench -p x8-tests --bench hot_account`): many
+//! clients redeeming points from **one** loyalty account.
+//!
+//! Measures, in one run on one machine, with N concurrent clients (default 32):
+//! 1. over HTTP: the real API (router, auth, projections and deadline runner running) on a
+//!    loopback port, N reqwest clients posting `POST /loyalty/accounts/{id}/redemptions` of
+//!    1 point on one account, then each on its own account (the distinct-accounts rate);
+//! 2. in-process, the command bus alone: X8's bus on one hot account, and stock cqrs-es +
+//!    postgres-es 0.5 on one hot aggregate (its own schema), counting version conflicts.
+//!
+//! Database `x8_bench_loyalty` (and `x8_bench_pges_hot`) on DATABASE_URL's server are
+//! dropped and made anew.
+
+use clap::Parser;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{AggregateError, CqrsFramework};
+use postgres_es::PostgresEventRepository;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+use x8_api::auth::AuthKeys;
+use x8_api::AppState;
+use x8_commands::{CommandContext, SystemClock};
+use x8_domain::TenantId;
+use x8_eventstore::{pool, Actor, EventStore};
+use x8_tests::counter::{Add, Counter};
+
+#[derive(Parser)]
+struct Opts {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// The server's pool (`X8_DB_MAX_CONNECTIONS`).
+    #[arg(long, default_value_t = 20)]
+    max_connections: u32,
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn server_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// DATABASE_URL with its database replaced by `name` (query string kept).
+fn database_url(name: &str) -> String {
+    let server = server_url();
+    let (path, query) = server
+        .split_once('?')
+        .map_or((server.as_str(), None), |(p, q)| (p, Some(q)));
+    let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+async fn fresh_database(name: &str) -> anyhow::Result<()> {
+    let admin = PgPool::connect(&server_url()).await?;
+    sqlx::query(&format!("drop database if exists {name} with (force)"))
+        .execute(&admin)
+        .await?;
+    sqlx::query(&format!("create database {name}"))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    Ok(())
+}
+
+/// What one measurement counted.
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    latencies_us: Mutex<Vec<u64>>,
+}
+
+impl Tally {
+    fn record(&self, ok: bool, started: Instant) {
+        let counter = if ok { &self.ok } else { &self.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let us = started.elapsed().as_micros() as u64;
+        self.latencies_us.lock().expect("latencies").push(us);
+    }
+
+    /// `ok/s  failed %  p50 ms  p99 ms`.
+    fn line(&self, label: &str, seconds: f64) -> String {
+        let ok = self.ok.load(Ordering::Relaxed) as f64;
+        let failed = self.failed.load(Ordering::Relaxed) as f64;
+        let mut latencies = self.latencies_us.lock().expect("latencies").clone();
+        latencies.sort_unstable();
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .map_or(0.0, |us| *us as f64 / 1000.0)
+        };
+        format!(
+            "{label:<34} {:>10.0} {:>9.1} {:>8.2} {:>8.2}",
+            ok / seconds,
+            100.0 * failed / (ok + failed).max(1.0),
+            pct(0.50),
+            pct(0.99)
+        )
+    }
+}
+
+/// Runs `clients` loops of `op` for `seconds`; `op(client, i)` says whether it succeeded.
+async fn measure<F, Fut>(clients: usize, seconds: u64, op: F) -> (Arc<Tally>, f64)
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let tally = Arc::new(Tally::default());
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|client| {
+            let (op, tally) = (op.clone(), tally.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while Instant::now() < deadline {
+                    let at = Instant::now();
+                    let ok = op(client, i).await;
+                    tally.record(ok, at);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.expect("client");
+    }
+    (tally, started.elapsed().as_secs_f64())
+}
+
+/// The API on a loopback port; returns its base URL and the state behind it.
+async fn serve(opts: &Opts) -> anyhow::Result<(String, AppState)> {
+    let pool = pool::connect(&database_url("x8_bench_loyalty"), opts.max_connections).await?;
+    pool::migrate(&pool).await?;
+    let store = EventStore::new(pool)
+        .with_upcasters(x8_domain::upcasters::all)
+        .with_snapshot_every(1_000_000);
+    let secret = format!("bench-{}-{}", Uuid::new_v4(), Uuid::new_v4());
+    let master_key = x8_commands::vault::MasterKey::from_base64(x8_tests::MASTER_KEY)?;
+    let state = AppState::new(
+        &store,
+        AuthKeys::new(&SecretString::from(secret)),
+        Arc::new(SystemClock),
+        master_key,
+        Duration::from_secs(5),
+    )
+    .await?;
+    state.projections.spawn();
+    x8_commands::deadlines::DeadlineRunner::new(state.commands.clone(), store.pool().clone())
+        .spawn();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let router = x8_api::router(state.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok((url, state))
+}
+
+async fn call(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> anyhow::Result<Value> {
+    let mut request = client.post(url).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    anyhow::ensure!(status.is_success(), "{url}: {status} {body}");
+    Ok(body)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let opts = Opts::parse();
+    fresh_database("x8_bench_loyalty").await?;
+    let (base, state) = serve(&opts).await?;
+    let api = format!("{base}/api/v1");
+    let client = reqwest::Client::new();
+
+    // A business with a huge welcome bonus, one hot account and one account per client.
+    let registered = call(
+        &client,
+        &format!("{api}/tenants"),
+        None,
+        &json!({ "name": "Bench Cafe", "owner_email": "owner@bench.test",
+                 "owner_password": "correct horse battery staple" }),
+    )
+    .await?;
+    let tenant: Uuid = registered["tenant_id"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    let login = call(
+        &client,
+        &format!("{api}/auth/login"),
+        None,
+        &json!({ "email": "owner@bench.test", "password": "correct horse battery staple" }),
+    )
+    .await?;
+    let token = login["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    client
+        .put(format!("{api}/tenants/{tenant}/loyalty/settings"))
+        .bearer_auth(&token)
+        .json(&json!({ "welcome_bonus_points": 1_000_000_000_000i64 }))
+        .send()
+        .await?
+        .error_for_status()?;
+    let mut accounts = Vec::new();
+    for customer in 0..=opts.clients {
+        let opened = call(
+            &client,
+            &format!("{api}/tenants/{tenant}/loyalty/accounts"),
+            Some(&token),
+            &json!({ "customer_ref": format!("customer-{customer}") }),
+        )
+        .await?;
+        accounts.push(
+            opened["account_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    let hot = accounts[0].clone();
+
+    println!(
+        "# hot account: {} clients redeeming 1 point per request, {} s each, loopback",
+        opts.clients, opts.seconds
+    );
+    println!(
+        "{:<34} {:>10} {:>9} {:>8} {:>8}",
+        "measurement", "ok cmd/s", "failed %", "p50 ms", "p99 ms"
+    );
+
+    let http = |accounts: Arc<Vec<String>>, run: &'static str| {
+        let (client, api, token) = (client.clone(), api.clone(), token.clone());
+        move |c: usize, i: u64| {
+            let (client, api, token) = (client.clone(), api.clone(), token.clone());
+            let account = accounts[c % accounts.len()].clone();
+            async move {
+                client
+                    .post(format!("{api}/loyalty/accounts/{account}/redemptions"))
+                    .bearer_auth(&token)
+                    .json(&json!({ "points": 1, "reference": format!("{run}-{c}-{i}") }))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == reqwest::StatusCode::CREATED)
+            }
+        }
+    };
+    let (tally, secs) = measure(
+        opts.clients,
+        opts.seconds,
+        http(Arc::new(vec![hot.clone()]), "hot"),
+    )
+    .await;
+    println!("{}", tally.line("HTTP, one account", secs));
+    let distinct = Arc::new(accounts[1..].to_vec());
+    let (tally, secs) = measure(opts.clients, opts.seconds, http(distinct, "distinct")).await;
+    println!("{}", tally.line("HTTP, one account per client", secs));
+
+    // The command bus alone, on the same hot account.
+    let commands = state.commands.clone();
+    let hot_id: Uuid = hot.parse()?;
+    let (tally, secs) = measure(opts.clients, opts.seconds, move |c, i| {
+        let commands = commands.clone();
+        async move {
+            let ctx = CommandContext::new(Actor::System);
+            x8_commands::loyalty::redeem(
+                &commands,
+                TenantId(tenant),
+                hot_id,
+                1,
+                &format!("bus-{c}-{i}"),
+                &ctx,
+            )
+            .await
+            .is_ok()
+        }
+    })
+    .await;
+    println!("{}", tally.line("bus, one account", secs));
+
+    // Stock cqrs-es + postgres-es on one hot aggregate: concurrent loads race to conflicts.
+    fresh_database("x8_bench_pges_hot").await?;
+    let stock_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(opts.max_connections)
+        .connect(&database_url("x8_bench_pges_hot"))
+        .await?;
+    sqlx::raw_sql(
+        "create table events (aggregate_type text not null, aggregate_id text not null,
+             sequence bigint check (sequence >= 0) not null, event_type text not null,
+             event_version text not null, payload json not null, metadata json not null,
+             primary key (aggregate_type, aggregate_id, sequence));
+         create table snapshots (aggregate_type text not null, aggregate_id text not null,
+             last_sequence bigint check (last_sequence >= 0) not null,
+             current_snapshot bigint check (current_snapshot >= 0) not null,
+             payload json not null, primary key (aggregate_type, aggregate_id, last_sequence));",
+    )
+    .execute(&stock_pool)
+    .await?;
+    let stock = Arc::new(CqrsFramework::new(
+        PersistedEventStore::<_, Counter>::new_event_store(PostgresEventRepository::new(
+            stock_pool.clone(),
+        )),
+        vec![],
+        (),
+    ));
+    let (tally, secs) = measure(opts.clients, opts.seconds, move |_, _| {
+        let stock = stock.clone();
+        async move {
+            match stock.execute("hot", Add { events: 1 }).await {
+                Ok(()) => true,
+                Err(AggregateError::AggregateConflict) => false,
+                Err(e) => panic!("postgres-es: {e}"),
+            }
+        }
+    })
+    .await;
+    println!("{}", tally.line("postgres-es bus, one aggregate", secs));
+    stock_pool.close().await;
+
+    // No lost update: the hot account's balance is the bonus minus every redemption.
+    let redeemed: i64 = sqlx::query_scalar(
+        "select count(*) from events where aggregate_id = $1 and event_type = 'PointsRedeemed'",
+    )
+    .bind(&hot)
+    .fetch_one(state.commands.store.pool())
+    .await?;
+    let balance = state
+        .commands
+        .loyalty_accounts
+        .load(&hot)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .balance();
+    anyhow::ensure!(
+        balance == 1_000_000_000_000 - redeemed,
+        "lost update: balance {balance} after {redeemed} redemptions"
+    );
+    println!("\nhot account: {redeemed} redemptions recorded, balance {balance}: no lost update");
+    Ok(())
+}
