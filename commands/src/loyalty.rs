@@ -18,9 +18,7 @@ use uuid::Uuid;
 use x8_domain::billing::Money;
 use x8_domain::loyalty::account::Reversal;
 use x8_domain::loyalty::program::{ProgramCommand, ProgramError, Promotion};
-use x8_domain::loyalty::referral::{
-    self, ReferralCodeCommand, ReferralCodeError, CODE_LEN as REFERRAL_CODE_LEN,
-};
+use x8_domain::loyalty::referral::{self, ReferralCodeCommand, ReferralCodeError};
 use x8_domain::loyalty::service::{ServiceCommand, ServiceError};
 use x8_domain::loyalty::{LoyaltyAccount, LoyaltyCommand, LoyaltyError, LoyaltySettings};
 use x8_domain::TenantId;
@@ -310,7 +308,6 @@ async fn claim_referral_code(
 ) -> Result<String, CommandError<LoyaltyOpError>> {
     for attempt in 0..CODE_ATTEMPTS {
         let code = referral::candidate(account_id, attempt);
-        debug_assert_eq!(code.len(), REFERRAL_CODE_LEN);
         let claim = ReferralCodeCommand::ClaimReferralCode {
             tenant_id,
             code: code.clone(),

@@ -165,10 +165,10 @@ pub enum LoyaltyEvent {
         /// When.
         at: DateTime<Utc>,
     },
-    /// A purchase accrued cashback: a transfer (possibly of 0 points: the purchase still
-    /// counts as turnover).
+    /// A purchase accrued cashback: a transfer named `purchase:{reference}` (possibly of 0
+    /// points: the purchase still counts as turnover).
     PurchaseAccrued {
-        /// The purchase reference (also the transfer id).
+        /// The purchase reference.
         reference: String,
         /// What was paid.
         amount: Money,
@@ -337,11 +337,14 @@ impl LoyaltyAccount {
     }
     /// Points accrued by purchase `reference`, if it was recorded.
     pub fn accrued(&self, reference: &str) -> Option<i64> {
-        self.purchases
-            .contains_key(reference)
-            .then(|| self.transfers.iter().find(|t| t.id == reference))
-            .flatten()
-            .map(|t| t.points)
+        self.purchase_transfer(reference).map(|t| t.points)
+    }
+
+    /// The transfer of purchase `reference`. Purchase transfers are named `purchase:{ref}`,
+    /// so no purchase reference can name a grant's transfer (`welcome`, `referred:…`).
+    fn purchase_transfer(&self, reference: &str) -> Option<&Transfer> {
+        let id = purchase_transfer_id(reference);
+        self.transfers.iter().find(|t| t.id == id)
     }
     /// What the refund of purchase `reference` reversed, if it was refunded.
     pub fn reversal(&self, reference: &str) -> Option<Reversal> {
@@ -482,8 +485,7 @@ impl LoyaltyAccount {
                 if self.reversals.contains_key(&purchase_reference) {
                     return Ok(vec![]);
                 }
-                let Some(transfer) = self.transfers.iter().find(|t| t.id == purchase_reference)
-                else {
+                let Some(transfer) = self.purchase_transfer(&purchase_reference) else {
                     return Err(LoyaltyError::UnknownPurchase(purchase_reference));
                 };
                 vec![E::PurchaseReversed {
@@ -583,6 +585,10 @@ impl LoyaltyAccount {
     }
 }
 
+fn purchase_transfer_id(reference: &str) -> String {
+    format!("purchase:{reference}")
+}
+
 fn reference(field: &'static str, raw: &str) -> Result<String, LoyaltyError> {
     crate::text::trimmed(raw, 1, MAX_REFERENCE).ok_or(LoyaltyError::InvalidReference(field))
 }
@@ -633,7 +639,7 @@ impl Aggregate for LoyaltyAccount {
                 ..
             } => {
                 self.purchases.insert(reference.clone(), amount);
-                self.push_transfer(reference, points, expires_at);
+                self.push_transfer(purchase_transfer_id(&reference), points, expires_at);
             }
             E::PointsRedeemed {
                 reference, points, ..
@@ -650,7 +656,7 @@ impl Aggregate for LoyaltyAccount {
                 if let Some(t) = self
                     .transfers
                     .iter_mut()
-                    .find(|t| t.id == purchase_reference)
+                    .find(|t| t.id == purchase_transfer_id(&purchase_reference))
                 {
                     t.remaining = 0;
                 }

@@ -318,3 +318,28 @@ fn a_reference_reused_for_another_amount_is_refused_and_changes_nothing() {
     assert_eq!(account.accrued("p-1"), Some(5));
     assert_eq!(account.accrued("p-2"), None);
 }
+
+#[test]
+fn a_purchase_named_like_a_grant_never_touches_the_grant() {
+    let mut account = given(vec![
+        open(None, settings()),
+        purchase("welcome", 100_000, settings(), 1),
+    ]);
+    let events = when(
+        &mut account,
+        LoyaltyCommand::ReversePurchase {
+            purchase_reference: "welcome".into(),
+            at: at(2),
+        },
+    )
+    .expect("refunded");
+    assert!(matches!(
+        events.as_slice(),
+        [LoyaltyEvent::PurchaseReversed {
+            points_reversed: 50,
+            shortfall: 0,
+            ..
+        }]
+    ));
+    assert_eq!(account.balance(), 100, "the welcome bonus stays");
+}
