@@ -13,6 +13,8 @@
 //!   company code allocation.
 //! - [`billing`]: payments: SaaS subscriptions from Stripe, Stripe Connect accounts, orders.
 //! - [`channel`]: channel connections (platform, status, Meta app, sealed credentials).
+//! - [`conversation`]: conversations with customers: messages, replies, receipts, lead
+//!   sources, batches for the assistant, message costs.
 //! - [`company`]: companies of a business, with their `COMP001` codes.
 //! - [`meta_apps`]: the pool of pre-reviewed Meta apps for Instagram and Facebook.
 //! - [`loyalty`]: loyalty accounts: cashback transfers, redemptions, refunds, expiry, referrals, NPS.
@@ -24,6 +26,7 @@
 pub mod billing;
 pub mod channel;
 pub mod company;
+pub mod conversation;
 pub mod deadlines;
 pub mod email;
 pub mod ids;
