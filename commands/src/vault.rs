@@ -168,6 +168,34 @@ impl Vault {
         .map_err(|_| VaultError::Corrupt("authentication failed"))
     }
 
+    /// A **blind index** of `value` for `scope` and `purpose`: a stable id computed with
+    /// HMAC-SHA256 under the scope's data key (first 16 bytes, as a UUID v8). The same value
+    /// always gives the same id, so it can key a stream (a conversation per contact) without
+    /// the value appearing anywhere; once the key is destroyed nobody can link an id back to
+    /// a value, not even by trying every phone number.
+    ///
+    /// # Errors
+    /// [`VaultError::KeyDestroyed`] for an erased tenant; [`VaultError::Database`].
+    pub async fn blind_index(
+        &self,
+        scope: Uuid,
+        purpose: &str,
+        value: &[u8],
+    ) -> Result<Uuid, VaultError> {
+        use hmac::{Hmac, Mac};
+        let key = self.raw_data_key(scope, true).await?;
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key)
+            .map_err(|_| VaultError::Corrupt("data key length"))?;
+        mac.update(b"blind-index\0");
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(value);
+        let digest = mac.finalize().into_bytes();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Ok(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    }
+
     /// Destroys `scope`'s data key for good, keeping a tombstone (crypto-shredding).
     ///
     /// # Errors
@@ -189,6 +217,16 @@ impl Vault {
     /// there is none. Two concurrent first uses agree on one key (`on conflict`). An
     /// existing key costs one query; a new one is generated only when none is stored.
     async fn data_key(&self, scope: Uuid, create: bool) -> Result<Aes256Gcm, VaultError> {
+        let key = self.raw_data_key(scope, create).await?;
+        Aes256Gcm::new_from_slice(&key).map_err(|_| VaultError::Corrupt("data key length"))
+    }
+
+    /// The data key's bytes (see [`Self::data_key`]).
+    async fn raw_data_key(
+        &self,
+        scope: Uuid,
+        create: bool,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         let mut row = self.stored_key(scope).await?;
         if row.is_none() && create {
             let fresh = Zeroizing::new(Aes256Gcm::generate_key(OsRng).to_vec());
@@ -205,8 +243,7 @@ impl Vault {
             row = self.stored_key(scope).await?;
         }
         let wrapped = row.flatten().ok_or(VaultError::KeyDestroyed(scope))?;
-        let key = self.unwrap(scope, &wrapped)?;
-        Aes256Gcm::new_from_slice(&key).map_err(|_| VaultError::Corrupt("data key length"))
+        self.unwrap(scope, &wrapped)
     }
 
     /// The stored row of `scope`: `None` without one, `Some(None)` when destroyed.

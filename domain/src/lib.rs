@@ -15,6 +15,8 @@
 //! - [`channel`]: channel connections (platform, status, Meta app, sealed credentials).
 //! - [`conversation`]: conversations with customers: messages, replies, receipts, lead
 //!   sources, batches for the assistant, message costs.
+//! - [`delivery`]: couriers and deliveries: AfterShip statuses, ordered checkpoints,
+//!   tracking tokens.
 //! - [`company`]: companies of a business, with their `COMP001` codes.
 //! - [`meta_apps`]: the pool of pre-reviewed Meta apps for Instagram and Facebook.
 //! - [`loyalty`]: loyalty accounts: cashback transfers, redemptions, refunds, expiry, referrals, NPS.
@@ -28,6 +30,7 @@ pub mod channel;
 pub mod company;
 pub mod conversation;
 pub mod deadlines;
+pub mod delivery;
 pub mod email;
 pub mod ids;
 pub mod loyalty;
