@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use x8_commands::{CommandBus, CommandContext};
 use x8_eventstore::all::{read_all, AllFilter};
 use x8_eventstore::{pool, Actor, Checkpoint, EventStore};
+use x8_tests::bench::{database_url, fresh_database, postgres_es_schema};
 use x8_tests::counter::{Add, Counter};
 
 #[derive(Parser)]
@@ -41,37 +42,6 @@ struct Opts {
     tasks: Vec<usize>,
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-fn server_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// DATABASE_URL with its database replaced by `name`, query string (e.g. a Unix socket
-/// `?host=/var/run/postgresql`) kept.
-fn database_url(name: &str) -> String {
-    let server = server_url();
-    let (path, query) = server
-        .split_once('?')
-        .map_or((server.as_str(), None), |(p, q)| (p, Some(q)));
-    let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
-async fn fresh_database(name: &str) -> anyhow::Result<()> {
-    let admin = PgPool::connect(&server_url()).await?;
-    sqlx::query(&format!("drop database if exists {name} with (force)"))
-        .execute(&admin)
-        .await?;
-    sqlx::query(&format!("create database {name}"))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
-    Ok(())
 }
 
 /// Busy CPU time of the whole machine (user, nice, system, irq, softirq) from `/proc/stat`,
@@ -169,23 +139,6 @@ fn pgbench(tasks: usize, seconds: u64) -> Option<f64> {
                 .parse()
                 .ok()
         })
-}
-
-async fn postgres_es_schema(pool: &PgPool) -> anyhow::Result<()> {
-    // postgres-es 0.5's own schema (db/init.sql of the crate).
-    sqlx::raw_sql(
-        "create table events (aggregate_type text not null, aggregate_id text not null,
-             sequence bigint check (sequence >= 0) not null, event_type text not null,
-             event_version text not null, payload json not null, metadata json not null,
-             primary key (aggregate_type, aggregate_id, sequence));
-         create table snapshots (aggregate_type text not null, aggregate_id text not null,
-             last_sequence bigint check (last_sequence >= 0) not null,
-             current_snapshot bigint check (current_snapshot >= 0) not null,
-             payload json not null, primary key (aggregate_type, aggregate_id, last_sequence));",
-    )
-    .execute(pool)
-    .await?;
-    Ok(())
 }
 
 #[tokio::main]

@@ -17,7 +17,6 @@ use cqrs_es::{AggregateError, CqrsFramework};
 use postgres_es::PostgresEventRepository;
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use sqlx::PgPool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +26,7 @@ use x8_api::AppState;
 use x8_commands::{CommandContext, SystemClock};
 use x8_domain::TenantId;
 use x8_eventstore::{pool, Actor, EventStore};
+use x8_tests::bench::{database_url, fresh_database, postgres_es_schema};
 use x8_tests::counter::{Add, Counter};
 
 #[derive(Parser)]
@@ -42,36 +42,6 @@ struct Opts {
     max_connections: u32,
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-fn server_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// DATABASE_URL with its database replaced by `name` (query string kept).
-fn database_url(name: &str) -> String {
-    let server = server_url();
-    let (path, query) = server
-        .split_once('?')
-        .map_or((server.as_str(), None), |(p, q)| (p, Some(q)));
-    let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
-async fn fresh_database(name: &str) -> anyhow::Result<()> {
-    let admin = PgPool::connect(&server_url()).await?;
-    sqlx::query(&format!("drop database if exists {name} with (force)"))
-        .execute(&admin)
-        .await?;
-    sqlx::query(&format!("create database {name}"))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
-    Ok(())
 }
 
 /// What one measurement counted.
@@ -306,18 +276,7 @@ async fn main() -> anyhow::Result<()> {
         .max_connections(opts.max_connections)
         .connect(&database_url("x8_bench_pges_hot"))
         .await?;
-    sqlx::raw_sql(
-        "create table events (aggregate_type text not null, aggregate_id text not null,
-             sequence bigint check (sequence >= 0) not null, event_type text not null,
-             event_version text not null, payload json not null, metadata json not null,
-             primary key (aggregate_type, aggregate_id, sequence));
-         create table snapshots (aggregate_type text not null, aggregate_id text not null,
-             last_sequence bigint check (last_sequence >= 0) not null,
-             current_snapshot bigint check (current_snapshot >= 0) not null,
-             payload json not null, primary key (aggregate_type, aggregate_id, last_sequence));",
-    )
-    .execute(&stock_pool)
-    .await?;
+    postgres_es_schema(&stock_pool).await?;
     let stock = Arc::new(CqrsFramework::new(
         PersistedEventStore::<_, Counter>::new_event_store(PostgresEventRepository::new(
             stock_pool.clone(),

@@ -2,8 +2,10 @@
 //!
 //! [`TestApp`] runs the real router against a fresh PostgreSQL database (one per test,
 //! made by `#[sqlx::test]`), with the projection runner following `$all`, and offers one
-//! method per endpoint. [`counter`] is a tiny aggregate for event-store tests.
+//! method per endpoint. [`counter`] is a tiny aggregate for event-store tests; [`bench`]
+//! holds what the benchmarks share.
 
+pub mod bench;
 pub mod counter;
 
 use axum::body::Body;

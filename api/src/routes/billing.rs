@@ -18,7 +18,7 @@
 //!   subscriptions_by_status: {status: count}}`: monthly recurring revenue in minor units
 //!   per currency over `active` and `past_due` subscriptions (yearly prices / 12).
 
-use super::{authorize_tenant, path_id, RequestId};
+use super::{authorized_tenant, RequestId};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -34,7 +34,7 @@ use uuid::Uuid;
 use x8_commands::billing::start_checkout;
 use x8_commands::payments::{execute_connect, link_account, start_onboarding};
 use x8_domain::billing::connect::{ConnectCommand, LinkOrigin};
-use x8_domain::{Plan, TenantId};
+use x8_domain::Plan;
 use x8_projections::billing::NAME as BILLING;
 use x8_projections::tenants::NAME as TENANTS;
 
@@ -52,13 +52,6 @@ pub fn router() -> Router<AppState> {
         .route("/admin/revenue", get(revenue))
 }
 
-/// The tenant of the path, if the caller may act on it.
-async fn tenant(state: &AppState, caller: &Caller, id: &str) -> Result<TenantId, ApiError> {
-    let tenant_id = TenantId(path_id(id)?);
-    authorize_tenant(state, caller, tenant_id).await?;
-    Ok(tenant_id)
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Checkout {
@@ -73,7 +66,7 @@ async fn checkout(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Checkout>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     let ctx = state.context(Some(&caller), key, request_id);
     let started = start_checkout(&state.commands, tenant_id, body.plan, &ctx).await?;
     Ok((
@@ -112,7 +105,7 @@ async fn subscription(
     MinPosition(position): MinPosition,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     state.wait_for(TENANTS, position).await?;
     state.wait_for(BILLING, position).await?;
     // language=PostgreSQL
@@ -166,7 +159,7 @@ async fn onboarding(
     RequestId(request_id): RequestId,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     let ctx = state.context(Some(&caller), key, request_id);
     let (url, account_id, position) = start_onboarding(&state.commands, tenant_id, &ctx).await?;
     Ok(Json(
@@ -189,7 +182,7 @@ async fn link(
     ApiJson(body): ApiJson<Link>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_admin()?;
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     let ctx = state.context(Some(&caller), key, request_id);
     let position = link_account(
         &state.commands,
@@ -213,7 +206,7 @@ async fn disconnect(
     RequestId(request_id): RequestId,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     let ctx = state.context(Some(&caller), key, request_id);
     let position =
         execute_connect(&state.commands, tenant_id, ConnectCommand::Disconnect, &ctx).await?;
@@ -237,7 +230,7 @@ async fn commission(
     ApiJson(body): ApiJson<Commission>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_admin()?;
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     let ctx = state.context(Some(&caller), key, request_id);
     let command = ConnectCommand::SetCommission {
         commission_bps: body.commission_bps,
@@ -270,7 +263,7 @@ async fn connect_account(
     MinPosition(position): MinPosition,
     Path(id): Path<String>,
 ) -> Result<Json<ConnectView>, ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     state.wait_for(BILLING, position).await?;
     // language=PostgreSQL
     let view: Option<ConnectView> = sqlx::query_as(

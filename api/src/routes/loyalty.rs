@@ -43,7 +43,7 @@
 //!
 //! Reads come from the `loyalty` read models and honour `X-Min-Position`.
 
-use super::{authorize_tenant, path_id, RequestId};
+use super::{authorize_tenant, authorized_tenant, path_id, RequestId};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -102,13 +102,6 @@ pub fn router() -> Router<AppState> {
         .route("/admin/services/{id}/reject", post(reject_service))
 }
 
-/// The tenant of the path, if the caller may act on it.
-async fn tenant(state: &AppState, caller: &Caller, id: &str) -> Result<TenantId, ApiError> {
-    let tenant_id = TenantId(path_id(id)?);
-    authorize_tenant(state, caller, tenant_id).await?;
-    Ok(tenant_id)
-}
-
 /// The account of the path and its business, if the caller may act on that business.
 async fn account(
     state: &AppState,
@@ -161,7 +154,7 @@ async fn configure(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Settings>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     let settings = LoyaltySettings {
         cashback_bps: body.cashback_bps,
         welcome_bonus_points: body.welcome_bonus_points,
@@ -185,7 +178,7 @@ async fn show_settings(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     let settings = ops::settings(&state.commands, tenant_id).await?;
     Ok(Json(settings_json(&settings)))
 }
@@ -205,7 +198,7 @@ async fn open_account(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<OpenAccount>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     let ctx = state.context(Some(&caller), key, request_id);
     let opened = ops::open_account(
         &state.commands,
@@ -460,7 +453,7 @@ async fn list_accounts(
     MinPosition(position): MinPosition,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     state.wait_for(LOYALTY, position).await?;
     // language=PostgreSQL
     let accounts: Vec<AccountView> = sqlx::query_as(&format!(
@@ -511,7 +504,7 @@ async fn stats(
     MinPosition(position): MinPosition,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     state.wait_for(LOYALTY, position).await?;
     // language=PostgreSQL
     let totals: AccountTotals = sqlx::query_as(
@@ -588,7 +581,7 @@ async fn create_promotion(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewPromotion>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     let ctx = state.context(Some(&caller), key, request_id);
     let promotion = Promotion {
         promotion_id: Uuid::nil(),
@@ -612,7 +605,7 @@ async fn remove_promotion(
     RequestId(request_id): RequestId,
     Path((id, promotion_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     let promotion_id = path_id(&promotion_id)?;
     let ctx = state.context(Some(&caller), key, request_id);
     let command = ProgramCommand::RemovePromotion { promotion_id };
@@ -639,7 +632,7 @@ async fn list_promotions(
     MinPosition(position): MinPosition,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     state.wait_for(LOYALTY, position).await?;
     // language=PostgreSQL
     let promotions: Vec<PromotionView> = sqlx::query_as(
@@ -669,7 +662,7 @@ async fn submit_service(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ServiceBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     submitted(&state, &caller, key, request_id, tenant_id, None, body).await
 }
 
@@ -681,7 +674,7 @@ async fn resubmit_service(
     Path((id, service_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<ServiceBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     let service_id = path_id(&service_id)?;
     let owner = state
         .commands
@@ -752,7 +745,7 @@ async fn list_services(
     MinPosition(position): MinPosition,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant_id = tenant(&state, &caller, &id).await?;
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     state.wait_for(LOYALTY, position).await?;
     // language=PostgreSQL
     let services: Vec<ServiceView> = sqlx::query_as(&format!(

@@ -64,6 +64,22 @@ pub async fn authorize_tenant(
     }
 }
 
+/// The business named by a path segment, if `caller` may act on it (see
+/// [`authorize_tenant`]).
+///
+/// # Errors
+/// 404 `not_found` for a malformed id, a business that does not exist or one the caller
+/// may not see.
+pub async fn authorized_tenant(
+    state: &crate::AppState,
+    caller: &crate::auth::Caller,
+    id: &str,
+) -> Result<x8_domain::TenantId, crate::error::ApiError> {
+    let tenant_id = x8_domain::TenantId(path_id(id)?);
+    authorize_tenant(state, caller, tenant_id).await?;
+    Ok(tenant_id)
+}
+
 /// The company `company_id` from its own stream, if `caller` may act on its business.
 ///
 /// # Errors
