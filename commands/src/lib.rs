@@ -19,6 +19,8 @@
 //! - [`clock`]: the injectable clock.
 //! - [`vault`]: envelope encryption of personal and secret fields (per-tenant data keys).
 //! - [`stripe`]: the Stripe API client trait, webhook signatures, price map, event parsing.
+//! - [`telegram`]: Telegram Bot API updates as inbound messages.
+//! - [`viber`]: Viber's webhook signature.
 //! - [`waha`]: WhatsApp through WAHA: the client trait and the session lifecycle.
 //! - [`deadlines`]: the runner that issues due deadlines' commands exactly once.
 
@@ -35,8 +37,10 @@ pub mod loyalty;
 pub mod passwords;
 pub mod payments;
 pub mod stripe;
+pub mod telegram;
 pub mod tenants;
 pub mod vault;
+pub mod viber;
 pub mod waha;
 
 pub use bus::{CommandBus, CommandOutcome};
