@@ -18,7 +18,7 @@
 //! `insufficient_points` (with `balance`, `requested`), `invalid_points`, `invalid_score`,
 //! `unknown_purchase`, `reference_reused`, `self_referral`, `unknown_referral_code`,
 //! `already_registered` (with `account_id`), `invalid_settings`, `invalid_promotion`,
-//! `wrong_moderation_status` (with `moderation_status`),
+//! `wrong_moderation_status` (with `moderation_status`), `batch_not_closed`,
 //! `projection_lagging`, `internal`, `unavailable`.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -454,6 +454,22 @@ impl Rejection for x8_commands::loyalty::LoyaltyOpError {
                     .with("account_id", account_id.to_string())
             }
             L::NoFreeReferralCode => ApiError::conflict(detail),
+        }
+    }
+}
+
+impl Rejection for x8_commands::conversations::ConversationOpError {
+    fn problem(self) -> ApiError {
+        use x8_commands::conversations::ConversationOpError as O;
+        use x8_domain::conversation::ConversationError as C;
+        let detail = self.to_string();
+        match self {
+            O::Conversation(C::NotFound | C::UnknownMessage) => ApiError::not_found(),
+            O::Conversation(C::BatchNotWaiting(_)) => {
+                ApiError::new(StatusCode::CONFLICT, "batch_not_closed", detail)
+            }
+            O::Conversation(C::MessageExists(_)) => ApiError::conflict(detail),
+            O::KeyDestroyed => ApiError::new(StatusCode::GONE, "data_key_destroyed", detail),
         }
     }
 }

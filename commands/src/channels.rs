@@ -346,6 +346,39 @@ pub async fn view_credentials(
     Ok((plaintext, position))
 }
 
+/// One credential of the connection (a field of its credentials' JSON object), opened for
+/// the platform's own use (verifying a webhook, calling the provider): no person reads
+/// it, so no `CredentialsViewed` is recorded. `None` when the connection has no
+/// credentials or not that field.
+///
+/// # Errors
+/// `KeyDestroyed` (the tenant was erased); [`CommandError::Infrastructure`] when the vault
+/// cannot open them otherwise or they are not a JSON object.
+pub async fn credential(
+    commands: &Commands,
+    channel: &Channel,
+    name: &str,
+) -> Result<Option<zeroize::Zeroizing<String>>, CommandError<ChannelOpError>> {
+    let Some(sealed) = channel.sealed_credentials() else {
+        return Ok(None);
+    };
+    let plaintext = commands
+        .vault
+        .open(
+            channel.tenant_id().0,
+            &credentials_purpose(channel.id()),
+            &x8_domain::Sealed(sealed.to_string()),
+        )
+        .await
+        .map_err(vault_error)?;
+    let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&plaintext)
+        .map_err(|_| CommandError::Infrastructure("credentials are not a JSON object".into()))?;
+    Ok(fields
+        .get(name)
+        .and_then(serde_json::Value::as_str)
+        .map(|value| zeroize::Zeroizing::new(value.to_string())))
+}
+
 /// Adds an app to the Meta app pool (ADMIN). Returns its id and the global position.
 ///
 /// # Errors

@@ -11,6 +11,7 @@
 //! - [`accounts`]: users and business registration, login checks.
 //! - [`tenants`]: manager assignment and the other tenant commands.
 //! - [`companies`]: creating companies (with their tenant-allocated codes) and changing them.
+//! - [`conversations`]: conversations from the providers' webhooks, personal fields sealed.
 //! - [`channels`]: connecting and removing channel connections, the Meta app pool.
 //! - [`billing`]: SaaS subscriptions from Stripe: checkout, the Stripe webhook.
 //! - [`payments`]: customer payments through Stripe Connect: accounts and orders.
@@ -31,6 +32,7 @@ pub mod channels;
 pub mod clock;
 pub mod companies;
 pub mod context;
+pub mod conversations;
 pub mod deadlines;
 pub mod error;
 pub mod loyalty;
@@ -56,6 +58,7 @@ use x8_domain::billing::subscription::Subscription;
 use x8_domain::billing::unmatched::UnmatchedProviderEvent;
 use x8_domain::channel::Channel;
 use x8_domain::company::Company;
+use x8_domain::conversation::Conversation;
 use x8_domain::loyalty::program::LoyaltyProgram;
 use x8_domain::loyalty::referral::ReferralCode;
 use x8_domain::loyalty::service::Service;
@@ -88,6 +91,8 @@ pub struct Commands {
     pub provider_links: Arc<CommandBus<ProviderLink>>,
     /// Provider events that matched nothing.
     pub unmatched: Arc<CommandBus<UnmatchedProviderEvent>>,
+    /// Conversations with customers.
+    pub conversations: Arc<CommandBus<Conversation>>,
     /// Customers' loyalty accounts.
     pub loyalty_accounts: Arc<CommandBus<LoyaltyAccount>>,
     /// Businesses' loyalty programs (settings, promotions).
@@ -122,6 +127,7 @@ impl Commands {
             orders: Arc::new(CommandBus::new(store)),
             provider_links: Arc::new(CommandBus::new(store)),
             unmatched: Arc::new(CommandBus::new(store)),
+            conversations: Arc::new(CommandBus::new(store)),
             loyalty_accounts: Arc::new(CommandBus::new(store)),
             loyalty_programs: Arc::new(CommandBus::new(store)),
             loyalty_services: Arc::new(CommandBus::new(store)),

@@ -52,7 +52,8 @@ struct CallbackQuery {
 /// An inbound message read from an update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inbound {
-    /// `{chat_id}:{message_id}`, or `callback:{id}`.
+    /// The message id (unique within its chat, i.e. its conversation), or `callback:{id}`:
+    /// never the chat id, which is personal.
     pub provider_message_id: String,
     /// The chat to reply to.
     pub chat_id: i64,
@@ -87,7 +88,7 @@ impl Update {
                 .filter(|rest| rest.is_empty() || rest.starts_with(' '))
                 .map(LeadSource::from_start_parameter);
             return Some(Inbound {
-                provider_message_id: format!("{}:{}", message.chat.id, message.message_id),
+                provider_message_id: message.message_id.to_string(),
                 chat_id: message.chat.id,
                 name: message.from.as_ref().and_then(User::name),
                 text,
@@ -136,7 +137,7 @@ mod tests {
         .expect("update");
         assert_eq!(update.update_id, 10_000);
         let inbound = update.inbound(now()).expect("a message");
-        assert_eq!(inbound.provider_message_id, "1111111:1365");
+        assert_eq!(inbound.provider_message_id, "1365");
         assert_eq!(inbound.chat_id, 1_111_111);
         assert_eq!(
             inbound.name.as_deref(),

@@ -6,6 +6,7 @@ mod bad_input;
 mod billing;
 mod channels;
 mod companies;
+mod conversations;
 mod deadlines;
 mod event_log;
 mod idempotency;

@@ -7,6 +7,11 @@
 //!   none). `session.status` is routed by session name to its connection and recorded;
 //!   events for sessions that are not ours, removed connections and event types not
 //!   handled yet answer 200 `{received: true, ignored}` so WAHA does not retry them.
+//! - `POST /api/v1/webhooks/telegram/{channel_id}`: Telegram updates for that connection.
+//!   `X-Telegram-Bot-Api-Secret-Token` must equal the connection's `webhook_secret`
+//!   credential (401 `invalid_signature`); deduplicated on `update_id`. Messages and
+//!   callback queries open or continue the contact's conversation; other updates, and
+//!   any update for a removed connection, answer 200 `{received, ignored}`.
 //! - `POST /api/v1/webhooks/stripe`: Stripe events. `Stripe-Signature` is verified on the
 //!   raw body under every `X8_STRIPE_WEBHOOK_SECRET` (a rotation), with a timestamp no
 //!   older than `X8_STRIPE_TOLERANCE_SECS` (300): 400 `invalid_signature` otherwise.
@@ -17,7 +22,7 @@
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::RawBody;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -28,16 +33,118 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256, Sha512};
 use uuid::Uuid;
 use x8_commands::billing::{handle_stripe_event, WebhookOutcome};
+use x8_commands::channels::credential;
+use x8_commands::conversations::{receive, InboundMessage};
 use x8_commands::stripe::event::StripeEvent;
 use x8_commands::stripe::signature;
+use x8_commands::telegram::Update;
 use x8_commands::waha::record_session_status;
+use x8_commands::CommandContext;
 use x8_domain::channel::whatsapp::channel_of_session;
+use x8_domain::channel::{Channel, Platform};
 
 /// The routes.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/webhooks/waha", post(waha))
         .route("/webhooks/stripe", post(stripe))
+        .route("/webhooks/telegram/{channel_id}", post(telegram))
+}
+
+/// The connection a provider's webhook URL names, if it is a live connection of
+/// `platform`; `None` when it is not one of ours (acknowledged and ignored).
+async fn webhook_channel(
+    state: &AppState,
+    id: &str,
+    platform: Platform,
+) -> Result<Option<Channel>, ApiError> {
+    let Ok(channel_id) = id.parse::<Uuid>() else {
+        return Err(ApiError::not_found());
+    };
+    let channel = state
+        .commands
+        .channels
+        .load(&channel_id.to_string())
+        .await?;
+    if !channel.exists() || channel.platform() != platform {
+        return Err(ApiError::not_found());
+    }
+    Ok((!channel.is_removed()).then_some(channel))
+}
+
+/// Whether `presented` equals the connection's credential `name` (compared as SHA-256
+/// digests, so the time taken says nothing about the secret). A connection without that
+/// credential accepts nothing.
+///
+/// # Errors
+/// 401 `invalid_signature`.
+async fn verify_shared_secret(
+    state: &AppState,
+    channel: &Channel,
+    name: &str,
+    presented: Option<&str>,
+) -> Result<(), ApiError> {
+    let secret = credential(&state.commands, channel, name).await?;
+    let matches = match (secret, presented) {
+        (Some(secret), Some(presented)) => {
+            Sha256::digest(secret.as_bytes()) == Sha256::digest(presented.as_bytes())
+        }
+        _ => false,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            format!("the webhook's {name} does not match the connection's"),
+        ))
+    }
+}
+
+/// Telegram: `X-Telegram-Bot-Api-Secret-Token` must equal the connection's
+/// `webhook_secret` credential; deduplicated on `update_id`.
+async fn telegram(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let Some(channel) = webhook_channel(&state, &id, Platform::Telegram).await? else {
+        return Ok(ignored("the connection was removed"));
+    };
+    let presented = headers
+        .get("x-telegram-bot-api-secret-token")
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = verify_shared_secret(&state, &channel, "webhook_secret", presented).await {
+        count("telegram", "invalid_signature");
+        return Err(e);
+    }
+    let update: Update = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid_body(format!("not a Telegram update: {e}")))?;
+    let Some(inbound) = update.inbound(state.commands.clock.now()) else {
+        count("telegram", "ignored");
+        return Ok(ignored("update type not handled"));
+    };
+    let ctx = CommandContext::for_webhook(
+        "telegram",
+        &format!("{}:{}", channel.id(), update.update_id),
+    );
+    let message = InboundMessage {
+        provider_message_id: inbound.provider_message_id,
+        address: inbound.chat_id.to_string(),
+        name: inbound.name,
+        phone: None,
+        text: inbound.text,
+        kind: inbound.kind,
+        sent_at: inbound.sent_at,
+        lead_source: inbound.lead_source,
+    };
+    let (conversation_id, position) = receive(&state.commands, &channel, message, &ctx).await?;
+    count("telegram", "recorded");
+    Ok(Json(
+        json!({ "received": true, "conversation_id": conversation_id, "position": position }),
+    ))
 }
 
 /// A WAHA webhook envelope (unknown fields ignored: WAHA adds fields over time).
