@@ -653,11 +653,8 @@ impl Aggregate for LoyaltyAccount {
                 shortfall,
                 ..
             } => {
-                if let Some(t) = self
-                    .transfers
-                    .iter_mut()
-                    .find(|t| t.id == purchase_transfer_id(&purchase_reference))
-                {
+                let id = purchase_transfer_id(&purchase_reference);
+                if let Some(t) = self.transfers.iter_mut().find(|t| t.id == id) {
                     t.remaining = 0;
                 }
                 self.reversals.insert(
