@@ -10,7 +10,7 @@
 use crate::bus::NamedCommand;
 use crate::context::CommandContext;
 use crate::error::CommandError;
-use crate::vault::VaultError;
+use crate::vault::{ScopeKey, VaultError};
 use crate::Commands;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -19,7 +19,6 @@ use x8_domain::conversation::aggregate::DEFAULT_BATCH_WINDOW_SECS;
 use x8_domain::conversation::{
     Contact, ConversationCommand, ConversationError, InboundKind, LeadSource,
 };
-use x8_domain::Sealed;
 
 /// Why a conversation operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -65,43 +64,21 @@ pub struct InboundMessage {
     pub lead_source: Option<LeadSource>,
 }
 
-/// The conversation of `address` on `channel`.
+/// The conversation of `address` on `channel`, a blind index under `key` (the channel's
+/// tenant's).
 ///
 /// # Errors
-/// `KeyDestroyed`; [`CommandError::Infrastructure`] when the vault fails.
-pub async fn conversation_id(
-    commands: &Commands,
+/// [`CommandError::Infrastructure`] when the vault fails.
+pub fn conversation_id(
+    key: &ScopeKey,
     channel: &Channel,
     address: &str,
 ) -> Result<Uuid, CommandError<ConversationOpError>> {
-    commands
-        .vault
-        .blind_index(
-            channel.tenant_id().0,
-            "conversation",
-            format!("{}\n{address}", channel.id()).as_bytes(),
-        )
-        .await
-        .map_err(vault_error)
-}
-
-/// Seals one field of conversation `conversation_id` (`field`: `text`, `address`, …).
-async fn seal(
-    commands: &Commands,
-    channel: &Channel,
-    conversation_id: Uuid,
-    field: &str,
-    plaintext: &str,
-) -> Result<Sealed, CommandError<ConversationOpError>> {
-    commands
-        .vault
-        .seal(
-            channel.tenant_id().0,
-            &purpose(conversation_id, field),
-            plaintext.as_bytes(),
-        )
-        .await
-        .map_err(vault_error)
+    key.blind_index(
+        "conversation",
+        format!("{}\n{address}", channel.id()).as_bytes(),
+    )
+    .map_err(vault_error)
 }
 
 /// The vault purpose of a conversation's field: binds a sealed value to its conversation.
@@ -120,25 +97,31 @@ pub async fn receive(
     message: InboundMessage,
     ctx: &CommandContext,
 ) -> Result<(Uuid, i64), CommandError<ConversationOpError>> {
-    let conversation_id = conversation_id(commands, channel, &message.address).await?;
-    let mut contact = Contact {
-        address: seal(
-            commands,
-            channel,
-            conversation_id,
-            "address",
-            &message.address,
-        )
-        .await?,
-        ..Contact::default()
+    // One key lookup for the id and every sealed field.
+    let key = commands
+        .vault
+        .scope_key(channel.tenant_id().0)
+        .await
+        .map_err(vault_error)?;
+    let conversation_id = conversation_id(&key, channel, &message.address)?;
+    let seal = |field: &str, plaintext: &str| {
+        key.seal(&purpose(conversation_id, field), plaintext.as_bytes())
+            .map_err(vault_error)
     };
-    if let Some(name) = &message.name {
-        contact.name = Some(seal(commands, channel, conversation_id, "name", name).await?);
-    }
-    if let Some(phone) = &message.phone {
-        contact.phone = Some(seal(commands, channel, conversation_id, "phone", phone).await?);
-    }
-    let text = seal(commands, channel, conversation_id, "text", &message.text).await?;
+    let contact = Contact {
+        address: seal("address", &message.address)?,
+        name: message
+            .name
+            .as_deref()
+            .map(|n| seal("name", n))
+            .transpose()?,
+        phone: message
+            .phone
+            .as_deref()
+            .map(|p| seal("phone", p))
+            .transpose()?,
+    };
+    let text = seal("text", &message.text)?;
     let command = ConversationCommand::ReceiveMessage {
         tenant_id: channel.tenant_id(),
         company_id: channel.company_id(),

@@ -98,7 +98,8 @@ impl Vault {
     }
 
     /// Seals `plaintext` for `scope` (a tenant id, or [`PLATFORM_SCOPE`]) and `purpose`
-    /// (e.g. `owner_email`), making the scope's data key on first use.
+    /// (e.g. `owner_email`), making the scope's data key on first use. To seal several
+    /// values at once, take the [`ScopeKey`] once instead.
     ///
     /// # Errors
     /// [`VaultError::KeyDestroyed`] for an erased tenant; [`VaultError::Database`].
@@ -108,25 +109,19 @@ impl Vault {
         purpose: &str,
         plaintext: &[u8],
     ) -> Result<Sealed, VaultError> {
-        let key = self.data_key(scope, true).await?;
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let aad = associated_data(scope, purpose);
-        let ciphertext = key
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| VaultError::Corrupt("encryption failed"))?;
-        let mut bytes = nonce.to_vec();
-        bytes.extend_from_slice(&ciphertext);
-        Ok(Sealed(format!(
-            "{}{}",
-            Sealed::V1,
-            URL_SAFE_NO_PAD.encode(bytes)
-        )))
+        self.scope_key(scope).await?.seal(purpose, plaintext)
+    }
+
+    /// `scope`'s data key (made on first use), for sealing several values and computing
+    /// blind indexes with one key lookup.
+    ///
+    /// # Errors
+    /// [`VaultError::KeyDestroyed`] for an erased tenant; [`VaultError::Database`].
+    pub async fn scope_key(&self, scope: Uuid) -> Result<ScopeKey, VaultError> {
+        Ok(ScopeKey {
+            scope,
+            key: self.raw_data_key(scope, true).await?,
+        })
     }
 
     /// Opens a value sealed for `scope` and `purpose`. A legacy value (from an event older
@@ -168,11 +163,7 @@ impl Vault {
         .map_err(|_| VaultError::Corrupt("authentication failed"))
     }
 
-    /// A **blind index** of `value` for `scope` and `purpose`: a stable id computed with
-    /// HMAC-SHA256 under the scope's data key (first 16 bytes, as a UUID v8). The same value
-    /// always gives the same id, so it can key a stream (a conversation per contact) without
-    /// the value appearing anywhere; once the key is destroyed nobody can link an id back to
-    /// a value, not even by trying every phone number.
+    /// A blind index of `value` for `scope` and `purpose` (see [`ScopeKey::blind_index`]).
     ///
     /// # Errors
     /// [`VaultError::KeyDestroyed`] for an erased tenant; [`VaultError::Database`].
@@ -182,18 +173,7 @@ impl Vault {
         purpose: &str,
         value: &[u8],
     ) -> Result<Uuid, VaultError> {
-        use hmac::{Hmac, Mac};
-        let key = self.raw_data_key(scope, true).await?;
-        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key)
-            .map_err(|_| VaultError::Corrupt("data key length"))?;
-        mac.update(b"blind-index\0");
-        mac.update(purpose.as_bytes());
-        mac.update(&[0]);
-        mac.update(value);
-        let digest = mac.finalize().into_bytes();
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
-        Ok(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+        self.scope_key(scope).await?.blind_index(purpose, value)
     }
 
     /// Destroys `scope`'s data key for good, keeping a tombstone (crypto-shredding).
@@ -290,6 +270,65 @@ impl Vault {
             )
             .map(Zeroizing::new)
             .map_err(|_| VaultError::Corrupt("wrapped key does not open with this master key"))
+    }
+}
+
+/// One scope's data key in memory (zeroised when dropped): seals values and computes
+/// blind indexes without another key lookup. Take it for one request; never keep it.
+pub struct ScopeKey {
+    scope: Uuid,
+    key: Zeroizing<Vec<u8>>,
+}
+
+impl ScopeKey {
+    /// Seals `plaintext` for `purpose` (AES-256-GCM, random nonce, scope and purpose as
+    /// associated data).
+    ///
+    /// # Errors
+    /// [`VaultError::Corrupt`] if the key is not a 256-bit key.
+    pub fn seal(&self, purpose: &str, plaintext: &[u8]) -> Result<Sealed, VaultError> {
+        let cipher = Aes256Gcm::new_from_slice(&self.key)
+            .map_err(|_| VaultError::Corrupt("data key length"))?;
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let aad = associated_data(self.scope, purpose);
+        let ciphertext = cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| VaultError::Corrupt("encryption failed"))?;
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&ciphertext);
+        Ok(Sealed(format!(
+            "{}{}",
+            Sealed::V1,
+            URL_SAFE_NO_PAD.encode(bytes)
+        )))
+    }
+
+    /// A **blind index** of `value` for `purpose`: a stable id computed with HMAC-SHA256
+    /// under the data key (first 16 bytes, as a UUID v8). The same value always gives the
+    /// same id, so it can key a stream (a conversation per contact) without the value
+    /// appearing anywhere; once the key is destroyed nobody can link an id back to a
+    /// value, not even by trying every phone number.
+    ///
+    /// # Errors
+    /// [`VaultError::Corrupt`] if the key cannot key an HMAC (never for a data key).
+    pub fn blind_index(&self, purpose: &str, value: &[u8]) -> Result<Uuid, VaultError> {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.key)
+            .map_err(|_| VaultError::Corrupt("data key length"))?;
+        mac.update(b"blind-index\0");
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(value);
+        let digest = mac.finalize().into_bytes();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Ok(uuid::Builder::from_custom_bytes(bytes).into_uuid())
     }
 }
 
