@@ -327,6 +327,11 @@ impl Rejection for x8_domain::channel::ChannelError {
             ChannelError::NoCredentials(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "no_credentials", detail)
             }
+            ChannelError::InvalidBatchWindow(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_batch_window",
+                detail,
+            ),
         }
     }
 }

@@ -132,6 +132,13 @@ async fn apply_channel(
         .bind(channel_id)
         .bind(position),
         ChannelEvent::CredentialsViewed { .. } => return Ok(()),
+        ChannelEvent::BatchWindowConfigured { secs } => sqlx::query(
+            "update channels set batch_window_secs = $2, last_position = $3
+             where channel_id = $1 and last_position < $3",
+        )
+        .bind(channel_id)
+        .bind(secs as i32)
+        .bind(position),
         ChannelEvent::ChannelRemoved { .. } => sqlx::query(
             "update channels set removed_at = $2, status = 'DISCONNECTED', last_position = $3
              where channel_id = $1 and last_position < $3",

@@ -22,7 +22,7 @@
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::RawBody;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -34,14 +34,18 @@ use sha2::{Digest, Sha256, Sha512};
 use uuid::Uuid;
 use x8_commands::billing::{handle_stripe_event, WebhookOutcome};
 use x8_commands::channels::credential;
-use x8_commands::conversations::{receive, InboundMessage};
+use x8_commands::conversations::{
+    open, receive, record_receipt, ContactDetails, ConversationOpError, InboundMessage,
+};
 use x8_commands::stripe::event::StripeEvent;
 use x8_commands::stripe::signature;
 use x8_commands::telegram::Update;
+use x8_commands::viber;
 use x8_commands::waha::record_session_status;
-use x8_commands::CommandContext;
+use x8_commands::{CommandContext, CommandError};
 use x8_domain::channel::whatsapp::channel_of_session;
 use x8_domain::channel::{Channel, Platform};
+use x8_domain::conversation::ConversationError;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -49,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks/waha", post(waha))
         .route("/webhooks/stripe", post(stripe))
         .route("/webhooks/telegram/{channel_id}", post(telegram))
+        .route("/webhooks/viber/{channel_id}", post(viber))
 }
 
 /// The connection a provider's webhook URL names, if it is a live connection of
@@ -94,11 +99,9 @@ async fn verify_shared_secret(
     if matches {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_signature",
-            format!("the webhook's {name} does not match the connection's"),
-        ))
+        Err(invalid_signature(format!(
+            "the webhook's {name} does not match the connection's"
+        )))
     }
 }
 
@@ -132,19 +135,126 @@ async fn telegram(
     );
     let message = InboundMessage {
         provider_message_id: inbound.provider_message_id,
-        address: inbound.chat_id.to_string(),
-        name: inbound.name,
-        phone: None,
+        contact: ContactDetails {
+            address: inbound.chat_id.to_string(),
+            name: inbound.name,
+            phone: None,
+        },
         text: inbound.text,
         kind: inbound.kind,
         sent_at: inbound.sent_at,
         lead_source: inbound.lead_source,
     };
-    let (conversation_id, position) = receive(&state.commands, &channel, message, &ctx).await?;
+    let recorded = receive(&state.commands, &channel, message, &ctx).await?;
     count("telegram", "recorded");
-    Ok(Json(
-        json!({ "received": true, "conversation_id": conversation_id, "position": position }),
-    ))
+    Ok(recorded_answer(recorded))
+}
+
+/// Viber: `X-Viber-Content-Signature` (or the `sig` query parameter, as Viber's SDK
+/// middleware accepts) must be the HMAC-SHA256 of the raw body under the connection's
+/// `auth_token` credential; deduplicated on the event and `message_token`.
+async fn viber(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<SignatureQuery>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let Some(channel) = webhook_channel(&state, &id, Platform::Viber).await? else {
+        return Ok(ignored("the connection was removed"));
+    };
+    let signature = headers
+        .get("x-viber-content-signature")
+        .and_then(|v| v.to_str().ok())
+        .or(query.sig.as_deref())
+        .unwrap_or_default();
+    let token = credential(&state.commands, &channel, "auth_token").await?;
+    if !token.is_some_and(|t| viber::verify(t.as_bytes(), &body, signature)) {
+        count("viber", "invalid_signature");
+        return Err(invalid_signature(
+            "X-Viber-Content-Signature does not match the body",
+        ));
+    }
+    let callback: viber::Callback = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid_body(format!("not a Viber callback: {e}")))?;
+    let action = callback
+        .action()
+        .map_err(|e| ApiError::invalid_body(e.to_string()))?;
+    let delivery = match callback.message_token {
+        Some(token) => format!("{}:{}:{token}", channel.id(), callback.event),
+        None => format!("{}:{}", channel.id(), hex::encode(Sha256::digest(&body))),
+    };
+    let ctx = CommandContext::for_webhook("viber", &delivery);
+    let at = callback.at();
+    let recorded = match action {
+        viber::Action::Open {
+            contact,
+            lead_source,
+        } => open(&state.commands, &channel, &contact, lead_source, at, &ctx).await?,
+        viber::Action::Receive(message) => {
+            receive(&state.commands, &channel, message, &ctx).await?
+        }
+        viber::Action::Receipt {
+            address,
+            message_token,
+            status,
+        } => {
+            let receipt = record_receipt(
+                &state.commands,
+                &channel,
+                &address,
+                message_token.to_string(),
+                status,
+                at,
+                &ctx,
+            )
+            .await;
+            match receipt_outcome("viber", receipt)? {
+                Ok(recorded) => recorded,
+                Err(ignored) => return Ok(ignored),
+            }
+        }
+        viber::Action::Ignore => {
+            count("viber", "ignored");
+            return Ok(ignored("event type not handled"));
+        }
+    };
+    count("viber", "recorded");
+    Ok(recorded_answer(recorded))
+}
+
+/// `?sig=` on a provider's webhook URL.
+#[derive(Deserialize)]
+struct SignatureQuery {
+    sig: Option<String>,
+}
+
+/// The answer to a recorded conversation webhook.
+fn recorded_answer((conversation_id, position): (Uuid, i64)) -> Json<Value> {
+    Json(json!({ "received": true, "conversation_id": conversation_id, "position": position }))
+}
+
+/// A receipt's outcome: recorded, or acknowledged and ignored when it is about no
+/// conversation or no message of ours (a receipt for a message sent outside X8).
+fn receipt_outcome(
+    provider: &'static str,
+    result: Result<(Uuid, i64), CommandError<ConversationOpError>>,
+) -> Result<Result<(Uuid, i64), Json<Value>>, ApiError> {
+    match result {
+        Ok(recorded) => Ok(Ok(recorded)),
+        Err(CommandError::Rejected(ConversationOpError::Conversation(
+            ConversationError::NotFound | ConversationError::UnknownMessage,
+        ))) => {
+            count(provider, "ignored");
+            Ok(Err(ignored("a receipt for no message X8 sent")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// 401 `invalid_signature`.
+fn invalid_signature(detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", detail)
 }
 
 /// A WAHA webhook envelope (unknown fields ignored: WAHA adds fields over time).
@@ -266,13 +376,7 @@ fn ignored(why: &str) -> Json<Value> {
 /// # Errors
 /// 401 `invalid_signature`.
 fn verify_hmac_sha512(key: &[u8], body: &[u8], signature: &str) -> Result<(), ApiError> {
-    let invalid = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_signature",
-            "X-Webhook-Hmac does not match the body",
-        )
-    };
+    let invalid = || invalid_signature("X-Webhook-Hmac does not match the body");
     let expected = hex::decode(signature.trim()).map_err(|_| invalid())?;
     let mut mac = Hmac::<Sha512>::new_from_slice(key).map_err(|_| invalid())?;
     mac.update(body);

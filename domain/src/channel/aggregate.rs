@@ -5,6 +5,7 @@ use super::whatsapp::{
     QR_ATTEMPTS_BEFORE_PAIRING,
 };
 use super::{ChannelStatus, Platform};
+use crate::conversation::aggregate::DEFAULT_BATCH_WINDOW_SECS;
 use crate::{TenantId, UserId};
 use chrono::{DateTime, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
@@ -64,9 +65,21 @@ pub enum ChannelCommand {
         /// Who read them.
         viewer: UserId,
     },
+    /// Set how long the connection waits for more inbound messages before a batch is
+    /// handed to the assistant (DOMAIN.md "Conversations and messages": buffering).
+    ConfigureBatchWindow {
+        /// Seconds, [`MIN_BATCH_WINDOW_SECS`]..=[`MAX_BATCH_WINDOW_SECS`].
+        secs: u32,
+    },
     /// Remove the connection. Its slot and Meta app are given back by the command layer.
     RemoveChannel,
 }
+
+/// The shortest buffering window, seconds.
+pub const MIN_BATCH_WINDOW_SECS: u32 = 1;
+/// The longest buffering window, seconds (a customer waits no longer than this for the
+/// assistant to start).
+pub const MAX_BATCH_WINDOW_SECS: u32 = 300;
 
 impl ChannelCommand {
     /// The command's name, recorded in event metadata and the idempotency record.
@@ -78,6 +91,7 @@ impl ChannelCommand {
             Self::RecordSessionStatus { .. } => "RecordSessionStatus",
             Self::StoreCredentials { .. } => "StoreCredentials",
             Self::RecordCredentialsViewed { .. } => "RecordCredentialsViewed",
+            Self::ConfigureBatchWindow { .. } => "ConfigureBatchWindow",
             Self::RemoveChannel => "RemoveChannel",
         }
     }
@@ -151,6 +165,11 @@ pub enum ChannelEvent {
         /// Who.
         viewer: UserId,
     },
+    /// The buffering window changed.
+    BatchWindowConfigured {
+        /// Seconds.
+        secs: u32,
+    },
     /// The connection was removed.
     ChannelRemoved {
         /// The Meta app it gives back, if any.
@@ -169,6 +188,7 @@ impl DomainEvent for ChannelEvent {
             Self::ReconnectScheduled { .. } => "ReconnectScheduled",
             Self::CredentialsStored { .. } => "CredentialsStored",
             Self::CredentialsViewed { .. } => "CredentialsViewed",
+            Self::BatchWindowConfigured { .. } => "BatchWindowConfigured",
             Self::ChannelRemoved { .. } => "ChannelRemoved",
         }
         .to_string()
@@ -193,6 +213,9 @@ pub enum ChannelError {
     /// No credentials were stored.
     #[error("channel {0} has no credentials")]
     NoCredentials(Uuid),
+    /// A buffering window outside its bounds.
+    #[error("the batch window must be {MIN_BATCH_WINDOW_SECS} to {MAX_BATCH_WINDOW_SECS} seconds, not {0}")]
+    InvalidBatchWindow(u32),
 }
 
 /// A channel connection, as far as its stream tells.
@@ -219,6 +242,8 @@ pub struct Channel {
     pairing_offered: bool,
     #[serde(default)]
     reconnect_attempts: u32,
+    #[serde(default)]
+    batch_window_secs: Option<u32>,
 }
 
 impl Channel {
@@ -269,6 +294,10 @@ impl Channel {
     /// Reconnect attempts since the session last worked.
     pub fn reconnect_attempts(&self) -> u32 {
         self.reconnect_attempts
+    }
+    /// Its buffering window, seconds (default [`DEFAULT_BATCH_WINDOW_SECS`]).
+    pub fn batch_window_secs(&self) -> u32 {
+        self.batch_window_secs.unwrap_or(DEFAULT_BATCH_WINDOW_SECS)
     }
     /// The sealed credentials, if stored.
     pub fn sealed_credentials(&self) -> Option<&str> {
@@ -333,6 +362,15 @@ impl Channel {
                 Some(_) => Ok(vec![E::CredentialsViewed { viewer }]),
                 None => Err(ChannelError::NoCredentials(self.id)),
             },
+            C::ConfigureBatchWindow { secs } => {
+                if !(MIN_BATCH_WINDOW_SECS..=MAX_BATCH_WINDOW_SECS).contains(&secs) {
+                    return Err(ChannelError::InvalidBatchWindow(secs));
+                }
+                if secs == self.batch_window_secs() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::BatchWindowConfigured { secs }])
+            }
             C::RemoveChannel => Ok(vec![E::ChannelRemoved {
                 meta_app_id: self.meta_app_id,
             }]),
@@ -467,6 +505,7 @@ impl Aggregate for Channel {
             }
             ChannelEvent::CredentialsStored { sealed } => self.credentials = Some(sealed),
             ChannelEvent::CredentialsViewed { .. } => {}
+            ChannelEvent::BatchWindowConfigured { secs } => self.batch_window_secs = Some(secs),
             ChannelEvent::ChannelRemoved { .. } => {
                 self.removed = true;
                 self.meta_app_id = None;

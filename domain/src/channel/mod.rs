@@ -11,7 +11,10 @@ mod aggregate;
 mod tests;
 pub mod whatsapp;
 
-pub use aggregate::{Channel, ChannelCommand, ChannelError, ChannelEvent};
+pub use aggregate::{
+    Channel, ChannelCommand, ChannelError, ChannelEvent, MAX_BATCH_WINDOW_SECS,
+    MIN_BATCH_WINDOW_SECS,
+};
 
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;

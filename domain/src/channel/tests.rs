@@ -1,6 +1,7 @@
 //! Given/when/then tests of the connection rules.
 
 use super::*;
+use crate::conversation::aggregate::DEFAULT_BATCH_WINDOW_SECS;
 use crate::{TenantId, UserId};
 use cqrs_es::test::TestFramework;
 use uuid::Uuid;
@@ -408,4 +409,26 @@ fn working_again_ends_the_reconnects() {
                 reason: None,
             },
         ]);
+}
+
+#[test]
+fn the_batch_window_is_configured_within_its_bounds() {
+    // Given a connection with the default window, when it is set: recorded once
+    ChannelTest::with(())
+        .given(vec![created()])
+        .when(ChannelCommand::ConfigureBatchWindow { secs: 30 })
+        .then_expect_events(vec![ChannelEvent::BatchWindowConfigured { secs: 30 }]);
+    ChannelTest::with(())
+        .given(vec![created()])
+        .when(ChannelCommand::ConfigureBatchWindow {
+            secs: DEFAULT_BATCH_WINDOW_SECS,
+        })
+        .then_expect_events(vec![]);
+    // Then zero and more than five minutes are refused
+    for secs in [0, MAX_BATCH_WINDOW_SECS + 1] {
+        ChannelTest::with(())
+            .given(vec![created()])
+            .when(ChannelCommand::ConfigureBatchWindow { secs })
+            .then_expect_error(ChannelError::InvalidBatchWindow(secs));
+    }
 }

@@ -138,6 +138,25 @@ pub struct Contact {
 /// What can be asked of a conversation. Times are UTC.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ConversationCommand {
+    /// Open the conversation before any message, when the provider says the contact
+    /// started it (Viber `conversation_started`, with the deep link's context as its lead
+    /// source). Nothing when it exists.
+    Open {
+        /// The business.
+        tenant_id: TenantId,
+        /// The company the connection serves.
+        company_id: Uuid,
+        /// The connection.
+        channel_id: Uuid,
+        /// Its platform.
+        platform: Platform,
+        /// The contact.
+        contact: Contact,
+        /// Where the conversation came from.
+        lead_source: LeadSource,
+        /// When (the provider's time).
+        at: DateTime<Utc>,
+    },
     /// Record an inbound message (opening or reopening the conversation).
     ReceiveMessage {
         /// The business.
@@ -214,6 +233,7 @@ impl ConversationCommand {
     /// The command's name, recorded in event metadata and the idempotency record.
     pub fn name(&self) -> &'static str {
         match self {
+            Self::Open { .. } => "OpenConversation",
             Self::ReceiveMessage { .. } => "ReceiveMessage",
             Self::SendMessage { .. } => "SendMessage",
             Self::RecordSendOutcome { .. } => "RecordSendOutcome",
@@ -447,6 +467,29 @@ impl Conversation {
     ) -> Result<Vec<ConversationEvent>, ConversationError> {
         use ConversationCommand as C;
         use ConversationEvent as E;
+        if let C::Open {
+            tenant_id,
+            company_id,
+            channel_id,
+            platform,
+            contact,
+            lead_source,
+            at,
+        } = command
+        {
+            if self.exists() {
+                return Ok(vec![]);
+            }
+            return Ok(vec![E::ConversationOpened {
+                tenant_id,
+                company_id,
+                channel_id,
+                platform,
+                contact,
+                lead_source,
+                opened_at: at,
+            }]);
+        }
         if let C::ReceiveMessage {
             tenant_id,
             company_id,
@@ -499,7 +542,7 @@ impl Conversation {
             return Err(ConversationError::NotFound);
         }
         Ok(match command {
-            C::ReceiveMessage { .. } => unreachable!("handled above"),
+            C::Open { .. } | C::ReceiveMessage { .. } => unreachable!("handled above"),
             C::SendMessage {
                 message_id,
                 text,

@@ -238,3 +238,31 @@ fn an_inbound_message_reopens_a_resolved_conversation() {
         Err(ConversationError::NotFound)
     );
 }
+
+#[test]
+fn a_conversation_started_first_keeps_its_lead_source_for_the_messages_after_it() {
+    // Given a contact who opened the chat from a campaign link
+    let mut conversation = Conversation::default();
+    let open = ConversationCommand::Open {
+        tenant_id: TenantId(Uuid::from_u128(1)),
+        company_id: Uuid::from_u128(2),
+        channel_id: Uuid::from_u128(3),
+        platform: Platform::Viber,
+        contact: Contact::default(),
+        lead_source: LeadSource::from_start_parameter("instagram_story"),
+        at: at(0),
+    };
+    let opened = when(&mut conversation, open.clone()).expect("opened");
+    assert!(matches!(
+        &opened[..],
+        [ConversationEvent::ConversationOpened { lead_source, .. }] if lead_source.source == "instagram"
+    ));
+    // When it is started again, then a message arrives
+    assert_eq!(when(&mut conversation, open), Ok(vec![]));
+    let events = when(&mut conversation, inbound("m1", 5)).expect("received");
+    // Then the message continues the open conversation
+    assert!(matches!(
+        &events[..],
+        [ConversationEvent::MessageReceived { batch: 1, .. }]
+    ));
+}
