@@ -23,6 +23,8 @@
 //! - [`telegram`]: Telegram Bot API updates as inbound messages.
 //! - [`viber`]: Viber's webhook signature.
 //! - [`waha`]: WhatsApp through WAHA: the client trait and the session lifecycle.
+//! - [`waha_messages`]: WAHA `message` and `message.ack` events as inbound messages and
+//!   receipts.
 //! - [`deadlines`]: the runner that issues due deadlines' commands exactly once.
 
 pub mod accounts;
@@ -44,6 +46,7 @@ pub mod tenants;
 pub mod vault;
 pub mod viber;
 pub mod waha;
+pub mod waha_messages;
 
 pub use bus::{CommandBus, CommandOutcome};
 pub use clock::{Clock, SystemClock};

@@ -93,7 +93,12 @@ impl Whatsapp {
 
     /// A status webhook with the given envelope id (`None`: none, as in the fixture).
     async fn webhook_with_id(&self, status: &str, id: Option<&str>) -> TestResponse {
-        let body = status_event(&self.session, status, id).to_string();
+        self.post(&status_event(&self.session, status, id)).await
+    }
+
+    /// Any WAHA event, signed.
+    async fn post(&self, event: &Value) -> TestResponse {
+        let body = event.to_string();
         let signature = sign(&body);
         self.app
             .send(
@@ -405,4 +410,50 @@ async fn webhooks_for_other_sessions_and_events_are_acknowledged_and_ignored(
         .assert_problem(400, "invalid_body");
 
     assert_eq!(wa.app.event_count().await, before);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_customer_message_opens_one_conversation_and_our_echo_is_ignored(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // Given a WhatsApp connection
+    let waha = fake_waha().await;
+    let wa = Whatsapp::connect(connect, &waha, now()).await;
+    let mut event: Value =
+        serde_json::from_str(include_str!("../fixtures/waha/message.text.json")).unwrap();
+    event["session"] = json!(wa.session);
+    let before = wa.app.event_count().await;
+    // When the fixture (our own message's echo) arrives: acknowledged, nothing appended
+    let echo = wa.post(&event).await;
+    assert_eq!(echo.status.as_u16(), 200, "{:?}", echo.body);
+    assert_eq!(echo.body["ignored"], "our own message");
+    assert_eq!(wa.app.event_count().await, before);
+    // When the customer's message arrives, twice
+    event["payload"]["fromMe"] = json!(false);
+    event["payload"]["id"] = json!("false_11111111111@c.us_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let first = wa.post(&event).await;
+    assert_eq!(first.status.as_u16(), 200, "{:?}", first.body);
+    let again = wa.post(&event).await;
+    assert_eq!(again.body["conversation_id"], first.body["conversation_id"]);
+    // Then one conversation, one message, and the phone number nowhere in the log
+    let conversation: Uuid = first.body["conversation_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        wa.app
+            .stream_event_types("conversation", conversation)
+            .await,
+        ["ConversationOpened", "MessageReceived"]
+    );
+    let leaks: i64 = sqlx::query_scalar(
+        "select count(*) from events where aggregate_type = 'conversation'
+           and (payload::text like '%11111111111%' or payload::text like '%Hi there%')",
+    )
+    .fetch_one(wa.app.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(leaks, 0);
 }

@@ -5,8 +5,10 @@
 //!   `X-Webhook-Hmac` must be the hex HMAC-SHA512 of the body (401 `invalid_signature`
 //!   otherwise). Deduplicated on the envelope `id` (a SHA-256 of the body when WAHA sends
 //!   none). `session.status` is routed by session name to its connection and recorded;
-//!   events for sessions that are not ours, removed connections and event types not
-//!   handled yet answer 200 `{received: true, ignored}` so WAHA does not retry them.
+//!   `message` and `message.ack` are the contact's messages and our messages' receipts
+//!   ([`x8_commands::waha_messages`]; the echo of our own sends is ignored). Events for
+//!   sessions that are not ours, removed connections and event types not handled answer
+//!   200 `{received: true, ignored}` so WAHA does not retry them.
 //! - `POST /api/v1/webhooks/telegram/{channel_id}`: Telegram updates for that connection.
 //!   `X-Telegram-Bot-Api-Secret-Token` must equal the connection's `webhook_secret`
 //!   credential (401 `invalid_signature`); deduplicated on `update_id`. Messages and
@@ -42,6 +44,7 @@ use x8_commands::stripe::signature;
 use x8_commands::telegram::Update;
 use x8_commands::viber;
 use x8_commands::waha::record_session_status;
+use x8_commands::waha_messages::{self, MessageAction};
 use x8_commands::{CommandContext, CommandError};
 use x8_domain::channel::whatsapp::channel_of_session;
 use x8_domain::channel::{Channel, Platform};
@@ -284,7 +287,11 @@ async fn waha(
     }
     let envelope: WahaEnvelope = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid_body(format!("not a WAHA event: {e}")))?;
-    if envelope.event != "session.status" {
+    if !matches!(
+        envelope.event.as_str(),
+        "session.status" | "message" | "message.ack"
+    ) {
+        count("waha", "ignored");
         return Ok(ignored("event type not handled"));
     }
     let Some(channel_id) = channel_of_session(&envelope.session).or_else(|| {
@@ -294,11 +301,6 @@ async fn waha(
             .ok()
     }) else {
         return Ok(ignored("not an X8 session"));
-    };
-    let Some(raw_status) = envelope.payload["status"].as_str() else {
-        return Err(ApiError::invalid_body(
-            "session.status without payload.status",
-        ));
     };
     let channel = state
         .commands
@@ -310,11 +312,62 @@ async fn waha(
     }
     let delivery = envelope
         .id
+        .clone()
         .unwrap_or_else(|| hex::encode(Sha256::digest(&body)));
-    let reason = envelope.payload["reason"].as_str().map(str::to_string);
-    let position =
-        record_session_status(&state.commands, &channel, raw_status, reason, &delivery).await?;
-    Ok(Json(json!({ "received": true, "position": position })))
+    if envelope.event == "session.status" {
+        let Some(raw_status) = envelope.payload["status"].as_str() else {
+            return Err(ApiError::invalid_body(
+                "session.status without payload.status",
+            ));
+        };
+        let reason = envelope.payload["reason"].as_str().map(str::to_string);
+        let position =
+            record_session_status(&state.commands, &channel, raw_status, reason, &delivery).await?;
+        count("waha", "recorded");
+        return Ok(Json(json!({ "received": true, "position": position })));
+    }
+    let action = if envelope.event == "message" {
+        waha_messages::message(&envelope.payload, state.commands.clock.now())
+    } else {
+        waha_messages::ack(&envelope.payload)
+    }
+    .map_err(|e| ApiError::invalid_body(e.to_string()))?;
+    let ctx = CommandContext::for_webhook("waha", &format!("{}:{delivery}", channel.id()));
+    let recorded = match action {
+        MessageAction::Receive(message) => {
+            receive(&state.commands, &channel, message, &ctx).await?
+        }
+        MessageAction::Receipt {
+            address,
+            provider_message_id,
+            status,
+        } => {
+            let at = envelope.payload["timestamp"]
+                .as_i64()
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .unwrap_or_else(|| state.commands.clock.now());
+            let receipt = record_receipt(
+                &state.commands,
+                &channel,
+                &address,
+                provider_message_id,
+                status,
+                at,
+                &ctx,
+            )
+            .await;
+            match receipt_outcome("waha", receipt)? {
+                Ok(recorded) => recorded,
+                Err(ignored) => return Ok(ignored),
+            }
+        }
+        MessageAction::Ignore(why) => {
+            count("waha", "ignored");
+            return Ok(ignored(why));
+        }
+    };
+    count("waha", "recorded");
+    Ok(recorded_answer(recorded))
 }
 
 async fn stripe(
