@@ -20,6 +20,7 @@
 //! - [`clock`]: the injectable clock.
 //! - [`vault`]: envelope encryption of personal and secret fields (per-tenant data keys).
 //! - [`stripe`]: the Stripe API client trait, webhook signatures, price map, event parsing.
+//! - [`infobip`]: Infobip WhatsApp and Viber inbound messages and delivery reports.
 //! - [`telegram`]: Telegram Bot API updates as inbound messages.
 //! - [`viber`]: Viber's webhook signature.
 //! - [`waha`]: WhatsApp through WAHA: the client trait and the session lifecycle.
@@ -37,6 +38,7 @@ pub mod context;
 pub mod conversations;
 pub mod deadlines;
 pub mod error;
+pub mod infobip;
 pub mod loyalty;
 pub mod passwords;
 pub mod payments;

@@ -277,3 +277,64 @@ async fn a_viber_conversation_started_from_an_ad_keeps_that_lead_source(
     .unwrap();
     assert_eq!(source, "tiktok");
 }
+
+const INFOBIP_SECRET: &str = "infobip-shared-secret";
+
+async fn infobip(app: &TestApp, channel: Uuid, secret: &str, body: &Value) -> TestResponse {
+    app.send(
+        Method::POST,
+        &format!("/api/v1/webhooks/infobip/{channel}"),
+        None,
+        &[("x-webhook-secret", secret)],
+        Some(body.to_string()),
+    )
+    .await
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn infobip_results_are_checked_against_the_shared_secret_and_recorded_once(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    // Given a Viber connection through Infobip
+    let app = TestApp::spawn(db).await;
+    let (channel, _) = connection(
+        &app,
+        "viber",
+        json!({ "api_key": "ib-key", "webhook_secret": INFOBIP_SECRET }),
+    )
+    .await;
+    let inbound = json!({"results": [{"from": "385916242493", "to": "385921004026",
+        "integrationType": "VIBER_BOT", "receivedAt": "2019-07-19T11:23:03.356+0000",
+        "messageId": "ABEGOFl3YgSSAhALB0yv_yohWlRj", "message": {"text": "Hello", "type": "TEXT"},
+        "contact": {"name": "Frank"}}], "messageCount": 1, "pendingMessageCount": 0});
+    let before = app.event_count().await;
+    // When it arrives with a wrong secret: 401, nothing appended
+    infobip(&app, channel, "wrong", &inbound)
+        .await
+        .assert_problem(401, "invalid_signature");
+    assert_eq!(app.event_count().await, before);
+    // When it arrives twice with the right one
+    let first = infobip(&app, channel, INFOBIP_SECRET, &inbound).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    let again = infobip(&app, channel, INFOBIP_SECRET, &inbound).await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    // Then one conversation with one message
+    let conversation: Uuid = first.body["results"][0]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        app.stream_event_types("conversation", conversation).await,
+        ["ConversationOpened", "MessageReceived"]
+    );
+    // And a report on a message X8 did not send is acknowledged, nothing appended
+    let after = app.event_count().await;
+    let report = json!({"results": [{"messageId": "not-ours", "to": "385916242493",
+        "doneAt": "2019-07-19T11:24:02.000+0000", "status": {"groupName": "DELIVERED"}}]});
+    let answered = infobip(&app, channel, INFOBIP_SECRET, &report).await;
+    assert_eq!(answered.status, StatusCode::OK, "{:?}", answered.body);
+    assert!(answered.body["results"][0]["ignored"].is_string());
+    assert_eq!(app.event_count().await, after);
+}

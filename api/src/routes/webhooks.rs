@@ -14,6 +14,16 @@
 //!   credential (401 `invalid_signature`); deduplicated on `update_id`. Messages and
 //!   callback queries open or continue the contact's conversation; other updates, and
 //!   any update for a removed connection, answer 200 `{received, ignored}`.
+//! - `POST /api/v1/webhooks/viber/{channel_id}`: Viber callbacks for that connection.
+//!   `X-Viber-Content-Signature` (or `?sig=`) must be the HMAC-SHA256 of the raw body under
+//!   the connection's `auth_token` credential. `conversation_started` opens the contact's
+//!   conversation (its `context` is the lead source), `message` records a message keyed by
+//!   its 64-bit `message_token`, `delivered`/`seen`/`failed` are receipts; `webhook`,
+//!   `subscribed` and `unsubscribed` are acknowledged.
+//! - `POST /api/v1/webhooks/infobip/{channel_id}`: Infobip inbound messages and
+//!   delivery/seen reports for a WhatsApp or Viber connection; `X-Webhook-Secret` must equal
+//!   the connection's `webhook_secret` credential. Answers one entry per `results[]` item.
+//! - Receipts for messages X8 did not send are acknowledged and ignored.
 //! - `POST /api/v1/webhooks/stripe`: Stripe events. `Stripe-Signature` is verified on the
 //!   raw body under every `X8_STRIPE_WEBHOOK_SECRET` (a rotation), with a timestamp no
 //!   older than `X8_STRIPE_TOLERANCE_SECS` (300): 400 `invalid_signature` otherwise.
@@ -42,9 +52,9 @@ use x8_commands::conversations::{
 use x8_commands::stripe::event::StripeEvent;
 use x8_commands::stripe::signature;
 use x8_commands::telegram::Update;
-use x8_commands::viber;
 use x8_commands::waha::record_session_status;
 use x8_commands::waha_messages::{self, MessageAction};
+use x8_commands::{infobip, viber};
 use x8_commands::{CommandContext, CommandError};
 use x8_domain::channel::whatsapp::channel_of_session;
 use x8_domain::channel::{Channel, Platform};
@@ -57,6 +67,7 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks/stripe", post(stripe))
         .route("/webhooks/telegram/{channel_id}", post(telegram))
         .route("/webhooks/viber/{channel_id}", post(viber))
+        .route("/webhooks/infobip/{channel_id}", post(infobip))
 }
 
 /// The connection a provider's webhook URL names, if it is a live connection of
@@ -64,7 +75,7 @@ pub fn router() -> Router<AppState> {
 async fn webhook_channel(
     state: &AppState,
     id: &str,
-    platform: Platform,
+    platforms: &[Platform],
 ) -> Result<Option<Channel>, ApiError> {
     let Ok(channel_id) = id.parse::<Uuid>() else {
         return Err(ApiError::not_found());
@@ -74,7 +85,7 @@ async fn webhook_channel(
         .channels
         .load(&channel_id.to_string())
         .await?;
-    if !channel.exists() || channel.platform() != platform {
+    if !channel.exists() || !platforms.contains(&channel.platform()) {
         return Err(ApiError::not_found());
     }
     Ok((!channel.is_removed()).then_some(channel))
@@ -116,7 +127,7 @@ async fn telegram(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(channel) = webhook_channel(&state, &id, Platform::Telegram).await? else {
+    let Some(channel) = webhook_channel(&state, &id, &[Platform::Telegram]).await? else {
         return Ok(ignored("the connection was removed"));
     };
     let presented = headers
@@ -163,7 +174,7 @@ async fn viber(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(channel) = webhook_channel(&state, &id, Platform::Viber).await? else {
+    let Some(channel) = webhook_channel(&state, &id, &[Platform::Viber]).await? else {
         return Ok(ignored("the connection was removed"));
     };
     let signature = headers
@@ -224,6 +235,74 @@ async fn viber(
     };
     count("viber", "recorded");
     Ok(recorded_answer(recorded))
+}
+
+/// Infobip (WhatsApp or Viber): `X-Webhook-Secret` must equal the connection's
+/// `webhook_secret` credential; each of `results[]` is deduplicated on its message id and
+/// what it reports.
+async fn infobip(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let platforms = [Platform::Whatsapp, Platform::Viber];
+    let Some(channel) = webhook_channel(&state, &id, &platforms).await? else {
+        return Ok(ignored("the connection was removed"));
+    };
+    let presented = headers
+        .get("x-webhook-secret")
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = verify_shared_secret(&state, &channel, "webhook_secret", presented).await {
+        count("infobip", "invalid_signature");
+        return Err(e);
+    }
+    let webhook: infobip::Webhook = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid_body(format!("not an Infobip webhook: {e}")))?;
+    let now = state.commands.clock.now();
+    let mut answers = Vec::with_capacity(webhook.results.len());
+    for record in &webhook.results {
+        let ctx = CommandContext::for_webhook(
+            "infobip",
+            &format!("{}:{}", channel.id(), record.delivery_id()),
+        );
+        let recorded = match record.action(now) {
+            infobip::Action::Receive(message) => {
+                receive(&state.commands, &channel, message, &ctx).await?
+            }
+            infobip::Action::Receipt {
+                address,
+                status,
+                at,
+            } => {
+                let receipt = record_receipt(
+                    &state.commands,
+                    &channel,
+                    &address,
+                    record.message_id.clone(),
+                    status,
+                    at,
+                    &ctx,
+                )
+                .await;
+                match receipt_outcome("infobip", receipt)? {
+                    Ok(recorded) => recorded,
+                    Err(Json(ignored)) => {
+                        answers.push(ignored);
+                        continue;
+                    }
+                }
+            }
+            infobip::Action::Ignore => {
+                count("infobip", "ignored");
+                answers.push(ignored("nothing to record").0);
+                continue;
+            }
+        };
+        count("infobip", "recorded");
+        answers.push(recorded_answer(recorded).0);
+    }
+    Ok(Json(json!({ "received": true, "results": answers })))
 }
 
 /// `?sig=` on a provider's webhook URL.
