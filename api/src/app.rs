@@ -148,6 +148,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(routes::loyalty::router())
                 .merge(routes::channels::router())
                 .merge(routes::companies::router())
+                .merge(routes::conversations::router())
                 .merge(routes::tenants::router())
                 .merge(routes::managers::router())
                 .merge(routes::webhooks::router()),

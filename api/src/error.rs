@@ -466,15 +466,25 @@ impl Rejection for x8_commands::loyalty::LoyaltyOpError {
 impl Rejection for x8_commands::conversations::ConversationOpError {
     fn problem(self) -> ApiError {
         use x8_commands::conversations::ConversationOpError as O;
+        match self {
+            O::Conversation(e) => e.problem(),
+            e @ O::KeyDestroyed => {
+                ApiError::new(StatusCode::GONE, "data_key_destroyed", e.to_string())
+            }
+        }
+    }
+}
+
+impl Rejection for x8_domain::conversation::ConversationError {
+    fn problem(self) -> ApiError {
         use x8_domain::conversation::ConversationError as C;
         let detail = self.to_string();
         match self {
-            O::Conversation(C::NotFound | C::UnknownMessage) => ApiError::not_found(),
-            O::Conversation(C::BatchNotWaiting(_)) => {
+            C::NotFound | C::UnknownMessage => ApiError::not_found(),
+            C::BatchNotWaiting(_) => {
                 ApiError::new(StatusCode::CONFLICT, "batch_not_closed", detail)
             }
-            O::Conversation(C::MessageExists(_)) => ApiError::conflict(detail),
-            O::KeyDestroyed => ApiError::new(StatusCode::GONE, "data_key_destroyed", detail),
+            C::MessageExists(_) => ApiError::conflict(detail),
         }
     }
 }

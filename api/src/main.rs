@@ -100,6 +100,10 @@ async fn serve() -> anyhow::Result<()> {
         state.commands = state.commands.with_waha(Arc::new(waha));
     }
     state.waha_webhook_secret = settings.waha_webhook_secret.clone();
+    state.commands = state
+        .commands
+        .with_provider_urls(settings.provider_urls.clone())
+        .with_message_rates(settings.message_rates);
     let stripe: Arc<dyn x8_commands::stripe::StripeApi> = match &settings.stripe_api_key {
         Some(key) => Arc::new(StripeHttp::new(&settings.stripe_api_url, key.clone())),
         None => Arc::new(x8_commands::stripe::StripeNotConfigured),

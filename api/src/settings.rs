@@ -4,9 +4,11 @@
 use secrecy::SecretString;
 use std::time::Duration;
 use x8_commands::billing::DEFAULT_APP_URL;
+use x8_commands::sending::ProviderUrls;
 use x8_commands::stripe::signature::DEFAULT_TOLERANCE_SECS;
 use x8_commands::stripe::{PricePlans, STRIPE_API};
 use x8_commands::vault::MasterKey;
+use x8_domain::conversation::MessageRates;
 
 /// Local development database used when `DATABASE_URL` is unset.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/x8";
@@ -66,6 +68,12 @@ pub struct Settings {
     /// `X8_APP_URL`: the dashboard Stripe sends payers back to, default
     /// `http://127.0.0.1:8080`.
     pub app_url: String,
+    /// `X8_TELEGRAM_API_URL` and `X8_VIBER_API_URL`: the bot APIs replies go through,
+    /// default `https://api.telegram.org` and `https://chatapi.viber.com`.
+    pub provider_urls: ProviderUrls,
+    /// `X8_MESSAGE_RATES`: `session=4500,proactive=9000,rich_media_bps=2000` (micro-euros
+    /// per message, surcharge in basis points; the defaults are Infobip's Serbian rates).
+    pub message_rates: MessageRates,
     /// `X8_DB_MAX_CONNECTIONS`, default 20.
     pub max_connections: u32,
     /// `X8_SNAPSHOT_EVERY`: events between aggregate snapshots, default 100.
@@ -116,6 +124,21 @@ impl Settings {
             database_url: optional("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             bind: optional("X8_BIND").unwrap_or_else(|| DEFAULT_BIND.into()),
             jwt_secret: SecretString::from(jwt_secret),
+            provider_urls: {
+                let defaults = ProviderUrls::default();
+                ProviderUrls {
+                    telegram: optional("X8_TELEGRAM_API_URL").unwrap_or(defaults.telegram),
+                    viber: optional("X8_VIBER_API_URL").unwrap_or(defaults.viber),
+                }
+            },
+            message_rates: optional("X8_MESSAGE_RATES")
+                .map(|raw| raw.parse())
+                .transpose()
+                .map_err(|reason| SettingsError::Invalid {
+                    name: "X8_MESSAGE_RATES",
+                    reason,
+                })?
+                .unwrap_or_default(),
             max_connections: parsed("X8_DB_MAX_CONNECTIONS", 20)?,
             snapshot_every: parsed("X8_SNAPSHOT_EVERY", 100)?,
             min_position_timeout: Duration::from_millis(parsed(

@@ -359,6 +359,22 @@ pub async fn credential(
     channel: &Channel,
     name: &str,
 ) -> Result<Option<zeroize::Zeroizing<String>>, CommandError<ChannelOpError>> {
+    Ok(credentials(commands, channel).await?.and_then(|fields| {
+        fields
+            .get(name)
+            .map(|v| zeroize::Zeroizing::new(v.to_string()))
+    }))
+}
+
+/// The connection's credentials, opened (the platform's own use: sending, webhook checks;
+/// not an audited read). `None` when none are stored.
+///
+/// # Errors
+/// As [`credential`].
+pub async fn credentials(
+    commands: &Commands,
+    channel: &Channel,
+) -> Result<Option<Credentials>, CommandError<ChannelOpError>> {
     let Some(sealed) = channel.sealed_credentials() else {
         return Ok(None);
     };
@@ -373,10 +389,17 @@ pub async fn credential(
         .map_err(vault_error)?;
     let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&plaintext)
         .map_err(|_| CommandError::Infrastructure("credentials are not a JSON object".into()))?;
-    Ok(fields
-        .get(name)
-        .and_then(serde_json::Value::as_str)
-        .map(|value| zeroize::Zeroizing::new(value.to_string())))
+    Ok(Some(Credentials(fields)))
+}
+
+/// A connection's opened credentials: the provider's field names and values.
+pub struct Credentials(serde_json::Map<String, serde_json::Value>);
+
+impl Credentials {
+    /// The string field `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(serde_json::Value::as_str)
+    }
 }
 
 /// Adds an app to the Meta app pool (ADMIN). Returns its id and the global position.

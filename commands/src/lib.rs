@@ -17,6 +17,7 @@
 //! - [`payments`]: customer payments through Stripe Connect: accounts and orders.
 //! - [`loyalty`]: the loyalty program: settings, accounts, referrals, NPS, promotions,
 //!   services.
+//! - [`sending`]: replies through the platforms' APIs, recorded before and after.
 //! - [`clock`]: the injectable clock.
 //! - [`vault`]: envelope encryption of personal and secret fields (per-tenant data keys).
 //! - [`stripe`]: the Stripe API client trait, webhook signatures, price map, event parsing.
@@ -42,6 +43,7 @@ pub mod infobip;
 pub mod loyalty;
 pub mod passwords;
 pub mod payments;
+pub mod sending;
 pub mod stripe;
 pub mod telegram;
 pub mod tenants;
@@ -116,6 +118,12 @@ pub struct Commands {
     pub vault: vault::Vault,
     /// The WAHA server (WhatsApp).
     pub waha: Arc<dyn waha::WahaApi>,
+    /// The platforms' APIs replies are sent through.
+    pub senders: Arc<dyn sending::MessageApi>,
+    /// Their base URLs.
+    pub provider_urls: sending::ProviderUrls,
+    /// The prices of outbound messages (`X8_MESSAGE_RATES`).
+    pub message_rates: x8_domain::conversation::MessageRates,
 }
 
 impl Commands {
@@ -142,13 +150,39 @@ impl Commands {
             store: store.clone(),
             vault: vault::Vault::new(store.pool().clone(), master_key),
             waha: Arc::new(waha::WahaNotConfigured),
+            senders: Arc::new(sending::HttpSenders::new(
+                sending::ProviderUrls::default(),
+                Arc::new(waha::WahaNotConfigured),
+            )),
+            provider_urls: sending::ProviderUrls::default(),
+            message_rates: x8_domain::conversation::MessageRates::default(),
         }
+    }
+
+    /// Sends replies through the platforms' APIs at `urls`.
+    pub fn with_provider_urls(mut self, urls: sending::ProviderUrls) -> Self {
+        self.provider_urls = urls;
+        self.rebuild_senders()
+    }
+
+    /// Prices outbound messages at `rates`.
+    pub fn with_message_rates(mut self, rates: x8_domain::conversation::MessageRates) -> Self {
+        self.message_rates = rates;
+        self
+    }
+
+    fn rebuild_senders(mut self) -> Self {
+        self.senders = Arc::new(sending::HttpSenders::new(
+            self.provider_urls.clone(),
+            self.waha.clone(),
+        ));
+        self
     }
 
     /// Uses `waha` for WhatsApp (the default fails every call: WAHA not configured).
     pub fn with_waha(mut self, waha: Arc<dyn waha::WahaApi>) -> Self {
         self.waha = waha;
-        self
+        self.rebuild_senders()
     }
 
     /// Uses `billing` for Stripe (the default fails every call: Stripe not configured).

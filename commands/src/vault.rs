@@ -136,31 +136,15 @@ impl Vault {
         purpose: &str,
         sealed: &Sealed,
     ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-        if let Some(legacy) = sealed.as_str().strip_prefix(Sealed::LEGACY) {
-            return URL_SAFE_NO_PAD
-                .decode(legacy)
-                .map(Zeroizing::new)
-                .map_err(|_| VaultError::Corrupt("bad legacy value"));
+        if let Some(legacy) = open_legacy(sealed) {
+            return legacy;
         }
-        let encoded = sealed
-            .as_str()
-            .strip_prefix(Sealed::V1)
-            .ok_or(VaultError::Corrupt("unknown format"))?;
-        let bytes = URL_SAFE_NO_PAD
-            .decode(encoded)
-            .map_err(|_| VaultError::Corrupt("bad base64"))?;
-        let (nonce, ciphertext) = split_nonce(&bytes)?;
-        let key = self.data_key(scope, false).await?;
-        let aad = associated_data(scope, purpose);
-        key.decrypt(
-            &nonce,
-            Payload {
-                msg: ciphertext,
-                aad: &aad,
-            },
-        )
-        .map(Zeroizing::new)
-        .map_err(|_| VaultError::Corrupt("authentication failed"))
+        // Opening never makes a key: a scope without one has nothing sealed.
+        let key = ScopeKey {
+            scope,
+            key: self.raw_data_key(scope, false).await?,
+        };
+        key.open(purpose, sealed)
     }
 
     /// A blind index of `value` for `scope` and `purpose` (see [`ScopeKey::blind_index`]).
@@ -196,12 +180,6 @@ impl Vault {
     /// The unwrapped data key of `scope`; made (and stored wrapped) when `create` and
     /// there is none. Two concurrent first uses agree on one key (`on conflict`). An
     /// existing key costs one query; a new one is generated only when none is stored.
-    async fn data_key(&self, scope: Uuid, create: bool) -> Result<Aes256Gcm, VaultError> {
-        let key = self.raw_data_key(scope, create).await?;
-        Aes256Gcm::new_from_slice(&key).map_err(|_| VaultError::Corrupt("data key length"))
-    }
-
-    /// The data key's bytes (see [`Self::data_key`]).
     async fn raw_data_key(
         &self,
         scope: Uuid,
@@ -309,6 +287,38 @@ impl ScopeKey {
         )))
     }
 
+    /// Opens a value sealed for this scope and `purpose` (a legacy value opens to its
+    /// plaintext).
+    ///
+    /// # Errors
+    /// [`VaultError::Corrupt`] for a value of another scope or purpose, or tampered with.
+    pub fn open(&self, purpose: &str, sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        if let Some(legacy) = open_legacy(sealed) {
+            return legacy;
+        }
+        let encoded = sealed
+            .as_str()
+            .strip_prefix(Sealed::V1)
+            .ok_or(VaultError::Corrupt("unknown format"))?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| VaultError::Corrupt("bad base64"))?;
+        let (nonce, ciphertext) = split_nonce(&bytes)?;
+        let cipher = Aes256Gcm::new_from_slice(&self.key)
+            .map_err(|_| VaultError::Corrupt("data key length"))?;
+        let aad = associated_data(self.scope, purpose);
+        cipher
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| VaultError::Corrupt("authentication failed"))
+    }
+
     /// A **blind index** of `value` for `purpose`: a stable id computed with HMAC-SHA256
     /// under the data key (first 16 bytes, as a UUID v8). The same value always gives the
     /// same id, so it can key a stream (a conversation per contact) without the value
@@ -330,6 +340,17 @@ impl ScopeKey {
         bytes.copy_from_slice(&digest[..16]);
         Ok(uuid::Builder::from_custom_bytes(bytes).into_uuid())
     }
+}
+
+/// A legacy value's plaintext (from an event older than the vault), `None` for a sealed one.
+fn open_legacy(sealed: &Sealed) -> Option<Result<Zeroizing<Vec<u8>>, VaultError>> {
+    let legacy = sealed.as_str().strip_prefix(Sealed::LEGACY)?;
+    Some(
+        URL_SAFE_NO_PAD
+            .decode(legacy)
+            .map(Zeroizing::new)
+            .map_err(|_| VaultError::Corrupt("bad legacy value")),
+    )
 }
 
 /// Splits `nonce ‖ ciphertext`.

@@ -64,6 +64,14 @@ pub trait WahaApi: Send + Sync {
     fn logout<'a>(&'a self, session: &'a str) -> BoxFuture<'a, Result<(), WahaError>>;
     /// `DELETE /api/sessions/{session}`.
     fn delete<'a>(&'a self, session: &'a str) -> BoxFuture<'a, Result<(), WahaError>>;
+    /// `POST /api/sendText` `{session, chatId, text}` → the sent message's id
+    /// (`true_{chat}_{key}`).
+    fn send_text<'a>(
+        &'a self,
+        session: &'a str,
+        chat_id: &'a str,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<String, WahaError>>;
 }
 
 /// WAHA over HTTP (reqwest), with `X-Api-Key`.
@@ -201,6 +209,26 @@ impl WahaApi for WahaHttp {
                 .map(|_| ())
         })
     }
+
+    fn send_text<'a>(
+        &'a self,
+        session: &'a str,
+        chat_id: &'a str,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<String, WahaError>> {
+        Box::pin(async move {
+            let body = json!({ "session": session, "chatId": chat_id, "text": text });
+            let answer = self
+                .call(reqwest::Method::POST, "/api/sendText", Some(body))
+                .await?;
+            // WEBJS answers `id: {_serialized}`, NOWEB and GOWS `id: "…"`.
+            Ok(answer["id"]["_serialized"]
+                .as_str()
+                .or_else(|| answer["id"].as_str())
+                .unwrap_or_default()
+                .to_string())
+        })
+    }
 }
 
 /// WAHA when `X8_WAHA_URL` is unset: every call fails with [`WahaError::NotConfigured`].
@@ -227,6 +255,14 @@ impl WahaApi for WahaNotConfigured {
         Box::pin(async { Err(WahaError::NotConfigured) })
     }
     fn delete<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), WahaError>> {
+        Box::pin(async { Err(WahaError::NotConfigured) })
+    }
+    fn send_text<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<String, WahaError>> {
         Box::pin(async { Err(WahaError::NotConfigured) })
     }
 }

@@ -14,11 +14,13 @@
 //! - [`companies`]: the `companies` read model.
 //! - [`channels`]: the `channels` and `meta_apps` read models.
 //! - [`billing`]: subscriptions, Connect accounts, orders, unmatched provider events.
+//! - [`conversations`]: conversations and their messages (texts sealed).
 //! - [`loyalty`]: loyalty programs, accounts and their history, promotions, services.
 
 pub mod billing;
 pub mod channels;
 pub mod companies;
+pub mod conversations;
 pub mod deadlines;
 pub mod loyalty;
 pub mod projection;
@@ -39,5 +41,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(channels::ChannelsProjection),
         Arc::new(billing::BillingProjection),
         Arc::new(loyalty::LoyaltyProjection),
+        Arc::new(conversations::ConversationsProjection),
     ]
 }

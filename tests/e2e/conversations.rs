@@ -2,10 +2,14 @@
 //! dedupe, lead sources, personal fields sealed in the log.
 
 use axum::http::{Method, StatusCode};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::sync::Arc;
 use uuid::Uuid;
-use x8_tests::{TestApp, TestResponse};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+use x8_tests::{TestApp, TestClock, TestResponse};
 
 const TELEGRAM_SECRET: &str = "tg-secret-0123456789";
 
@@ -337,4 +341,332 @@ async fn infobip_results_are_checked_against_the_shared_secret_and_recorded_once
     assert_eq!(answered.status, StatusCode::OK, "{:?}", answered.body);
     assert!(answered.body["results"][0]["ignored"].is_string());
     assert_eq!(app.event_count().await, after);
+}
+
+/// The fixture's time: 2015-09-07T17:05:32Z.
+fn fixture_time() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_441_645_532, 0).unwrap()
+}
+
+/// A Telegram text message from the fixture's chat, `seconds` after the fixture's time.
+fn telegram_text(update_id: i64, message_id: i64, seconds: i64, text: &str) -> Value {
+    let mut update = fixture();
+    update["update_id"] = json!(update_id);
+    update["message"]["message_id"] = json!(message_id);
+    update["message"]["date"] = json!(1_441_645_532 + seconds);
+    update["message"]["text"] = json!(text);
+    update
+}
+
+/// A fake Telegram Bot API: `sendMessage` answers with message 777, or `status`.
+async fn fake_telegram(status: u16) -> MockServer {
+    let server = MockServer::start().await;
+    let answer = if status == 200 {
+        ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {"message_id": 777}}))
+    } else {
+        ResponseTemplate::new(status)
+            .set_body_json(json!({"ok": false, "description": "Bad Gateway"}))
+    };
+    Mock::given(method("POST"))
+        .and(path("/bot123:abc/sendMessage"))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    server
+}
+
+async fn reply(app: &TestApp, token: &str, conversation: &str, body: Value) -> TestResponse {
+    app.send_json(
+        Method::POST,
+        &format!("/api/v1/conversations/{conversation}/messages"),
+        token,
+        &body,
+    )
+    .await
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_reply_is_sent_priced_and_timed_and_the_read_model_carries_its_lead_source(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    // Given a conversation opened from a TikTok /start link at T, and the clock at T+90 s
+    let telegram = fake_telegram(200).await;
+    let clock = TestClock::at(fixture_time() + Duration::seconds(90));
+    let app = TestApp::spawn_with_clock(db, clock.clone())
+        .await
+        .with_bot_apis(&telegram.uri());
+    let (channel, token) = connection(
+        &app,
+        "telegram",
+        json!({ "bot_token": "123:abc", "webhook_secret": TELEGRAM_SECRET }),
+    )
+    .await;
+    let opened = deliver(
+        &app,
+        channel,
+        Some(TELEGRAM_SECRET),
+        &telegram_text(1, 1, 0, "/start tiktok_autumn"),
+    )
+    .await;
+    let conversation = opened.body["conversation_id"].as_str().unwrap().to_string();
+    deliver(
+        &app,
+        channel,
+        Some(TELEGRAM_SECRET),
+        &telegram_text(2, 2, 30, "Is it open?"),
+    )
+    .await;
+    // When we reply 90 s after the first unanswered message
+    let sent = reply(
+        &app,
+        &token,
+        &conversation,
+        json!({"text": "Yes, until 22:00", "type": "TYPE1"}),
+    )
+    .await;
+    // Then Telegram accepted it and the reply is recorded with its id
+    assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
+    assert_eq!(sent.body["status"], "accepted");
+    assert_eq!(sent.body["provider_message_id"], "777");
+    let requests = telegram.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(
+        body,
+        json!({"chat_id": "1111111", "text": "Yes, until 22:00"})
+    );
+    // And the read model: lead source tiktok, response time 90 s, a session-priced message
+    let position = sent.body["position"].as_i64().unwrap();
+    let view = app
+        .send(
+            Method::GET,
+            &format!("/api/v1/conversations/{conversation}"),
+            Some(&token),
+            &[("x-min-position", &position.to_string())],
+            None,
+        )
+        .await;
+    assert_eq!(view.body["lead_source"], "tiktok", "{:?}", view.body);
+    assert_eq!(view.body["contact_name"], "Test Firstname Test Lastname");
+    assert_eq!(view.body["avg_response_secs"], 90);
+    assert_eq!(view.body["cost_micro_eur"], 4_500);
+    assert_eq!(view.body["waiting_since"], Value::Null);
+    let history = app
+        .get_caught_up(
+            &token,
+            &format!("/api/v1/conversations/{conversation}/messages"),
+        )
+        .await;
+    let messages = history.body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 3);
+    assert_eq!(messages[1]["text"], "Is it open?");
+    assert_eq!(messages[2]["direction"], "out");
+    assert_eq!(messages[2]["text"], "Yes, until 22:00");
+    assert_eq!(messages[2]["status"], "accepted");
+    assert_eq!(messages[2]["response_time_secs"], 90);
+    assert_eq!(messages[2]["pricing_window"], "session");
+    // And the company's list filters by lead source and shows nothing unanswered
+    let company: String = sqlx::query_scalar::<_, Uuid>("select company_id from conversations")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap()
+        .to_string();
+    let tiktok = app
+        .get_caught_up(
+            &token,
+            &format!("/api/v1/companies/{company}/conversations?lead_source=tiktok"),
+        )
+        .await;
+    assert_eq!(tiktok.body["conversations"].as_array().unwrap().len(), 1);
+    let unanswered = app
+        .get_caught_up(
+            &token,
+            &format!("/api/v1/companies/{company}/conversations?unanswered=true"),
+        )
+        .await;
+    assert_eq!(
+        unanswered.body["conversations"].as_array().unwrap().len(),
+        0
+    );
+    // And a proactive message a day after the last inbound one costs the proactive rate
+    clock.advance(Duration::hours(24) + Duration::seconds(30));
+    let later = reply(
+        &app,
+        &token,
+        &conversation,
+        json!({"text": "Your order is ready", "type": "TYPE3", "rich_media": true}),
+    )
+    .await;
+    assert_eq!(later.status, StatusCode::CREATED, "{:?}", later.body);
+    let history = app
+        .get_caught_up(
+            &token,
+            &format!("/api/v1/conversations/{conversation}/messages"),
+        )
+        .await;
+    let last = &history.body["messages"][3];
+    assert_eq!(last["pricing_window"], "proactive");
+    assert_eq!(last["cost_micro_eur"], 10_800);
+    assert_eq!(last["kind"], "TYPE3");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_provider_failure_is_recorded_as_failed_and_a_retry_sends_it(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    // Given a conversation and a Telegram API that answers 502
+    let telegram = fake_telegram(502).await;
+    let app = TestApp::spawn(db).await.with_bot_apis(&telegram.uri());
+    let (channel, token) = connection(
+        &app,
+        "telegram",
+        json!({ "bot_token": "123:abc", "webhook_secret": TELEGRAM_SECRET }),
+    )
+    .await;
+    let opened = deliver(&app, channel, Some(TELEGRAM_SECRET), &fixture()).await;
+    let conversation = opened.body["conversation_id"].as_str().unwrap().to_string();
+    // When we reply
+    let sent = reply(
+        &app,
+        &token,
+        &conversation,
+        json!({"text": "Hello!", "type": "TYPE1"}),
+    )
+    .await;
+    // Then the message is kept, failed, with the provider's reason
+    assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
+    assert_eq!(sent.body["status"], "failed");
+    assert!(sent.body["failure_reason"]
+        .as_str()
+        .unwrap()
+        .contains("502"));
+    let message_id = sent.body["message_id"].as_str().unwrap().to_string();
+    let history = app
+        .get_caught_up(
+            &token,
+            &format!("/api/v1/conversations/{conversation}/messages"),
+        )
+        .await;
+    assert_eq!(history.body["messages"][1]["status"], "failed");
+    assert_eq!(history.body["messages"][1]["text"], "Hello!");
+    // When Telegram recovers and the message is retried
+    telegram.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/bot123:abc/sendMessage"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "result": {"message_id": 778}})),
+        )
+        .mount(&telegram)
+        .await;
+    let retried = app
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/conversations/{conversation}/messages/{message_id}/retry"),
+            &token,
+            &json!({}),
+        )
+        .await;
+    // Then it is accepted, once: a second retry sends nothing
+    assert_eq!(retried.body["status"], "accepted", "{:?}", retried.body);
+    assert_eq!(retried.body["provider_message_id"], "778");
+    let again = app
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/conversations/{conversation}/messages/{message_id}/retry"),
+            &token,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(again.body["status"], "accepted");
+    assert_eq!(telegram.received_requests().await.unwrap().len(), 1);
+    let conversation: Uuid = conversation.parse().unwrap();
+    assert_eq!(
+        app.stream_event_types("conversation", conversation).await,
+        [
+            "ConversationOpened",
+            "MessageReceived",
+            "MessageSent",
+            "MessageSendFailed",
+            "MessageAccepted"
+        ]
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn three_messages_within_the_window_form_one_batch_and_a_fourth_after_it_another(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    // Given a Telegram connection with the default 10 s window, the clock at T+5 s
+    let clock = TestClock::at(fixture_time() + Duration::seconds(5));
+    let app = TestApp::spawn_with_clock(db, clock.clone()).await;
+    let (channel, token) = connection(
+        &app,
+        "telegram",
+        json!({ "bot_token": "123:abc", "webhook_secret": TELEGRAM_SECRET }),
+    )
+    .await;
+    // When three messages arrive at T, T+4 s and T+9 s
+    let mut conversation = String::new();
+    for (n, seconds, text) in [(1, 0, "hi"), (2, 4, "I want"), (3, 9, "a pizza")] {
+        let answer = deliver(
+            &app,
+            channel,
+            Some(TELEGRAM_SECRET),
+            &telegram_text(n, n, seconds, text),
+        )
+        .await;
+        conversation = answer.body["conversation_id"].as_str().unwrap().to_string();
+    }
+    let pending = format!("/api/v1/conversations/{conversation}/pending-batch");
+    // Then before T+19 s the batch is still filling
+    app.send(Method::GET, &pending, Some(&token), &[], None)
+        .await
+        .assert_problem(404, "no_pending_batch");
+    // And once the window has passed it is one batch of three, taken once
+    clock.advance(Duration::seconds(15));
+    let batch = app
+        .send(Method::GET, &pending, Some(&token), &[], None)
+        .await;
+    assert_eq!(batch.status, StatusCode::OK, "{:?}", batch.body);
+    assert_eq!(batch.body["batch"], 1);
+    let texts: Vec<&str> = batch.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["hi", "I want", "a pizza"]);
+    let take = format!("{pending}/1/take");
+    let taken = app.send_json(Method::POST, &take, &token, &json!({})).await;
+    assert_eq!(taken.status, StatusCode::OK, "{:?}", taken.body);
+    app.send(Method::GET, &pending, Some(&token), &[], None)
+        .await
+        .assert_problem(404, "no_pending_batch");
+    // When a fourth message arrives after the window
+    deliver(
+        &app,
+        channel,
+        Some(TELEGRAM_SECRET),
+        &telegram_text(4, 4, 25, "and a cola"),
+    )
+    .await;
+    clock.advance(Duration::seconds(30));
+    // Then it starts batch 2, on its own
+    let second = app
+        .send(Method::GET, &pending, Some(&token), &[], None)
+        .await;
+    assert_eq!(second.body["batch"], 2, "{:?}", second.body);
+    assert_eq!(second.body["messages"].as_array().unwrap().len(), 1);
+    // And a window outside 1–300 s is refused, a valid one recorded
+    let window = format!("/api/v1/channels/{channel}/batch-window");
+    app.send_json(Method::PUT, &window, &token, &json!({"secs": 0}))
+        .await
+        .assert_problem(422, "invalid_batch_window");
+    let set = app
+        .send_json(Method::PUT, &window, &token, &json!({"secs": 30}))
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
 }

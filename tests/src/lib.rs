@@ -140,6 +140,20 @@ impl TestApp {
         self
     }
 
+    /// Sends Telegram and Viber replies to the server at `url` (a local fake).
+    pub fn with_bot_apis(mut self, url: &str) -> Self {
+        self.state.commands =
+            self.state
+                .commands
+                .clone()
+                .with_provider_urls(x8_commands::sending::ProviderUrls {
+                    telegram: url.to_string(),
+                    viber: url.to_string(),
+                });
+        self.router = x8_api::router(self.state.clone());
+        self
+    }
+
     /// Points Stripe at the server at `url` (a local fake), verifies Stripe webhooks with
     /// `secrets`, and maps prices with `prices` (`X8_STRIPE_PRICE_PLANS` syntax).
     pub fn with_stripe(mut self, url: &str, secrets: &[&str], prices: &str) -> Self {

@@ -15,6 +15,10 @@
 //!   `Cache-Control: no-store`; every read first appends `CredentialsViewed` (who; the
 //!   event's time is when) for auditors. 404 `no_credentials` when none were stored.
 //!
+//! - `PUT /api/v1/channels/{id}/batch-window` `{secs}` (1–300; default 10) →
+//!   `{channel_id, position}`: how long consecutive inbound messages are gathered into one
+//!   batch for the assistant; 422 `invalid_batch_window`.
+//!
 //! - `GET /api/v1/channels/{id}/qr` (WhatsApp) → `{qr, qr_attempts, pairing_code_offered}`:
 //!   the QR value to render, from WAHA
 //! - `POST /api/v1/channels/{id}/pairing-code` (WhatsApp) `{phone_number}` (digits, with
@@ -51,6 +55,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/channels/{id}/credentials",
             get(read_credentials).put(put_credentials),
+        )
+        .route(
+            "/channels/{id}/batch-window",
+            axum::routing::put(batch_window),
         )
         .route("/channels/{id}/qr", get(qr))
         .route(
@@ -174,6 +182,37 @@ async fn remove(
     Ok(Json(Changed {
         channel_id: channel.id(),
         position,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchWindow {
+    secs: u32,
+}
+
+async fn batch_window(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<BatchWindow>,
+) -> Result<Json<Changed>, ApiError> {
+    let channel = load_channel(&state, &caller, &id).await?;
+    let ctx = state.context(Some(&caller), key, request_id);
+    let outcome = state
+        .commands
+        .channels
+        .execute(
+            &channel.id().to_string(),
+            x8_domain::channel::ChannelCommand::ConfigureBatchWindow { secs: body.secs },
+            &ctx,
+        )
+        .await?;
+    Ok(Json(Changed {
+        channel_id: channel.id(),
+        position: outcome.position(),
     }))
 }
 

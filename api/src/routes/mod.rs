@@ -5,6 +5,7 @@ pub mod auth;
 pub mod billing;
 pub mod channels;
 pub mod companies;
+pub mod conversations;
 pub mod health;
 pub mod loyalty;
 pub mod managers;

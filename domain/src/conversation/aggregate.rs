@@ -69,6 +69,17 @@ pub enum InboundKind {
     Callback,
 }
 
+impl InboundKind {
+    /// `text`, `media` or `callback`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Media => "media",
+            Self::Callback => "callback",
+        }
+    }
+}
+
 /// A delivery receipt's status, in the order they can follow each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -403,11 +414,38 @@ impl Batch {
     }
 }
 
+/// A message of the latest batch, as the assistant gets it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchMessage {
+    /// The sealed text.
+    pub text: Sealed,
+    /// What it is.
+    pub kind: InboundKind,
+    /// When the customer sent it.
+    pub sent_at: DateTime<Utc>,
+}
+
 /// An outbound message's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Outbound {
     accepted: bool,
     receipt: Option<ReceiptStatus>,
+    #[serde(default)]
+    failed: bool,
+    /// The text until the provider accepts it (to send it again).
+    #[serde(default)]
+    unsent_text: Option<Sealed>,
+}
+
+/// Where an outbound message stands with its provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendState {
+    /// Recorded, the provider's answer not yet.
+    Pending,
+    /// Accepted by the provider.
+    Accepted,
+    /// The last attempt failed; it can be sent again.
+    Failed,
 }
 
 /// A conversation.
@@ -421,6 +459,8 @@ pub struct Conversation {
     last_inbound_at: Option<DateTime<Utc>>,
     first_unanswered_at: Option<DateTime<Utc>>,
     batch: Option<Batch>,
+    #[serde(default)]
+    batch_messages: Vec<BatchMessage>,
     batches_taken: u32,
     outbound: BTreeMap<Uuid, Outbound>,
     by_provider_id: BTreeMap<String, Uuid>,
@@ -443,14 +483,28 @@ impl Conversation {
     pub fn contact(&self) -> &Contact {
         &self.contact
     }
+    /// The latest batch's messages, in the order they were recorded.
+    pub fn batch_messages(&self) -> &[BatchMessage] {
+        &self.batch_messages
+    }
     /// The latest batch, if any, and whether it was taken.
     pub fn latest_batch(&self) -> Option<(Batch, bool)> {
         self.batch
             .map(|batch| (batch, batch.number <= self.batches_taken))
     }
-    /// Whether the outbound message exists and was accepted by the provider.
-    pub fn accepted(&self, message_id: Uuid) -> Option<bool> {
-        self.outbound.get(&message_id).map(|o| o.accepted)
+    /// Where the outbound message stands, if it exists.
+    pub fn send_state(&self, message_id: Uuid) -> Option<SendState> {
+        self.outbound
+            .get(&message_id)
+            .map(|o| match (o.accepted, o.failed) {
+                (true, _) => SendState::Accepted,
+                (false, true) => SendState::Failed,
+                (false, false) => SendState::Pending,
+            })
+    }
+    /// The sealed text of an outbound message the provider has not accepted yet.
+    pub fn unsent_text(&self, message_id: Uuid) -> Option<&Sealed> {
+        self.outbound.get(&message_id)?.unsent_text.as_ref()
     }
     /// The message a provider id belongs to.
     pub fn message_of(&self, provider_message_id: &str) -> Option<Uuid> {
@@ -660,11 +714,20 @@ impl Aggregate for Conversation {
             E::ConversationReopened { .. } => self.resolved = false,
             E::MessageReceived {
                 provider_message_id,
+                text,
+                kind,
                 sent_at,
                 batch,
                 batch_window_secs,
-                ..
             } => {
+                if self.batch.map(|b| b.number) != Some(batch) {
+                    self.batch_messages.clear();
+                }
+                self.batch_messages.push(BatchMessage {
+                    text,
+                    kind,
+                    sent_at,
+                });
                 self.inbound.insert(provider_message_id);
                 self.last_inbound_at = self.last_inbound_at.max(Some(sent_at));
                 self.first_unanswered_at = self.first_unanswered_at.or(Some(sent_at));
@@ -683,13 +746,17 @@ impl Aggregate for Conversation {
                     },
                 });
             }
-            E::MessageSent { message_id, .. } => {
+            E::MessageSent {
+                message_id, text, ..
+            } => {
                 self.first_unanswered_at = None;
                 self.outbound.insert(
                     message_id,
                     Outbound {
                         accepted: false,
                         receipt: None,
+                        failed: false,
+                        unsent_text: Some(text),
                     },
                 );
             }
@@ -700,10 +767,15 @@ impl Aggregate for Conversation {
             } => {
                 if let Some(outbound) = self.outbound.get_mut(&message_id) {
                     outbound.accepted = true;
+                    outbound.unsent_text = None;
                 }
                 self.by_provider_id.insert(provider_message_id, message_id);
             }
-            E::MessageSendFailed { .. } => {}
+            E::MessageSendFailed { message_id, .. } => {
+                if let Some(outbound) = self.outbound.get_mut(&message_id) {
+                    outbound.failed = true;
+                }
+            }
             E::DeliveryReceiptRecorded {
                 message_id, status, ..
             } => {

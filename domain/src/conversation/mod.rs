@@ -11,8 +11,8 @@ pub mod lead_source;
 pub mod pricing;
 
 pub use aggregate::{
-    Contact, Conversation, ConversationCommand, ConversationError, ConversationEvent, InboundKind,
-    MessageType, ReceiptStatus, SendOutcome,
+    BatchMessage, Contact, Conversation, ConversationCommand, ConversationError, ConversationEvent,
+    InboundKind, MessageType, ReceiptStatus, SendOutcome, SendState,
 };
 pub use lead_source::LeadSource;
 pub use pricing::{MessageRates, PricingWindow};

@@ -22,6 +22,16 @@ pub enum PricingWindow {
     Proactive,
 }
 
+impl PricingWindow {
+    /// `session` or `proactive`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::Proactive => "proactive",
+        }
+    }
+}
+
 /// The rates (configuration: `X8_MESSAGE_RATES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRates {
@@ -31,6 +41,34 @@ pub struct MessageRates {
     pub proactive_micro_eur: i64,
     /// Rich media surcharge in basis points (default 2,000 = +20 %).
     pub rich_media_surcharge_bps: i64,
+}
+
+impl std::str::FromStr for MessageRates {
+    type Err = String;
+
+    /// `session=4500,proactive=9000,rich_media_bps=2000` (micro-euros, basis points); a
+    /// key left out keeps its default.
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let mut rates = Self::default();
+        for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, number) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("`{pair}` is not key=value"))?;
+            let number: i64 = number
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| format!("`{pair}`: not a non-negative integer"))?;
+            match key.trim() {
+                "session" => rates.session_micro_eur = number,
+                "proactive" => rates.proactive_micro_eur = number,
+                "rich_media_bps" => rates.rich_media_surcharge_bps = number,
+                other => return Err(format!("unknown rate `{other}`")),
+            }
+        }
+        Ok(rates)
+    }
 }
 
 impl Default for MessageRates {
@@ -105,6 +143,21 @@ mod tests {
             PricingWindow::Proactive,
             "before the inbound message there was no window"
         );
+    }
+
+    #[test]
+    fn rates_parse_from_configuration() {
+        let rates: MessageRates = "session=5000, rich_media_bps=1000".parse().expect("rates");
+        assert_eq!(
+            (
+                rates.session_micro_eur,
+                rates.proactive_micro_eur,
+                rates.rich_media_surcharge_bps
+            ),
+            (5_000, 9_000, 1_000)
+        );
+        assert!("session=-1".parse::<MessageRates>().is_err());
+        assert!("sessions=1".parse::<MessageRates>().is_err());
     }
 
     #[test]

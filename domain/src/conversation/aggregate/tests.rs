@@ -151,6 +151,10 @@ fn a_message_a_day_after_the_last_inbound_one_is_proactive() {
 #[test]
 fn a_failed_send_can_be_retried_and_an_accepted_one_stays_accepted() {
     let mut conversation = given(vec![inbound("m1", 0), reply(1, 5)]);
+    assert_eq!(
+        conversation.send_state(Uuid::from_u128(1)),
+        Some(SendState::Pending)
+    );
     let failed = ConversationCommand::RecordSendOutcome {
         message_id: Uuid::from_u128(1),
         outcome: SendOutcome::Failed {
@@ -164,7 +168,10 @@ fn a_failed_send_can_be_retried_and_an_accepted_one_stays_accepted() {
             .len(),
         1
     );
-    assert_eq!(conversation.accepted(Uuid::from_u128(1)), Some(false));
+    assert_eq!(
+        conversation.send_state(Uuid::from_u128(1)),
+        Some(SendState::Failed)
+    );
     let accepted = ConversationCommand::RecordSendOutcome {
         message_id: Uuid::from_u128(1),
         outcome: SendOutcome::Accepted {
@@ -178,6 +185,10 @@ fn a_failed_send_can_be_retried_and_an_accepted_one_stays_accepted() {
     );
     assert_eq!(when(&mut conversation, failed), Ok(vec![]));
     assert_eq!(conversation.message_of("p-1"), Some(Uuid::from_u128(1)));
+    assert_eq!(
+        conversation.send_state(Uuid::from_u128(1)),
+        Some(SendState::Accepted)
+    );
 }
 
 #[test]
