@@ -38,6 +38,8 @@ pub struct AppState {
     pub waha_webhook_secret: Option<secrecy::SecretString>,
     /// How Stripe webhooks are verified.
     pub stripe_webhook: StripeWebhook,
+    /// Live changes for tracking pages.
+    pub tracking: Arc<crate::tracking_feed::TrackingFeed>,
 }
 
 /// `X8_STRIPE_WEBHOOK_SECRET` and `X8_STRIPE_TOLERANCE_SECS`.
@@ -81,6 +83,9 @@ impl AppState {
             min_position_timeout,
             waha_webhook_secret: None,
             stripe_webhook: StripeWebhook::default(),
+            tracking: Arc::new(crate::tracking_feed::TrackingFeed::new(
+                store.pool().clone(),
+            )),
         })
     }
 
@@ -151,8 +156,10 @@ pub fn router(state: AppState) -> Router {
                 .merge(routes::conversations::router())
                 .merge(routes::tenants::router())
                 .merge(routes::managers::router())
+                .merge(routes::deliveries::router())
                 .merge(routes::webhooks::router()),
         )
+        .merge(routes::tracking::router())
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -488,3 +488,56 @@ impl Rejection for x8_domain::conversation::ConversationError {
         }
     }
 }
+
+impl Rejection for x8_domain::delivery::DeliveryError {
+    fn problem(self) -> ApiError {
+        use x8_domain::delivery::DeliveryError as D;
+        let detail = self.to_string();
+        match self {
+            D::NotFound => ApiError::not_found(),
+            D::AlreadyExists => ApiError::conflict(detail),
+            D::IllegalTransition { from, to } => {
+                ApiError::new(StatusCode::CONFLICT, "illegal_transition", detail)
+                    .with("from", from.as_str())
+                    .with("to", to.as_str())
+            }
+            D::InvalidLocation => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_location", detail)
+            }
+            D::InvalidText(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail)
+            }
+            D::EmptyCheckpoint => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "empty_checkpoint", detail)
+            }
+        }
+    }
+}
+
+impl Rejection for x8_commands::deliveries::DeliveryOpError {
+    fn problem(self) -> ApiError {
+        use x8_commands::deliveries::DeliveryOpError as O;
+        use x8_domain::delivery::CourierError as C;
+        let detail = self.to_string();
+        match self {
+            O::Delivery(e) => e.problem(),
+            O::Courier(C::AlreadyExists) => ApiError::conflict(detail),
+            O::Courier(C::InvalidZones) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_zones", detail)
+            }
+            O::UnknownCourier => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_courier", detail)
+            }
+            O::InvalidField(..) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail)
+            }
+            O::KeyDestroyed => ApiError::new(StatusCode::GONE, "data_key_destroyed", detail),
+        }
+    }
+}
+
+impl Rejection for x8_domain::delivery::CourierError {
+    fn problem(self) -> ApiError {
+        x8_commands::deliveries::DeliveryOpError::Courier(self).problem()
+    }
+}

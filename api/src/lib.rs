@@ -11,6 +11,7 @@
 //! - [`auth`]: JWT access and refresh tokens (HS256) and the signed-in caller.
 //! - [`routes`]: one module per resource, each with its `router()`.
 //! - [`telemetry`]: tracing set-up (text or JSON lines).
+//! - [`tracking_feed`]: live changes for public tracking pages (`LISTEN x8_tracking`).
 //! - [`app`]: wiring the event store, command buses and projections into [`AppState`].
 
 pub mod app;
@@ -20,5 +21,6 @@ pub mod extract;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;
+pub mod tracking_feed;
 
 pub use app::{router, AppState};

@@ -12,6 +12,7 @@
 //! - [`tenants`]: manager assignment and the other tenant commands.
 //! - [`companies`]: creating companies (with their tenant-allocated codes) and changing them.
 //! - [`conversations`]: conversations from the providers' webhooks, personal fields sealed.
+//! - [`deliveries`]: couriers, deliveries, checkpoints, tracking tokens.
 //! - [`channels`]: connecting and removing channel connections, the Meta app pool.
 //! - [`billing`]: SaaS subscriptions from Stripe: checkout, the Stripe webhook.
 //! - [`payments`]: customer payments through Stripe Connect: accounts and orders.
@@ -38,6 +39,7 @@ pub mod companies;
 pub mod context;
 pub mod conversations;
 pub mod deadlines;
+pub mod deliveries;
 pub mod error;
 pub mod infobip;
 pub mod loyalty;
@@ -66,6 +68,7 @@ use x8_domain::billing::unmatched::UnmatchedProviderEvent;
 use x8_domain::channel::Channel;
 use x8_domain::company::Company;
 use x8_domain::conversation::Conversation;
+use x8_domain::delivery::{Courier, Delivery};
 use x8_domain::loyalty::program::LoyaltyProgram;
 use x8_domain::loyalty::referral::ReferralCode;
 use x8_domain::loyalty::service::Service;
@@ -100,6 +103,10 @@ pub struct Commands {
     pub unmatched: Arc<CommandBus<UnmatchedProviderEvent>>,
     /// Conversations with customers.
     pub conversations: Arc<CommandBus<Conversation>>,
+    /// Deliveries.
+    pub deliveries: Arc<CommandBus<Delivery>>,
+    /// Couriers.
+    pub couriers: Arc<CommandBus<Courier>>,
     /// Customers' loyalty accounts.
     pub loyalty_accounts: Arc<CommandBus<LoyaltyAccount>>,
     /// Businesses' loyalty programs (settings, promotions).
@@ -141,6 +148,8 @@ impl Commands {
             provider_links: Arc::new(CommandBus::new(store)),
             unmatched: Arc::new(CommandBus::new(store)),
             conversations: Arc::new(CommandBus::new(store)),
+            deliveries: Arc::new(CommandBus::new(store)),
+            couriers: Arc::new(CommandBus::new(store)),
             loyalty_accounts: Arc::new(CommandBus::new(store)),
             loyalty_programs: Arc::new(CommandBus::new(store)),
             loyalty_services: Arc::new(CommandBus::new(store)),

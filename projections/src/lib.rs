@@ -15,6 +15,7 @@
 //! - [`channels`]: the `channels` and `meta_apps` read models.
 //! - [`billing`]: subscriptions, Connect accounts, orders, unmatched provider events.
 //! - [`conversations`]: conversations and their messages (texts sealed).
+//! - [`deliveries`]: couriers, deliveries and their checkpoints; tracking notifications.
 //! - [`loyalty`]: loyalty programs, accounts and their history, promotions, services.
 
 pub mod billing;
@@ -22,6 +23,7 @@ pub mod channels;
 pub mod companies;
 pub mod conversations;
 pub mod deadlines;
+pub mod deliveries;
 pub mod loyalty;
 pub mod projection;
 pub mod runner;
@@ -42,5 +44,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(billing::BillingProjection),
         Arc::new(loyalty::LoyaltyProjection),
         Arc::new(conversations::ConversationsProjection),
+        Arc::new(deliveries::DeliveriesProjection),
     ]
 }

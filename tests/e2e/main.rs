@@ -8,6 +8,7 @@ mod channels;
 mod companies;
 mod conversations;
 mod deadlines;
+mod deliveries;
 mod event_log;
 mod idempotency;
 mod loyalty;

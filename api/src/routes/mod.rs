@@ -6,11 +6,13 @@ pub mod billing;
 pub mod channels;
 pub mod companies;
 pub mod conversations;
+pub mod deliveries;
 pub mod health;
 pub mod loyalty;
 pub mod managers;
 pub mod orders;
 pub mod tenants;
+pub mod tracking;
 pub mod webhooks;
 
 use axum::extract::FromRequestParts;
