@@ -528,6 +528,11 @@ impl Rejection for x8_commands::deliveries::DeliveryOpError {
             O::UnknownCourier => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_courier", detail)
             }
+            O::UnknownConversation => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_conversation",
+                detail,
+            ),
             O::InvalidField(..) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail)
             }

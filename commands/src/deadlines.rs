@@ -20,7 +20,9 @@ use chrono::{DateTime, Duration as Span, Utc};
 use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
-use x8_domain::deadlines::{END_SUBSCRIPTION, EXPIRE_POINTS, EXPIRE_TRIAL, RESTART_SESSION};
+use x8_domain::deadlines::{
+    END_SUBSCRIPTION, EXPIRE_POINTS, EXPIRE_TRIAL, NOTIFY_DELIVERY_STATUS, RESTART_SESSION,
+};
 use x8_domain::tenant::TenantCommand;
 use x8_domain::TenantId;
 use x8_eventstore::Actor;
@@ -200,6 +202,13 @@ impl DeadlineRunner {
                     .parse()
                     .map_err(|_| format!("bad loyalty account id {}", deadline.aggregate_id))?;
                 crate::loyalty::expire_points(&self.commands, account, &ctx).await
+            }
+            NOTIFY_DELIVERY_STATUS => {
+                let delivery: Uuid = deadline
+                    .aggregate_id
+                    .parse()
+                    .map_err(|_| format!("bad delivery id {}", deadline.aggregate_id))?;
+                crate::deliveries::notify_customer(&self.commands, delivery, &ctx).await
             }
             other => Err(format!("unknown deadline kind {other:?}")),
         }

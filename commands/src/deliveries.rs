@@ -31,6 +31,9 @@ pub enum DeliveryOpError {
     /// The courier does not exist or belongs to another business.
     #[error("no such courier in this business")]
     UnknownCourier,
+    /// The conversation does not exist or belongs to another business.
+    #[error("no such conversation in this business")]
+    UnknownConversation,
     /// A name, phone or address that is empty or too long.
     #[error("{0} must be 1 to {1} characters")]
     InvalidField(&'static str, usize),
@@ -194,7 +197,7 @@ pub struct CreatedDelivery {
 /// Creates a delivery of `company_id`, `Pending`, with a fresh tracking token.
 ///
 /// # Errors
-/// `InvalidField`, `Delivery(InvalidText)`, `KeyDestroyed`; see
+/// `InvalidField`, `UnknownConversation`, `Delivery(InvalidText)`, `KeyDestroyed`; see
 /// [`crate::CommandBus::execute`].
 pub async fn create_delivery(
     commands: &Commands,
@@ -204,6 +207,16 @@ pub async fn create_delivery(
     ctx: &CommandContext,
 ) -> Result<CreatedDelivery, CommandError<DeliveryOpError>> {
     let address = field("address", &delivery.address, 500)?;
+    if let Some(conversation_id) = delivery.conversation_id {
+        let conversation = commands
+            .conversations
+            .load(&conversation_id.to_string())
+            .await
+            .map_err(CommandError::unrejected)?;
+        if conversation.tenant_id() != Some(tenant) {
+            return Err(CommandError::Rejected(DeliveryOpError::UnknownConversation));
+        }
+    }
     let delivery_id = new_id(ctx);
     let key = scope_key(commands, tenant).await?;
     let seal = |field: &str, value: &str| {
@@ -336,6 +349,61 @@ async fn execute(
         .await
         .map_err(|e| e.map_rejected(DeliveryOpError::Delivery))?;
     Ok(outcome.position())
+}
+
+/// Tells the delivery's customer, through its conversation, the status it has reached (a
+/// `TYPE3` message), once per status; nothing without a conversation or when that status
+/// was announced. Run by the deadline runner (`delivery.notify_customer`): the message id
+/// derives from the deadline, so a re-run after a crash records and sends it once. A
+/// provider failure stays on the conversation as a failed message (retry it there) and
+/// the status counts as announced.
+///
+/// # Errors
+/// A message for the deadline runner, which retries with back-off.
+pub async fn notify_customer(
+    commands: &Commands,
+    delivery_id: Uuid,
+    ctx: &CommandContext,
+) -> Result<(), String> {
+    let delivery = commands
+        .deliveries
+        .load(&delivery_id.to_string())
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = delivery.status();
+    let Some(conversation_id) = delivery.conversation_id() else {
+        return Ok(());
+    };
+    if delivery.notified(status) {
+        return Ok(());
+    }
+    let conversation = commands
+        .conversations
+        .load(&conversation_id.to_string())
+        .await
+        .map_err(|e| e.to_string())?;
+    if conversation.tenant_id() != delivery.tenant_id() {
+        tracing::warn!(%delivery_id, %conversation_id, "delivery names no conversation of its business");
+        return Ok(());
+    }
+    let reply = crate::sending::Reply {
+        text: status.customer_message().to_string(),
+        message_type: x8_domain::conversation::MessageType::Type3,
+        rich_media: false,
+    };
+    let step = ctx.step(&format!("notify:{}", status.as_str()));
+    let report = crate::sending::send(commands, conversation_id, reply, &step)
+        .await
+        .map_err(|e| e.to_string())?;
+    let command = DeliveryCommand::RecordNotification {
+        status,
+        message_id: report.message_id,
+        at: commands.clock.now(),
+    };
+    execute(commands, delivery_id, command, &step.step("recorded"))
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Opens a value sealed for a courier or a delivery of `tenant`.

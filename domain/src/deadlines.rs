@@ -17,3 +17,8 @@ pub const END_SUBSCRIPTION: &str = "subscription.end_at_period_end";
 /// loyalty account. Running it twice, or after a redemption voided the points, changes
 /// nothing.
 pub const EXPIRE_POINTS: &str = "loyalty.expire_points";
+/// Tell a delivery's customer, through their conversation, the status the delivery has
+/// reached (an outbound `TYPE3` message), scheduled at once by `DeliveryStatusChanged`.
+/// Aggregate id: the delivery. It announces the delivery's status when it runs, once per
+/// status: a status already superseded when it runs is not announced late.
+pub const NOTIFY_DELIVERY_STATUS: &str = "delivery.notify_customer";

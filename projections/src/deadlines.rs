@@ -2,7 +2,8 @@
 //! (`TenantRegistered`), a WhatsApp session restart after a failed QR attempt
 //! (`QrAttemptFailed`) or for a reconnect (`ReconnectScheduled`), the end of a
 //! subscription cancelled at period end (`SubscriptionRecorded`), the expiry of a loyalty
-//! transfer (`PurchaseAccrued`, `PointsGranted` with an `expires_at`).
+//! transfer (`PurchaseAccrued`, `PointsGranted` with an `expires_at`); a delivery's
+//! customer notification at once (`DeliveryStatusChanged`).
 //!
 //! A deadline's id is derived from the event that scheduled it (UUID v5 of the event id
 //! and the kind) and inserted with `on conflict do nothing`, so replaying or rebuilding
@@ -14,7 +15,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 use x8_domain::billing::subscription::SubscriptionEvent;
 use x8_domain::channel::ChannelEvent;
-use x8_domain::deadlines::{END_SUBSCRIPTION, EXPIRE_POINTS, EXPIRE_TRIAL, RESTART_SESSION};
+use x8_domain::deadlines::{
+    END_SUBSCRIPTION, EXPIRE_POINTS, EXPIRE_TRIAL, NOTIFY_DELIVERY_STATUS, RESTART_SESSION,
+};
 use x8_domain::loyalty::LoyaltyEvent;
 use x8_domain::tenant::TenantEvent;
 use x8_eventstore::RecordedEvent;
@@ -79,6 +82,9 @@ impl Projection for DeadlinesProjection {
                     {
                         schedule(conn, event, EXPIRE_POINTS, expires_at).await?;
                     }
+                }
+                "DeliveryStatusChanged" => {
+                    schedule(conn, event, NOTIFY_DELIVERY_STATUS, event.recorded_at).await?;
                 }
                 _ => {}
             }

@@ -371,3 +371,130 @@ async fn the_live_stream_receives_a_status_change_within_a_second(
         .await;
     missing.assert_problem(404, "not_found");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn each_new_status_is_announced_once_in_the_customers_conversation(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    // Given a customer who wrote on Telegram, and a delivery for them naming that
+    // conversation
+    let telegram = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/bot123:abc/sendMessage"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "result": {"message_id": 900}})),
+        )
+        .mount(&telegram)
+        .await;
+    let app = TestApp::spawn(db).await.with_bot_apis(&telegram.uri());
+    let (tenant, token) = app.tenant_with_owner("Pizza", "owner@pizza.test").await;
+    let company = app.company(&token, tenant).await;
+    let channel = app.connect_channel(&token, company, "telegram").await.body["channel_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.send_json(
+        Method::PUT,
+        &format!("/api/v1/channels/{channel}/credentials"),
+        &token,
+        &json!({"bot_token": "123:abc", "webhook_secret": "s3cret-s3cret"}),
+    )
+    .await;
+    let update = include_str!("../fixtures/telegram/update.message.text.json");
+    let inbound = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/webhooks/telegram/{channel}"),
+            None,
+            &[("x-telegram-bot-api-secret-token", "s3cret-s3cret")],
+            Some(update.to_string()),
+        )
+        .await;
+    let conversation = inbound.body["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let created = app
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/companies/{company}/deliveries"),
+            &token,
+            &json!({"order_reference": "ORD-1", "address": "Somewhere 1",
+                    "conversation_id": conversation}),
+        )
+        .await;
+    let delivery = created.body["delivery_id"].as_str().unwrap().to_string();
+    // When it goes in transit, and the deadline runner runs twice
+    let path = format!("/api/v1/deliveries/{delivery}/checkpoints");
+    let moved = app
+        .send_json(
+            Method::POST,
+            &path,
+            &token,
+            &json!({"status": "InTransit", "occurred_at": t(1)}),
+        )
+        .await;
+    let run = |position: i64| {
+        let app = &app;
+        async move {
+            app.state
+                .projections
+                .wait_for("deadlines", position, std::time::Duration::from_secs(5))
+                .await
+                .unwrap();
+            app.deadlines().run_due(100).await.unwrap()
+        }
+    };
+    run(moved.body["position"].as_i64().unwrap()).await;
+    run(app.max_position().await).await;
+    // And the same status again with another sub-status
+    let again = app
+        .send_json(
+            Method::POST,
+            &path,
+            &token,
+            &json!({"status": "InTransit", "sub_status": "InTransit_003", "occurred_at": t(2)}),
+        )
+        .await;
+    run(again.body["position"].as_i64().unwrap()).await;
+    // Then the customer got one TYPE3 message, "on its way"
+    let sent = telegram.received_requests().await.unwrap();
+    assert_eq!(sent.len(), 1);
+    let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
+    assert_eq!(body["text"], "Your order is on its way.");
+    let history = app
+        .get_caught_up(
+            &token,
+            &format!("/api/v1/conversations/{conversation}/messages"),
+        )
+        .await;
+    let out: Vec<&Value> = history.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "out")
+        .collect();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0]["kind"], "TYPE3");
+    assert_eq!(
+        app.stream_event_types("delivery", delivery.parse().unwrap())
+            .await
+            .iter()
+            .filter(|t| *t == "CustomerNotified")
+            .count(),
+        1
+    );
+    // And a delivery naming another business's conversation is refused
+    let (other, other_token) = app.tenant_with_owner("Other", "owner@other.test").await;
+    let other_company = app.company(&other_token, other).await;
+    app.send_json(
+        Method::POST,
+        &format!("/api/v1/companies/{other_company}/deliveries"),
+        &other_token,
+        &json!({"order_reference": "X", "address": "Y", "conversation_id": conversation}),
+    )
+    .await
+    .assert_problem(422, "unknown_conversation");
+}

@@ -58,6 +58,21 @@ impl DeliveryStatus {
         }
     }
 
+    /// What the customer is told when the delivery reaches it (a `TYPE3` message).
+    pub fn customer_message(self) -> &'static str {
+        match self {
+            Self::Pending => "We have your order.",
+            Self::InfoReceived => "Your order is being prepared for shipping.",
+            Self::InTransit => "Your order is on its way.",
+            Self::OutForDelivery => "Your order is out for delivery.",
+            Self::AttemptFail => "We could not deliver your order; we will try again.",
+            Self::Delivered => "Your order was delivered.",
+            Self::AvailableForPickup => "Your order is ready for pickup.",
+            Self::Exception => "There is a problem with your delivery; we will contact you.",
+            Self::Expired => "Tracking of your order has ended.",
+        }
+    }
+
     /// Whether nothing can follow it.
     pub fn is_final(self) -> bool {
         matches!(self, Self::Delivered | Self::Expired)
