@@ -185,7 +185,7 @@ async fn viber_callbacks_are_verified_deduplicated_and_keep_64_bit_tokens_exact(
 ) {
     // Given a Viber connection holding the bot's auth token
     let app = TestApp::spawn(db).await;
-    let (channel, _) = connection(&app, "viber", json!({ "auth_token": VIBER_TOKEN })).await;
+    let (channel, owner) = connection(&app, "viber", json!({ "auth_token": VIBER_TOKEN })).await;
     let before = app.event_count().await;
     // When the docs' message arrives signed with another token, or unsigned: 401, nothing
     viber_callback(&app, channel, &viber_fixture(), "another-token")
@@ -234,6 +234,16 @@ async fn viber_callbacks_are_verified_deduplicated_and_keep_64_bit_tokens_exact(
     .await
     .unwrap();
     assert_eq!(token, "4912661846655238145");
+    let history = app
+        .get_caught_up(
+            &owner,
+            &format!("/api/v1/conversations/{conversation}/messages"),
+        )
+        .await;
+    assert_eq!(
+        history.body["messages"][0]["message_id"],
+        "4912661846655238145"
+    );
     // And a receipt for a message X8 did not send, and a `webhook` check, are acknowledged
     let after = app.event_count().await;
     let seen = json!({"event": "seen", "timestamp": 1_457_764_197_627_u64,
