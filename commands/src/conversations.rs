@@ -215,12 +215,9 @@ pub async fn record_receipt(
     at: DateTime<Utc>,
     ctx: &CommandContext,
 ) -> Result<(Uuid, i64), CommandError<ConversationOpError>> {
-    let key = commands
-        .vault
-        .scope_key(channel.tenant_id().0)
-        .await
-        .map_err(vault_error)?;
-    let conversation_id = conversation_id(&key, channel, address)?;
+    let conversation_id = Sealer::new(commands, channel, address)
+        .await?
+        .conversation_id;
     let command = ConversationCommand::RecordReceipt {
         provider_message_id,
         status,
@@ -243,7 +240,8 @@ async fn execute(
     Ok((conversation_id, outcome.position()))
 }
 
-fn vault_error(err: VaultError) -> CommandError<ConversationOpError> {
+/// A vault failure as a conversation operation's error (`KeyDestroyed` once erased).
+pub(crate) fn vault_error(err: VaultError) -> CommandError<ConversationOpError> {
     match err {
         VaultError::KeyDestroyed(_) => CommandError::Rejected(ConversationOpError::KeyDestroyed),
         other => CommandError::Infrastructure(other.to_string()),

@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use x8_domain::delivery::{
-    Checkpoint, CourierCommand, CourierError, DeliveryCommand, DeliveryError, Recipient,
+    Checkpoint, CourierCommand, CourierError, Delivery, DeliveryCommand, DeliveryError,
+    DeliveryStatus, Recipient,
 };
 use x8_domain::{Sealed, TenantId};
 
@@ -282,7 +283,8 @@ pub async fn assign_courier(
     execute(commands, delivery_id, command, ctx).await
 }
 
-/// Records a checkpoint (a status change, a courier location, a message).
+/// Records a checkpoint (a status change, a courier location, a message). Returns the
+/// position and the delivery's status after it.
 ///
 /// # Errors
 /// `Delivery(IllegalTransition | InvalidLocation | InvalidText | EmptyCheckpoint)`; see
@@ -292,12 +294,17 @@ pub async fn record_checkpoint(
     delivery_id: Uuid,
     checkpoint: Checkpoint,
     ctx: &CommandContext,
-) -> Result<i64, CommandError<DeliveryOpError>> {
+) -> Result<(i64, DeliveryStatus), CommandError<DeliveryOpError>> {
     let command = DeliveryCommand::RecordCheckpoint {
         checkpoint,
         at: commands.clock.now(),
     };
-    execute(commands, delivery_id, command, ctx).await
+    let (outcome, status) = commands
+        .deliveries
+        .execute_and_read(&delivery_id.to_string(), command, ctx, Delivery::status)
+        .await
+        .map_err(|e| e.map_rejected(DeliveryOpError::Delivery))?;
+    Ok((outcome.position(), status))
 }
 
 /// Revokes the delivery's tracking token and issues a new one, returned once.

@@ -19,9 +19,8 @@
 
 use crate::channels::{credentials, Credentials};
 use crate::context::CommandContext;
-use crate::conversations::{purpose, ConversationOpError};
+use crate::conversations::{purpose, vault_error, ConversationOpError};
 use crate::error::CommandError;
-use crate::vault::VaultError;
 use crate::waha::WahaApi;
 use crate::Commands;
 use futures::future::BoxFuture;
@@ -90,12 +89,7 @@ impl HttpSenders {
     }
 
     async fn send_now(&self, message: &Outgoing<'_>) -> Result<String, String> {
-        let credential = |name: &str| {
-            message
-                .credentials
-                .and_then(|c| c.get(name))
-                .ok_or_else(|| format!("the connection has no {name} credential"))
-        };
+        let credential = |name| credential_of(message, name);
         if message
             .credentials
             .and_then(|c| c.get("infobip_base_url"))
@@ -152,12 +146,7 @@ impl HttpSenders {
     }
 
     async fn infobip(&self, message: &Outgoing<'_>) -> Result<String, String> {
-        let credential = |name: &str| {
-            message
-                .credentials
-                .and_then(|c| c.get(name))
-                .ok_or_else(|| format!("the connection has no {name} credential"))
-        };
+        let credential = |name| credential_of(message, name);
         let base = credential("infobip_base_url")?.trim_end_matches('/');
         let auth = format!("App {}", credential("api_key")?);
         let sender = credential("sender")?;
@@ -191,6 +180,14 @@ impl MessageApi for HttpSenders {
     fn send<'a>(&'a self, message: &'a Outgoing<'a>) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(self.send_now(message))
     }
+}
+
+/// The connection's credential `name`, or why the message cannot be sent without it.
+fn credential_of<'a>(message: &'a Outgoing<'_>, name: &str) -> Result<&'a str, String> {
+    message
+        .credentials
+        .and_then(|c| c.get(name))
+        .ok_or_else(|| format!("the connection has no {name} credential"))
 }
 
 /// Sends `request`; a non-2xx answer is an error with its status and the body's start.
@@ -418,11 +415,4 @@ async fn deliver(
         outcome: Some(outcome),
         position: answer.position(),
     })
-}
-
-fn vault_error(err: VaultError) -> CommandError<ConversationOpError> {
-    match err {
-        VaultError::KeyDestroyed(_) => CommandError::Rejected(ConversationOpError::KeyDestroyed),
-        other => CommandError::Infrastructure(other.to_string()),
-    }
 }

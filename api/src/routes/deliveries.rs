@@ -277,13 +277,10 @@ async fn checkpoint(
         eta: body.eta,
         occurred_at: body.occurred_at,
     };
-    let position = ops::record_checkpoint(&state.commands, id, checkpoint, &ctx).await?;
-    let delivery = state.commands.deliveries.load(&id.to_string()).await?;
+    let (position, status) = ops::record_checkpoint(&state.commands, id, checkpoint, &ctx).await?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({ "delivery_id": id, "status": delivery.status().as_str(), "position": position }),
-        ),
+        Json(json!({ "delivery_id": id, "status": status.as_str(), "position": position })),
     ))
 }
 
