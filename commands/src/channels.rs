@@ -62,12 +62,7 @@ pub enum ChannelOpError {
 
 /// Maps a vault failure: a destroyed key is a refusal, anything else infrastructure.
 fn vault_error(err: crate::vault::VaultError) -> CommandError<ChannelOpError> {
-    match err {
-        crate::vault::VaultError::KeyDestroyed(_) => {
-            CommandError::Rejected(ChannelOpError::KeyDestroyed)
-        }
-        other => CommandError::Infrastructure(other.to_string()),
-    }
+    err.refusal(ChannelOpError::KeyDestroyed)
 }
 
 /// A new connection.

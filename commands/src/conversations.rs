@@ -242,8 +242,5 @@ async fn execute(
 
 /// A vault failure as a conversation operation's error (`KeyDestroyed` once erased).
 pub(crate) fn vault_error(err: VaultError) -> CommandError<ConversationOpError> {
-    match err {
-        VaultError::KeyDestroyed(_) => CommandError::Rejected(ConversationOpError::KeyDestroyed),
-        other => CommandError::Infrastructure(other.to_string()),
-    }
+    err.refusal(ConversationOpError::KeyDestroyed)
 }

@@ -432,8 +432,5 @@ pub async fn open(
 }
 
 fn vault_error(err: VaultError) -> CommandError<DeliveryOpError> {
-    match err {
-        VaultError::KeyDestroyed(_) => CommandError::Rejected(DeliveryOpError::KeyDestroyed),
-        other => CommandError::Infrastructure(other.to_string()),
-    }
+    err.refusal(DeliveryOpError::KeyDestroyed)
 }

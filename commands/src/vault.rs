@@ -50,6 +50,17 @@ pub enum VaultError {
     Database(#[from] sqlx::Error),
 }
 
+impl VaultError {
+    /// As a command's error: `destroyed` (the operation's own "business erased" refusal)
+    /// when the key is gone, an infrastructure failure otherwise.
+    pub fn refusal<E: std::error::Error>(self, destroyed: E) -> crate::CommandError<E> {
+        match self {
+            Self::KeyDestroyed(_) => crate::CommandError::Rejected(destroyed),
+            other => crate::CommandError::Infrastructure(other.to_string()),
+        }
+    }
+}
+
 /// The master key: wraps and unwraps the data keys. Never logged.
 #[derive(Clone)]
 pub struct MasterKey(Arc<Aes256Gcm>);

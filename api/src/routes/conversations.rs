@@ -29,7 +29,7 @@
 //! Lists and history come from the `conversations` read models and honour
 //! `X-Min-Position`; the pending batch is read from the conversation's own stream.
 
-use super::{authorize_company, authorize_tenant, path_id, RequestId};
+use super::{authorize_company, authorize_tenant, open_sealed, path_id, scope_key, RequestId};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -44,9 +44,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 use x8_commands::conversations::purpose;
 use x8_commands::sending::{self, Reply, SendReport};
-use x8_commands::vault::{ScopeKey, VaultError};
+use x8_commands::vault::ScopeKey;
 use x8_domain::conversation::{Conversation, ConversationCommand, MessageType, SendOutcome};
-use x8_domain::Sealed;
 use x8_projections::conversations::NAME as CONVERSATIONS;
 
 /// The routes.
@@ -80,32 +79,9 @@ async fn authorized_conversation(
     Ok((id, conversation))
 }
 
-async fn key(state: &AppState, tenant: Uuid) -> Result<ScopeKey, ApiError> {
-    state
-        .commands
-        .vault
-        .scope_key(tenant)
-        .await
-        .map_err(vault_problem)
-}
-
-fn vault_problem(err: VaultError) -> ApiError {
-    match err {
-        VaultError::KeyDestroyed(_) => ApiError::new(
-            StatusCode::GONE,
-            "data_key_destroyed",
-            "the business was erased",
-        ),
-        other => ApiError::internal(other),
-    }
-}
-
 /// Opens a sealed field of `conversation`.
 fn open(key: &ScopeKey, conversation: Uuid, field: &str, sealed: &str) -> Result<String, ApiError> {
-    let plaintext = key
-        .open(&purpose(conversation, field), &Sealed(sealed.to_string()))
-        .map_err(vault_problem)?;
-    Ok(String::from_utf8_lossy(&plaintext).into_owned())
+    open_sealed(key, &purpose(conversation, field), sealed)
 }
 
 #[derive(Deserialize)]
@@ -216,7 +192,7 @@ async fn list(
     .bind(query.limit.unwrap_or(100).clamp(1, 500))
     .fetch_all(&state.pool)
     .await?;
-    let key = key(&state, company.tenant_id().0).await?;
+    let key = scope_key(&state, company.tenant_id().0).await?;
     let conversations = rows
         .iter()
         .map(|row| row.view(&key))
@@ -240,7 +216,7 @@ async fn show(
     .fetch_optional(&state.pool)
     .await?
     .ok_or_else(ApiError::not_found)?;
-    let key = key(&state, row.tenant_id).await?;
+    let key = scope_key(&state, row.tenant_id).await?;
     Ok(Json(row.view(&key)?))
 }
 
@@ -287,7 +263,7 @@ async fn history(
     .bind(query.limit.unwrap_or(200).clamp(1, 1000))
     .fetch_all(&state.pool)
     .await?;
-    let key = key(&state, conversation.tenant_id().unwrap_or_default().0).await?;
+    let key = scope_key(&state, conversation.tenant_id().unwrap_or_default().0).await?;
     let messages = rows
         .iter()
         .map(|m| {
@@ -425,7 +401,7 @@ async fn pending_batch(
     if now < batch.closes_at() {
         return Err(none(Some(batch.closes_at())));
     }
-    let key = key(&state, conversation.tenant_id().unwrap_or_default().0).await?;
+    let key = scope_key(&state, conversation.tenant_id().unwrap_or_default().0).await?;
     let messages = conversation
         .batch_messages()
         .iter()

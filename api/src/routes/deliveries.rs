@@ -26,7 +26,7 @@
 //!
 //! Reads come from the `deliveries` read models and honour `X-Min-Position`.
 
-use super::{authorize_company, authorize_tenant, path_id, RequestId};
+use super::{authorize_company, authorize_tenant, open_sealed, path_id, scope_key, RequestId};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -125,7 +125,6 @@ async fn register_courier(
 #[derive(sqlx::FromRow)]
 struct CourierRow {
     courier_id: Uuid,
-    tenant_id: Uuid,
     name_sealed: String,
     phone_sealed: String,
     zones: Vec<String>,
@@ -138,31 +137,32 @@ async fn list_couriers(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let company_id = path_id(&id)?;
-    authorize_company(&state, &caller, company_id).await?;
+    let company = authorize_company(&state, &caller, company_id).await?;
     state.wait_for(DELIVERIES, position).await?;
     // language=PostgreSQL
     let rows: Vec<CourierRow> = sqlx::query_as(
-        "select courier_id, tenant_id, name_sealed, phone_sealed, zones from couriers
+        "select courier_id, name_sealed, phone_sealed, zones from couriers
          where company_id = $1 order by registered_at, courier_id",
     )
     .bind(company_id)
     .fetch_all(&state.pool)
     .await?;
-    let mut couriers = Vec::with_capacity(rows.len());
-    for row in rows {
-        let tenant = TenantId(row.tenant_id);
-        let open = |field: &str, sealed: String| {
-            let purpose = courier_purpose(row.courier_id, field);
-            let commands = &state.commands;
-            async move { ops::open(commands, tenant, &purpose, &Sealed(sealed)).await }
-        };
-        couriers.push(json!({
-            "courier_id": row.courier_id,
-            "name": open("name", row.name_sealed).await?,
-            "phone": open("phone", row.phone_sealed).await?,
-            "zones": row.zones,
-        }));
-    }
+    // One key lookup for every courier's fields.
+    let key = scope_key(&state, company.tenant_id().0).await?;
+    let couriers = rows
+        .iter()
+        .map(|row| {
+            let open = |field: &str, sealed: &str| {
+                open_sealed(&key, &courier_purpose(row.courier_id, field), sealed)
+            };
+            Ok(json!({
+                "courier_id": row.courier_id,
+                "name": open("name", &row.name_sealed)?,
+                "phone": open("phone", &row.phone_sealed)?,
+                "zones": row.zones,
+            }))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
     Ok(Json(json!({ "couriers": couriers })))
 }
 

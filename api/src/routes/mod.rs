@@ -103,3 +103,45 @@ pub async fn authorize_company(
     authorize_tenant(state, caller, company.tenant_id()).await?;
     Ok(company)
 }
+
+/// `tenant`'s data key, for opening several of its sealed fields with one lookup.
+///
+/// # Errors
+/// 410 `data_key_destroyed` once the business was erased.
+pub async fn scope_key(
+    state: &crate::AppState,
+    tenant: Uuid,
+) -> Result<x8_commands::vault::ScopeKey, crate::error::ApiError> {
+    state
+        .commands
+        .vault
+        .scope_key(tenant)
+        .await
+        .map_err(vault_problem)
+}
+
+/// Opens a value sealed for `purpose` under `key`, as text.
+///
+/// # Errors
+/// 410 `data_key_destroyed`; 500 for a value that does not open.
+pub fn open_sealed(
+    key: &x8_commands::vault::ScopeKey,
+    purpose: &str,
+    sealed: &str,
+) -> Result<String, crate::error::ApiError> {
+    let plaintext = key
+        .open(purpose, &x8_domain::Sealed(sealed.to_string()))
+        .map_err(vault_problem)?;
+    Ok(String::from_utf8_lossy(&plaintext).into_owned())
+}
+
+fn vault_problem(err: x8_commands::vault::VaultError) -> crate::error::ApiError {
+    match err {
+        x8_commands::vault::VaultError::KeyDestroyed(_) => crate::error::ApiError::new(
+            axum::http::StatusCode::GONE,
+            "data_key_destroyed",
+            "the business was erased",
+        ),
+        other => crate::error::ApiError::internal(other),
+    }
+}
