@@ -156,6 +156,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(routes::conversations::router())
                 .merge(routes::tenants::router())
                 .merge(routes::managers::router())
+                .merge(routes::metrics::router())
                 .merge(routes::deliveries::router())
                 .merge(routes::webhooks::router()),
         )

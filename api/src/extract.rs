@@ -120,3 +120,28 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             })
     }
 }
+
+/// `Query<T>` whose rejection is a problem: 400 `invalid_query` (unknown enum value, wrong
+/// type, missing parameter), naming what failed.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|rejection| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    rejection.body_text(),
+                )
+            })
+    }
+}

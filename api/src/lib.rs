@@ -10,6 +10,7 @@
 //! - [`extract`]: JSON bodies, `Idempotency-Key` and `X-Min-Position`.
 //! - [`auth`]: JWT access and refresh tokens (HS256) and the signed-in caller.
 //! - [`routes`]: one module per resource, each with its `router()`.
+//! - [`queries`]: the larger read-side queries (daily metrics, dashboards).
 //! - [`telemetry`]: tracing set-up (text or JSON lines).
 //! - [`tracking_feed`]: live changes for public tracking pages (`LISTEN x8_tracking`).
 //! - [`app`]: wiring the event store, command buses and projections into [`AppState`].
@@ -18,6 +19,7 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod queries;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;

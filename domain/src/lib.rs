@@ -22,6 +22,7 @@
 //! - [`loyalty`]: loyalty accounts: cashback transfers, redemptions, refunds, expiry, referrals, NPS.
 //! - [`user`]: platform users (CLIENT, MANAGER, ADMIN) with their password hashes.
 //! - [`text`]: trimmed, length-checked free text.
+//! - [`time_zone`]: a business's IANA time zone, for daily metrics.
 //! - [`upcasters`]: conversions of old event versions to the current ones.
 //! - [`deadlines`]: the kinds of durable deadline (commands due at a time).
 
@@ -39,6 +40,7 @@ pub mod plan;
 pub mod sealed;
 pub mod tenant;
 pub mod text;
+pub mod time_zone;
 pub mod upcasters;
 pub mod user;
 

@@ -17,6 +17,8 @@
 //! - [`conversations`]: conversations and their messages (texts sealed).
 //! - [`deliveries`]: couriers, deliveries and their checkpoints; tracking notifications.
 //! - [`loyalty`]: loyalty programs, accounts and their history, promotions, services.
+//! - [`metrics`]: counters per 15-minute bucket for daily metrics, response-time samples,
+//!   last activity per business.
 
 pub mod billing;
 pub mod channels;
@@ -25,6 +27,7 @@ pub mod conversations;
 pub mod deadlines;
 pub mod deliveries;
 pub mod loyalty;
+pub mod metrics;
 pub mod projection;
 pub mod runner;
 pub mod tenants;
@@ -45,5 +48,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(loyalty::LoyaltyProjection),
         Arc::new(conversations::ConversationsProjection),
         Arc::new(deliveries::DeliveriesProjection),
+        Arc::new(metrics::MetricsProjection),
     ]
 }

@@ -156,6 +156,9 @@ async fn apply(
         TenantEvent::TenantSuspended { .. } => {
             set_field(conn, tenant_id, "status", "suspended", position).await?;
         }
+        TenantEvent::TimeZoneChanged { time_zone } => {
+            set_field(conn, tenant_id, "time_zone", time_zone.as_str(), position).await?;
+        }
     }
     Ok(())
 }

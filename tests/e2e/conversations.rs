@@ -2,25 +2,19 @@
 //! dedupe, lead sources, personal fields sealed in the log.
 
 use axum::http::{Method, StatusCode};
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-use x8_tests::{TestApp, TestClock, TestResponse};
+use wiremock::{Mock, ResponseTemplate};
+use x8_tests::{telegram, TestApp, TestClock, TestResponse};
 
-const TELEGRAM_SECRET: &str = "tg-secret-0123456789";
+const TELEGRAM_SECRET: &str = telegram::SECRET;
 
 /// A business with a Telegram connection whose credentials hold the webhook secret.
 async fn telegram_connection(app: &TestApp) -> Uuid {
-    connection(
-        app,
-        "telegram",
-        json!({ "bot_token": "123:abc", "webhook_secret": TELEGRAM_SECRET }),
-    )
-    .await
-    .0
+    connection(app, "telegram", telegram::credentials()).await.0
 }
 
 /// A business with a connection on `platform` holding `credentials`; its id and the
@@ -28,24 +22,10 @@ async fn telegram_connection(app: &TestApp) -> Uuid {
 async fn connection(app: &TestApp, platform: &str, credentials: Value) -> (Uuid, String) {
     let (tenant, token) = app.tenant_with_owner("Cafe", "owner@cafe.test").await;
     let company = app.company(&token, tenant).await;
-    let connected = app.connect_channel(&token, company, platform).await;
-    assert_eq!(
-        connected.status,
-        StatusCode::CREATED,
-        "{:?}",
-        connected.body
-    );
-    let channel = connected.body["channel_id"].as_str().unwrap().to_string();
-    let stored = app
-        .send_json(
-            Method::PUT,
-            &format!("/api/v1/channels/{channel}/credentials"),
-            &token,
-            &credentials,
-        )
+    let channel = app
+        .connection_with(&token, company, platform, &credentials)
         .await;
-    assert_eq!(stored.status, StatusCode::OK, "{:?}", stored.body);
-    (channel.parse().unwrap(), token)
+    (channel, token)
 }
 
 async fn deliver(
@@ -54,26 +34,10 @@ async fn deliver(
     secret: Option<&str>,
     update: &Value,
 ) -> TestResponse {
-    let headers: Vec<(&str, &str)> = secret
-        .map(|s| ("x-telegram-bot-api-secret-token", s))
-        .into_iter()
-        .collect();
-    app.send(
-        Method::POST,
-        &format!("/api/v1/webhooks/telegram/{channel}"),
-        None,
-        &headers,
-        Some(update.to_string()),
-    )
-    .await
+    app.telegram_update(channel, secret, update).await
 }
 
-fn fixture() -> Value {
-    serde_json::from_str(include_str!(
-        "../fixtures/telegram/update.message.text.json"
-    ))
-    .unwrap()
-}
+use telegram::{fixture, fixture_time, text as telegram_text};
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_telegram_update_opens_one_conversation_once_with_its_personal_data_sealed(
@@ -352,55 +316,13 @@ async fn infobip_results_are_checked_against_the_shared_secret_and_recorded_once
     assert_eq!(app.event_count().await, after);
 }
 
-/// The fixture's time: 2015-09-07T17:05:32Z.
-fn fixture_time() -> DateTime<Utc> {
-    DateTime::from_timestamp(1_441_645_532, 0).unwrap()
-}
-
-/// A Telegram text message from the fixture's chat, `seconds` after the fixture's time.
-fn telegram_text(update_id: i64, message_id: i64, seconds: i64, text: &str) -> Value {
-    let mut update = fixture();
-    update["update_id"] = json!(update_id);
-    update["message"]["message_id"] = json!(message_id);
-    update["message"]["date"] = json!(1_441_645_532 + seconds);
-    update["message"]["text"] = json!(text);
-    update
-}
-
-/// A fake Telegram Bot API: `sendMessage` answers with message 777, or `status`.
-async fn fake_telegram(status: u16) -> MockServer {
-    let server = MockServer::start().await;
-    let answer = if status == 200 {
-        ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {"message_id": 777}}))
-    } else {
-        ResponseTemplate::new(status)
-            .set_body_json(json!({"ok": false, "description": "Bad Gateway"}))
-    };
-    Mock::given(method("POST"))
-        .and(path("/bot123:abc/sendMessage"))
-        .respond_with(answer)
-        .mount(&server)
-        .await;
-    server
-}
-
-async fn reply(app: &TestApp, token: &str, conversation: &str, body: Value) -> TestResponse {
-    app.send_json(
-        Method::POST,
-        &format!("/api/v1/conversations/{conversation}/messages"),
-        token,
-        &body,
-    )
-    .await
-}
-
 #[sqlx::test(migrations = "../migrations")]
 async fn a_reply_is_sent_priced_and_timed_and_the_read_model_carries_its_lead_source(
     _: PgPoolOptions,
     db: PgConnectOptions,
 ) {
     // Given a conversation opened from a TikTok /start link at T, and the clock at T+90 s
-    let telegram = fake_telegram(200).await;
+    let telegram = telegram::fake_bot_api(200).await;
     let clock = TestClock::at(fixture_time() + Duration::seconds(90));
     let app = TestApp::spawn_with_clock(db, clock.clone())
         .await
@@ -427,13 +349,13 @@ async fn a_reply_is_sent_priced_and_timed_and_the_read_model_carries_its_lead_so
     )
     .await;
     // When we reply 90 s after the first unanswered message
-    let sent = reply(
-        &app,
-        &token,
-        &conversation,
-        json!({"text": "Yes, until 22:00", "type": "TYPE1"}),
-    )
-    .await;
+    let sent = app
+        .reply(
+            &token,
+            &conversation,
+            json!({"text": "Yes, until 22:00", "type": "TYPE1"}),
+        )
+        .await;
     // Then Telegram accepted it and the reply is recorded with its id
     assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
     assert_eq!(sent.body["status"], "accepted");
@@ -499,13 +421,13 @@ async fn a_reply_is_sent_priced_and_timed_and_the_read_model_carries_its_lead_so
     );
     // And a proactive message a day after the last inbound one costs the proactive rate
     clock.advance(Duration::hours(24) + Duration::seconds(30));
-    let later = reply(
-        &app,
-        &token,
-        &conversation,
-        json!({"text": "Your order is ready", "type": "TYPE3", "rich_media": true}),
-    )
-    .await;
+    let later = app
+        .reply(
+            &token,
+            &conversation,
+            json!({"text": "Your order is ready", "type": "TYPE3", "rich_media": true}),
+        )
+        .await;
     assert_eq!(later.status, StatusCode::CREATED, "{:?}", later.body);
     let history = app
         .get_caught_up(
@@ -525,7 +447,7 @@ async fn a_provider_failure_is_recorded_as_failed_and_a_retry_sends_it(
     db: PgConnectOptions,
 ) {
     // Given a conversation and a Telegram API that answers 502
-    let telegram = fake_telegram(502).await;
+    let telegram = telegram::fake_bot_api(502).await;
     let app = TestApp::spawn(db).await.with_bot_apis(&telegram.uri());
     let (channel, token) = connection(
         &app,
@@ -536,13 +458,13 @@ async fn a_provider_failure_is_recorded_as_failed_and_a_retry_sends_it(
     let opened = deliver(&app, channel, Some(TELEGRAM_SECRET), &fixture()).await;
     let conversation = opened.body["conversation_id"].as_str().unwrap().to_string();
     // When we reply
-    let sent = reply(
-        &app,
-        &token,
-        &conversation,
-        json!({"text": "Hello!", "type": "TYPE1"}),
-    )
-    .await;
+    let sent = app
+        .reply(
+            &token,
+            &conversation,
+            json!({"text": "Hello!", "type": "TYPE1"}),
+        )
+        .await;
     // Then the message is kept, failed, with the provider's reason
     assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
     assert_eq!(sent.body["status"], "failed");

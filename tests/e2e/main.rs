@@ -12,6 +12,7 @@ mod deliveries;
 mod event_log;
 mod idempotency;
 mod loyalty;
+mod metrics;
 mod projections;
 mod tenants_api;
 mod vault;

@@ -2,11 +2,12 @@
 //!
 //! [`TestApp`] runs the real router against a fresh PostgreSQL database (one per test,
 //! made by `#[sqlx::test]`), with the projection runner following `$all`, and offers one
-//! method per endpoint. [`counter`] is a tiny aggregate for event-store tests; [`bench`]
+//! method per endpoint. [`telegram`] drives Telegram conversations. [`counter`] is a tiny aggregate for event-store tests; [`bench`]
 //! holds what the benchmarks share.
 
 pub mod bench;
 pub mod counter;
+pub mod telegram;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
@@ -512,6 +513,11 @@ impl TestClock {
     /// A clock standing at `at`.
     pub fn at(at: chrono::DateTime<chrono::Utc>) -> Arc<Self> {
         Arc::new(Self(std::sync::Mutex::new(at)))
+    }
+
+    /// Sets the clock to `at`.
+    pub fn set(&self, at: chrono::DateTime<chrono::Utc>) {
+        *self.0.lock().expect("clock") = at;
     }
 
     /// Moves the clock forward.

@@ -33,8 +33,8 @@ use super::{authorize_company, authorize_tenant, open_sealed, path_id, scope_key
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
-use axum::extract::{Path, Query, State};
+use crate::extract::{ApiJson, ApiQuery, IdempotencyKey, MinPosition};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -155,7 +155,7 @@ async fn list(
     caller: Caller,
     MinPosition(position): MinPosition,
     Path(id): Path<String>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let company_id = path_id(&id)?;
     let company = authorize_company(&state, &caller, company_id).await?;
@@ -247,7 +247,7 @@ async fn history(
     caller: Caller,
     MinPosition(position): MinPosition,
     Path(id): Path<String>,
-    Query(query): Query<HistoryQuery>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let (id, conversation) = authorized_conversation(&state, &caller, &id).await?;
     state.wait_for(CONVERSATIONS, position).await?;

@@ -47,8 +47,8 @@ use super::{authorize_tenant, authorized_tenant, path_id, RequestId};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
-use axum::extract::{Path, Query, State};
+use crate::extract::{ApiJson, ApiQuery, IdempotencyKey, MinPosition};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -419,7 +419,7 @@ async fn show_account(
     caller: Caller,
     MinPosition(position): MinPosition,
     Path(id): Path<String>,
-    Query(query): Query<HistoryQuery>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let (_, account_id) = account(&state, &caller, &id).await?;
     state.wait_for(LOYALTY, position).await?;
@@ -768,7 +768,7 @@ async fn moderation_queue(
     State(state): State<AppState>,
     caller: Caller,
     MinPosition(position): MinPosition,
-    Query(query): Query<QueueQuery>,
+    ApiQuery(query): ApiQuery<QueueQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_admin()?;
     let status = query.status.unwrap_or_else(|| "pending".to_string());

@@ -10,6 +10,7 @@ pub mod deliveries;
 pub mod health;
 pub mod loyalty;
 pub mod managers;
+pub mod metrics;
 pub mod orders;
 pub mod tenants;
 pub mod tracking;

@@ -16,8 +16,8 @@ use super::{authorize_company, authorize_tenant, path_id, RequestId};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
-use axum::extract::{Path, Query, State};
+use crate::extract::{ApiJson, ApiQuery, IdempotencyKey, MinPosition};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -162,9 +162,8 @@ async fn list(
     caller: Caller,
     MinPosition(position): MinPosition,
     Path(id): Path<String>,
-    filter: Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(filter): ApiQuery<Filter>,
 ) -> Result<Json<Vec<OrderView>>, ApiError> {
-    let Query(filter) = filter.map_err(|e| ApiError::invalid_body(e.body_text()))?;
     let tenant_id = TenantId(path_id(&id)?);
     authorize_tenant(&state, &caller, tenant_id).await?;
     state.wait_for(BILLING, position).await?;

@@ -14,6 +14,9 @@
 //! - `GET /api/v1/tenants/{id}/usage` → `{plan, status, trial_ends_at, channels_used,
 //!   channel_limit, over_limit}`; `status` is the subscription status, `channel_limit`
 //!   `null` is unlimited.
+//! - `PUT /api/v1/tenants/{id}/time-zone` `{time_zone}` (IANA name, e.g. `Europe/Belgrade`)
+//!   → `{tenant_id, time_zone, position}`; daily metrics cut days in it (default `UTC`).
+//!   400 `invalid_time_zone`.
 //!
 //! A CLIENT sees only its own business, a MANAGER only those assigned to it, an ADMIN all;
 //! anything else is 404, so existence is not revealed.
@@ -33,6 +36,7 @@ use uuid::Uuid;
 use x8_commands::accounts::register_business;
 use x8_commands::tenants::{assign_manager, execute};
 use x8_domain::tenant::TenantCommand;
+use x8_domain::time_zone::{InvalidTimeZone, TimeZone};
 use x8_domain::user::Role;
 use x8_domain::{Plan, TenantId, UserId};
 use x8_projections::tenants::NAME as TENANTS;
@@ -49,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .route("/tenants/{id}/suspension", post(suspend))
         .route("/tenants/{id}/plan", put(set_plan))
         .route("/tenants/{id}/usage", get(usage))
+        .route("/tenants/{id}/time-zone", put(set_time_zone))
 }
 
 #[derive(Deserialize)]
@@ -104,6 +109,7 @@ struct TenantView {
     manager_id: Option<Uuid>,
     owner_user_id: Uuid,
     registered_at: DateTime<Utc>,
+    time_zone: String,
     last_position: i64,
 }
 
@@ -304,4 +310,45 @@ async fn usage(
     .await?
     .ok_or_else(ApiError::not_found)?;
     Ok(Json(usage))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetTimeZone {
+    /// An IANA name, e.g. `Europe/Belgrade`.
+    time_zone: String,
+}
+
+#[derive(Serialize)]
+struct TimeZoneSet {
+    tenant_id: Uuid,
+    time_zone: String,
+    position: i64,
+}
+
+/// `PUT /tenants/{id}/time-zone`: where the business's days start, for daily metrics.
+/// 400 `invalid_time_zone` for a name that is not in the IANA tz database.
+async fn set_time_zone(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    RequestId(request_id): RequestId,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetTimeZone>,
+) -> Result<Json<TimeZoneSet>, ApiError> {
+    let tenant_id = TenantId(path_id(&id)?);
+    authorize_tenant(&state, &caller, tenant_id).await?;
+    let time_zone: TimeZone = body.time_zone.parse().map_err(|e: InvalidTimeZone| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_time_zone", e.to_string())
+    })?;
+    let ctx = state.context(Some(&caller), key, request_id);
+    let command = TenantCommand::SetTimeZone {
+        time_zone: time_zone.clone(),
+    };
+    let outcome = execute(&state.commands, tenant_id, command, &ctx).await?;
+    Ok(Json(TimeZoneSet {
+        tenant_id: tenant_id.0,
+        time_zone: time_zone.to_string(),
+        position: outcome.position(),
+    }))
 }

@@ -33,8 +33,8 @@
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::extract::RawBody;
-use axum::extract::{Path, Query, State};
+use crate::extract::{ApiQuery, RawBody};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -170,7 +170,7 @@ async fn telegram(
 async fn viber(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(query): Query<SignatureQuery>,
+    ApiQuery(query): ApiQuery<SignatureQuery>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {

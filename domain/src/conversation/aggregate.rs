@@ -47,6 +47,9 @@ pub enum MessageType {
 }
 
 impl MessageType {
+    /// Every type, in order.
+    pub const ALL: [Self; 3] = [Self::Type1, Self::Type2, Self::Type3];
+
     /// `TYPE1`, `TYPE2` or `TYPE3`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -70,6 +73,9 @@ pub enum InboundKind {
 }
 
 impl InboundKind {
+    /// Every kind, in order.
+    pub const ALL: [Self; 3] = [Self::Text, Self::Media, Self::Callback];
+
     /// `text`, `media` or `callback`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -41,6 +41,9 @@ pub struct Tenant {
     /// The newest provider observation applied (out-of-order provider facts).
     #[serde(default)]
     provider_observed_at: Option<DateTime<Utc>>,
+    /// Where its days start and end.
+    #[serde(default)]
+    time_zone: crate::time_zone::TimeZone,
 }
 
 fn trial_channel_limit() -> Option<u32> {
@@ -68,6 +71,10 @@ impl Tenant {
     /// Subscription status.
     pub fn subscription_status(&self) -> SubscriptionStatus {
         self.subscription_status
+    }
+    /// Its time zone (`UTC` until set).
+    pub fn time_zone(&self) -> &crate::time_zone::TimeZone {
+        &self.time_zone
     }
     /// When the trial ends (or ended).
     pub fn trial_ends_at(&self) -> Option<DateTime<Utc>> {
@@ -228,6 +235,8 @@ impl Tenant {
                 TenantStatus::Suspended => Err(TenantError::AlreadySuspended { tenant }),
                 _ => Ok(vec![E::TenantSuspended { reason }]),
             },
+            C::SetTimeZone { time_zone } if time_zone == self.time_zone => Ok(vec![]),
+            C::SetTimeZone { time_zone } => Ok(vec![E::TimeZoneChanged { time_zone }]),
         }
     }
 }
@@ -387,6 +396,7 @@ impl Aggregate for Tenant {
                 self.channels.retain(|held| *held != channel_id);
             }
             TenantEvent::TenantSuspended { .. } => self.status = TenantStatus::Suspended,
+            TenantEvent::TimeZoneChanged { time_zone } => self.time_zone = time_zone,
         }
     }
 }

@@ -93,6 +93,12 @@ pub enum TenantCommand {
         /// Why, for the audit trail.
         reason: String,
     },
+    /// Set the business's time zone (daily metrics split days by it). Setting the zone
+    /// it has changes nothing.
+    SetTimeZone {
+        /// The zone.
+        time_zone: crate::time_zone::TimeZone,
+    },
 }
 
 impl TenantCommand {
@@ -111,6 +117,7 @@ impl TenantCommand {
             Self::ReserveChannelSlot { .. } => "ReserveChannelSlot",
             Self::ReleaseChannelSlot { .. } => "ReleaseChannelSlot",
             Self::SuspendTenant { .. } => "SuspendTenant",
+            Self::SetTimeZone { .. } => "SetTimeZone",
         }
     }
 }

@@ -148,6 +148,11 @@ pub enum TenantEvent {
         /// Why.
         reason: String,
     },
+    /// The business's time zone changed (from `UTC` at registration).
+    TimeZoneChanged {
+        /// The zone now.
+        time_zone: crate::time_zone::TimeZone,
+    },
 }
 
 impl DomainEvent for TenantEvent {
@@ -163,6 +168,7 @@ impl DomainEvent for TenantEvent {
             Self::ChannelSlotReserved { .. } => "ChannelSlotReserved",
             Self::ChannelSlotReleased { .. } => "ChannelSlotReleased",
             Self::TenantSuspended { .. } => "TenantSuspended",
+            Self::TimeZoneChanged { .. } => "TimeZoneChanged",
         }
         .to_string()
     }

@@ -626,3 +626,35 @@ fn a_provider_fact_without_a_plan_keeps_the_plan_and_changes_the_status() {
             observed_at: None,
         }]);
 }
+
+#[test]
+fn a_business_sets_its_time_zone_once() {
+    let zone: crate::time_zone::TimeZone = "Europe/Kyiv".parse().expect("zone");
+    TenantTest::with(())
+        .given(vec![registered()])
+        .when(TenantCommand::SetTimeZone {
+            time_zone: zone.clone(),
+        })
+        .then_expect_events(vec![TenantEvent::TimeZoneChanged {
+            time_zone: zone.clone(),
+        }]);
+    TenantTest::with(())
+        .given(vec![
+            registered(),
+            TenantEvent::TimeZoneChanged {
+                time_zone: zone.clone(),
+            },
+        ])
+        .when(TenantCommand::SetTimeZone { time_zone: zone })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_business_starts_in_utc() {
+    TenantTest::with(())
+        .given(vec![registered()])
+        .when(TenantCommand::SetTimeZone {
+            time_zone: crate::time_zone::TimeZone::utc(),
+        })
+        .then_expect_events(vec![]);
+}
