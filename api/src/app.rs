@@ -154,11 +154,12 @@ pub fn router(state: AppState) -> Router {
                 .merge(routes::channels::router())
                 .merge(routes::companies::router())
                 .merge(routes::conversations::router())
+                .merge(routes::dashboards::router())
                 .merge(routes::tenants::router())
                 .merge(routes::managers::router())
                 .merge(routes::metrics::router())
                 .merge(routes::deliveries::router())
-                .merge(routes::webhooks::router()),
+                .merge(routes::webhooks::router(&state)),
         )
         .merge(routes::tracking::router())
         .fallback(|| async { ApiError::not_found() })

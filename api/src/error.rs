@@ -31,6 +31,11 @@ use x8_commands::CommandError;
 use x8_domain::tenant::TenantError;
 use x8_domain::user::UserError;
 
+/// The `code` of a problem response, kept in the response's extensions for middleware
+/// (metrics, webhook failure counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProblemCode(pub &'static str);
+
 /// An error response.
 #[derive(Debug)]
 pub struct ApiError {
@@ -138,6 +143,7 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        response.extensions_mut().insert(ProblemCode(self.code));
         response
     }
 }

@@ -13,6 +13,7 @@
 //! - [`queries`]: the larger read-side queries (daily metrics, dashboards).
 //! - [`telemetry`]: tracing set-up (text or JSON lines).
 //! - [`tracking_feed`]: live changes for public tracking pages (`LISTEN x8_tracking`).
+//! - [`webhook_failures`]: counting refused webhook deliveries.
 //! - [`app`]: wiring the event store, command buses and projections into [`AppState`].
 
 pub mod app;
@@ -24,5 +25,6 @@ pub mod routes;
 pub mod settings;
 pub mod telemetry;
 pub mod tracking_feed;
+pub mod webhook_failures;
 
 pub use app::{router, AppState};

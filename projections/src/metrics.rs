@@ -1,7 +1,8 @@
 //! The metrics read models (migrations/0012): counters per 15-minute UTC bucket and
 //! business / company / connection / lead source (`metric_buckets`), every first-response
 //! time (`metric_response_times`, for percentiles), and each business's last activity
-//! (`tenant_activity`). The daily metrics and the dashboards read them; days are cut in
+//! (`tenant_activity`: registration, messages, orders, deliveries, loyalty, by their own
+//! times). The daily metrics and the dashboards read them; days are cut in
 //! the business's time zone at query time.
 //!
 //! A figure lands in the bucket of **when it happened** (the message's, payment's or
@@ -13,7 +14,7 @@
 //! conversations) are resolved through `metric_dimensions`, filled from each stream's
 //! first event.
 
-use crate::projection::{payload, stream_uuid, Projection, ProjectionError};
+use crate::projection::{payload, Projection, ProjectionError};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
@@ -22,6 +23,7 @@ use x8_domain::billing::order::OrderEvent;
 use x8_domain::conversation::ConversationEvent;
 use x8_domain::delivery::{DeliveryEvent, DeliveryStatus};
 use x8_domain::loyalty::account::{GrantReason, LoyaltyEvent};
+use x8_domain::tenant::TenantEvent;
 use x8_eventstore::RecordedEvent;
 
 /// Builds the metrics read models.
@@ -82,7 +84,7 @@ impl Projection for MetricsProjection {
                 "order" => order(conn, event).await,
                 "delivery" => delivery(conn, event).await,
                 "loyalty_account" => loyalty(conn, event).await,
-                "tenant" => touch(conn, stream_uuid(event)?, event.recorded_at).await,
+                "tenant" => registration(conn, event).await,
                 _ => Ok(()),
             }
         })
@@ -102,6 +104,24 @@ impl Projection for MetricsProjection {
             .await?;
             Ok(())
         })
+    }
+}
+
+/// A registration is a business's first activity.
+async fn registration(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    if event.event_type != "TenantRegistered" {
+        return Ok(());
+    }
+    match payload(event)? {
+        TenantEvent::TenantRegistered {
+            tenant_id,
+            registered_at,
+            ..
+        } => touch(conn, tenant_id.0, registered_at).await,
+        _ => Ok(()),
     }
 }
 

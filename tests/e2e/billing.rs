@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-use x8_tests::{TestApp, TestClock, TestResponse};
+use x8_tests::{stripe, TestApp, TestClock, TestResponse};
 
 const SECRET: &str = "whsec_x8_test";
 const PRICES: &str = "price_single=SINGLE,price_double=DOUBLE,price_growth=GROWTH";
@@ -28,28 +28,15 @@ fn at(seconds: i64) -> DateTime<Utc> {
         .unwrap()
 }
 
-/// The Stripe fixture subscription for `tenant`, on `price`, with `status`.
+/// The Stripe fixture subscription for `tenant`, on `price`, with `status`, renewing in
+/// 30 days.
 fn subscription(tenant: Option<Uuid>, price: &str, status: &str) -> Value {
-    let mut object: Value =
-        serde_json::from_str(include_str!("../fixtures/stripe/subscription.json")).unwrap();
-    if let Some(tenant) = tenant {
-        object["metadata"] = json!({ "tenant_id": tenant.to_string() });
-    }
-    object["items"]["data"][0]["price"]["id"] = json!(price);
+    let mut object = stripe::subscription(tenant, price, status);
     object["items"]["data"][0]["current_period_end"] = json!(at(30 * 86_400).timestamp());
-    object["status"] = json!(status);
-    object["cancel_at_period_end"] = json!(false);
     object
 }
 
-/// A Stripe event envelope.
-fn event(id: &str, event_type: &str, created: DateTime<Utc>, object: Value) -> Value {
-    json!({
-        "id": id, "object": "event", "type": event_type, "created": created.timestamp(),
-        "api_version": "2025-03-31.basil", "livemode": false, "pending_webhooks": 1,
-        "data": { "object": object }
-    })
-}
+use stripe::event;
 
 fn position(response: &TestResponse) -> i64 {
     assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);

@@ -7,6 +7,7 @@ mod billing;
 mod channels;
 mod companies;
 mod conversations;
+mod dashboards;
 mod deadlines;
 mod deliveries;
 mod event_log;

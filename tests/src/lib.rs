@@ -2,11 +2,12 @@
 //!
 //! [`TestApp`] runs the real router against a fresh PostgreSQL database (one per test,
 //! made by `#[sqlx::test]`), with the projection runner following `$all`, and offers one
-//! method per endpoint. [`telegram`] drives Telegram conversations. [`counter`] is a tiny aggregate for event-store tests; [`bench`]
+//! method per endpoint. [`telegram`] and [`stripe`] build the providers' payloads. [`counter`] is a tiny aggregate for event-store tests; [`bench`]
 //! holds what the benchmarks share.
 
 pub mod bench;
 pub mod counter;
+pub mod stripe;
 pub mod telegram;
 
 use axum::body::Body;

@@ -2,3 +2,4 @@
 //! event log) and returns the response body's shape.
 
 pub mod daily_metrics;
+pub mod dashboards;

@@ -294,29 +294,10 @@ async fn revenue(
 ) -> Result<Json<Value>, ApiError> {
     caller.require_admin()?;
     state.wait_for(BILLING, position).await?;
-    // language=PostgreSQL
-    let mrr: Vec<(String, i64)> = sqlx::query_as(
-        "select currency, sum(monthly_amount)::bigint from subscriptions
-         where stripe_status in ('active', 'past_due') and ended_at is null
-           and currency is not null
-         group by currency order by currency",
-    )
-    .fetch_all(&state.pool)
-    .await?;
-    // language=PostgreSQL
-    let statuses: Vec<(String, i64)> = sqlx::query_as(
-        "select stripe_status, count(*) from subscriptions
-         where stripe_status is not null group by stripe_status order by stripe_status",
-    )
-    .fetch_all(&state.pool)
-    .await?;
+    let mrr = crate::queries::dashboards::mrr(&state.pool).await?;
+    let statuses = crate::queries::dashboards::subscriptions_by_status(&state.pool).await?;
     Ok(Json(json!({
-        "mrr": mrr.into_iter().map(|(currency, amount_minor)| {
-            json!({ "currency": currency, "amount_minor": amount_minor })
-        }).collect::<Vec<_>>(),
-        "subscriptions_by_status": statuses
-            .into_iter()
-            .map(|(status, count)| (status, json!(count)))
-            .collect::<serde_json::Map<String, Value>>(),
+        "mrr": mrr,
+        "subscriptions_by_status": statuses.by_status,
     })))
 }

@@ -489,15 +489,6 @@ struct Turnover {
     net_minor: i64,
 }
 
-/// Net Promoter Score in percent: % promoters − % detractors, one decimal; `None` without
-/// ratings.
-fn nps_score(promoters: i64, detractors: i64, ratings: i64) -> Option<f64> {
-    (ratings > 0).then(|| {
-        let tenths = ((promoters - detractors) * 1000) as f64 / ratings as f64;
-        tenths.round() / 10.0
-    })
-}
-
 async fn stats(
     State(state): State<AppState>,
     caller: Caller,
@@ -555,7 +546,7 @@ async fn stats(
             "outstanding": totals.outstanding,
         },
         "nps": {
-            "score": nps_score(totals.promoters, totals.detractors, ratings),
+            "score": x8_domain::loyalty::nps_score(totals.promoters, totals.detractors, ratings),
             "promoters": totals.promoters,
             "passives": totals.passives,
             "detractors": totals.detractors,
@@ -830,17 +821,4 @@ async fn reject_service(
     Ok(Json(
         json!({ "service_id": service_id, "status": "rejected", "position": position }),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::nps_score;
-
-    #[test]
-    fn nps_is_percent_promoters_minus_percent_detractors() {
-        assert_eq!(nps_score(0, 0, 0), None);
-        assert_eq!(nps_score(2, 1, 4), Some(25.0), "50 % − 25 %");
-        assert_eq!(nps_score(1, 2, 3), Some(-33.3));
-        assert_eq!(nps_score(3, 0, 3), Some(100.0));
-    }
 }

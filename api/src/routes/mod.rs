@@ -6,6 +6,7 @@ pub mod billing;
 pub mod channels;
 pub mod companies;
 pub mod conversations;
+pub mod dashboards;
 pub mod deliveries;
 pub mod health;
 pub mod loyalty;

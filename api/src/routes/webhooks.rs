@@ -61,13 +61,17 @@ use x8_domain::channel::{Channel, Platform};
 use x8_domain::conversation::ConversationError;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/webhooks/waha", post(waha))
         .route("/webhooks/stripe", post(stripe))
         .route("/webhooks/telegram/{channel_id}", post(telegram))
         .route("/webhooks/viber/{channel_id}", post(viber))
         .route("/webhooks/infobip/{channel_id}", post(infobip))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::webhook_failures::record,
+        ))
 }
 
 /// The connection a provider's webhook URL names, if it is a live connection of
@@ -133,10 +137,7 @@ async fn telegram(
     let presented = headers
         .get("x-telegram-bot-api-secret-token")
         .and_then(|v| v.to_str().ok());
-    if let Err(e) = verify_shared_secret(&state, &channel, "webhook_secret", presented).await {
-        count("telegram", "invalid_signature");
-        return Err(e);
-    }
+    verify_shared_secret(&state, &channel, "webhook_secret", presented).await?;
     let update: Update = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid_body(format!("not a Telegram update: {e}")))?;
     let Some(inbound) = update.inbound(state.commands.clock.now()) else {
@@ -184,7 +185,6 @@ async fn viber(
         .unwrap_or_default();
     let token = credential(&state.commands, &channel, "auth_token").await?;
     if !token.is_some_and(|t| viber::verify(t.as_bytes(), &body, signature)) {
-        count("viber", "invalid_signature");
         return Err(invalid_signature(
             "X-Viber-Content-Signature does not match the body",
         ));
@@ -253,10 +253,7 @@ async fn infobip(
     let presented = headers
         .get("x-webhook-secret")
         .and_then(|v| v.to_str().ok());
-    if let Err(e) = verify_shared_secret(&state, &channel, "webhook_secret", presented).await {
-        count("infobip", "invalid_signature");
-        return Err(e);
-    }
+    verify_shared_secret(&state, &channel, "webhook_secret", presented).await?;
     let webhook: infobip::Webhook = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid_body(format!("not an Infobip webhook: {e}")))?;
     let now = state.commands.clock.now();
@@ -466,7 +463,6 @@ async fn stripe(
         state.commands.clock.now(),
         Some(config.tolerance_secs),
     ) {
-        count("stripe", "invalid_signature");
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_signature",

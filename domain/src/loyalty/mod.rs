@@ -16,4 +16,4 @@ pub mod rules;
 pub mod service;
 
 pub use account::{LoyaltyAccount, LoyaltyCommand, LoyaltyError, LoyaltyEvent};
-pub use rules::{cashback_points, LoyaltySettings};
+pub use rules::{cashback_points, nps_score, LoyaltySettings};

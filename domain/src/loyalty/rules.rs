@@ -44,6 +44,15 @@ pub fn cashback_points(amount_minor: i64, cashback_bps: u32) -> i64 {
     i64::try_from(points).unwrap_or(i64::MAX)
 }
 
+/// Net Promoter Score in percent (DOMAIN.md "Loyalty"): % promoters (9–10) − %
+/// detractors (0–6) over `ratings` customers, one decimal; `None` without ratings.
+pub fn nps_score(promoters: i64, detractors: i64, ratings: i64) -> Option<f64> {
+    (ratings > 0).then(|| {
+        let tenths = ((promoters - detractors) * 1000) as f64 / ratings as f64;
+        tenths.round() / 10.0
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +70,13 @@ mod tests {
         assert_eq!(cashback_points(0, 500), 0);
         assert_eq!(cashback_points(-5_000, 500), 0);
         assert_eq!(cashback_points(i64::MAX, 10_000), i64::MAX / 100);
+    }
+
+    #[test]
+    fn nps_is_percent_promoters_minus_percent_detractors() {
+        assert_eq!(nps_score(0, 0, 0), None);
+        assert_eq!(nps_score(2, 1, 4), Some(25.0), "50 % − 25 %");
+        assert_eq!(nps_score(1, 2, 3), Some(-33.3));
+        assert_eq!(nps_score(3, 0, 3), Some(100.0));
     }
 }

@@ -1,0 +1,99 @@
+//! Dashboards, read from projections only (`X-Min-Position` honoured on all of them):
+//! - `GET /api/v1/dashboards/client/{tenant_id}` → plan, status, usage; per company the
+//!   messages by direction and type, mean and median first-response time, open and
+//!   unanswered conversations, channel statuses; customer payments by status and currency;
+//!   deliveries by status; loyalty points issued, redeemed, outstanding and NPS
+//!   ([`ClientDashboard`](crate::queries::dashboards::ClientDashboard)).
+//! - `GET /api/v1/dashboards/manager/{manager_id}` → `{manager_id, businesses: [{tenant_id,
+//!   name, status, plan, subscription_status, renews_at, cancel_at_period_end, over_limit,
+//!   channels_used, channel_limit, channels_in_error, last_activity_at}]}`.
+//! - `GET /api/v1/dashboards/admin` (ADMIN; 403 `forbidden` otherwise) → businesses by
+//!   status, subscriptions by status, trials (and those ending within 3 days), MRR per
+//!   currency, churn this month, channels by platform and status, webhook failures in the
+//!   last 24 hours ([`AdminDashboard`](crate::queries::dashboards::AdminDashboard)).
+//!
+//! A CLIENT sees its own business, a MANAGER its businesses and its own dashboard, an
+//! ADMIN everything; anything else is 404.
+
+use super::{authorized_tenant, path_id};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::MinPosition;
+use crate::queries::dashboards::{self, AdminDashboard, ClientDashboard, ManagedBusiness};
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use uuid::Uuid;
+use x8_domain::user::Role;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/dashboards/client/{tenant_id}", get(client))
+        .route("/dashboards/manager/{manager_id}", get(manager))
+        .route("/dashboards/admin", get(admin))
+}
+
+/// Waits until every projection a dashboard reads reflects `position`.
+async fn caught_up(state: &AppState, position: i64) -> Result<(), ApiError> {
+    for projection in dashboards::PROJECTIONS {
+        state.wait_for(projection, position).await?;
+    }
+    Ok(())
+}
+
+async fn client(
+    State(state): State<AppState>,
+    caller: Caller,
+    MinPosition(position): MinPosition,
+    Path(id): Path<String>,
+) -> Result<Json<ClientDashboard>, ApiError> {
+    let tenant_id = authorized_tenant(&state, &caller, &id).await?;
+    caught_up(&state, position).await?;
+    dashboards::client(&state.pool, tenant_id.0)
+        .await?
+        .map(Json)
+        .ok_or_else(ApiError::not_found)
+}
+
+#[derive(Serialize)]
+struct ManagerDashboard {
+    manager_id: Uuid,
+    businesses: Vec<ManagedBusiness>,
+}
+
+async fn manager(
+    State(state): State<AppState>,
+    caller: Caller,
+    MinPosition(position): MinPosition,
+    Path(id): Path<String>,
+) -> Result<Json<ManagerDashboard>, ApiError> {
+    let manager_id = path_id(&id)?;
+    let allowed = match caller.role {
+        Role::Admin => true,
+        Role::Manager => caller.user_id.0 == manager_id,
+        Role::Client => false,
+    };
+    if !allowed {
+        return Err(ApiError::not_found());
+    }
+    caught_up(&state, position).await?;
+    let businesses = dashboards::manager(&state.pool, manager_id).await?;
+    Ok(Json(ManagerDashboard {
+        manager_id,
+        businesses,
+    }))
+}
+
+async fn admin(
+    State(state): State<AppState>,
+    caller: Caller,
+    MinPosition(position): MinPosition,
+) -> Result<Json<AdminDashboard>, ApiError> {
+    caller.require_admin()?;
+    caught_up(&state, position).await?;
+    let now = state.commands.clock.now();
+    Ok(Json(dashboards::admin(&state.pool, now).await?))
+}
