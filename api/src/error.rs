@@ -19,6 +19,7 @@
 //! `unknown_purchase`, `reference_reused`, `self_referral`, `unknown_referral_code`,
 //! `already_registered` (with `account_id`), `invalid_settings`, `invalid_promotion`,
 //! `wrong_moderation_status` (with `moderation_status`), `batch_not_closed`,
+//! `invalid_query`, `invalid_time_zone`, `rate_limited` (429, `Retry-After`),
 //! `projection_lagging`, `internal`, `unavailable`.
 
 use axum::http::{header, HeaderValue, StatusCode};

@@ -792,6 +792,6 @@ async fn bad_billing_input_is_refused_and_changes_nothing(_: PgPoolOptions, db: 
     let filter = format!("/api/v1/tenants/{tenant}/orders?status=lost");
     app.send(Method::GET, &filter, Some(&token), &[], None)
         .await
-        .assert_problem(400, "invalid_body");
+        .assert_problem(400, "invalid_query");
     assert_eq!(app.event_count().await, before, "nothing appended");
 }
