@@ -40,6 +40,10 @@ pub struct AppState {
     pub stripe_webhook: StripeWebhook,
     /// Live changes for tracking pages.
     pub tracking: Arc<crate::tracking_feed::TrackingFeed>,
+    /// `X8_METRICS_TOKEN`: when set, `GET /metrics` needs it as a bearer token.
+    pub metrics_token: Option<secrecy::SecretString>,
+    /// Limits on login and registration per client address.
+    pub auth_rate: crate::rate_limit::AuthRateLimit,
 }
 
 /// `X8_STRIPE_WEBHOOK_SECRET` and `X8_STRIPE_TOLERANCE_SECS`.
@@ -73,6 +77,7 @@ impl AppState {
         master_key: MasterKey,
         min_position_timeout: Duration,
     ) -> Result<Self, sqlx::Error> {
+        crate::prometheus::handle();
         let projections = ProjectionRunner::new(store.clone(), x8_projections::all());
         projections.register().await?;
         Ok(Self {
@@ -86,6 +91,8 @@ impl AppState {
             tracking: Arc::new(crate::tracking_feed::TrackingFeed::new(
                 store.pool().clone(),
             )),
+            metrics_token: None,
+            auth_rate: crate::rate_limit::AuthRateLimit::default(),
         })
     }
 
@@ -143,11 +150,12 @@ pub fn router(state: AppState) -> Router {
         .on_response(DefaultOnResponse::new().level(Level::INFO));
     Router::new()
         .merge(routes::health::router())
+        .route("/metrics", axum::routing::get(crate::prometheus::scrape))
         .nest(
             "/api/v1",
             Router::new()
                 .merge(routes::admin::router())
-                .merge(routes::auth::router())
+                .merge(routes::auth::router(&state))
                 .merge(routes::billing::router())
                 .merge(routes::orders::router())
                 .merge(routes::loyalty::router())
@@ -155,7 +163,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(routes::companies::router())
                 .merge(routes::conversations::router())
                 .merge(routes::dashboards::router())
-                .merge(routes::tenants::router())
+                .merge(routes::tenants::router(&state))
                 .merge(routes::managers::router())
                 .merge(routes::metrics::router())
                 .merge(routes::deliveries::router())

@@ -103,6 +103,16 @@ impl ApiError {
         e.retry_after = Some(1);
         e
     }
+    /// 429 `rate_limited` with `Retry-After: seconds`.
+    pub fn rate_limited(seconds: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests from this address; retry in {seconds} s"),
+        );
+        e.retry_after = Some(seconds);
+        e
+    }
     /// 500 `internal`; `cause` is logged, never shown.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");

@@ -13,6 +13,8 @@
 //! - [`queries`]: the larger read-side queries (daily metrics, dashboards).
 //! - [`telemetry`]: tracing set-up (text or JSON lines).
 //! - [`tracking_feed`]: live changes for public tracking pages (`LISTEN x8_tracking`).
+//! - [`prometheus`]: the Prometheus exposition at `/metrics`.
+//! - [`rate_limit`]: per-address limits on login and registration.
 //! - [`webhook_failures`]: counting refused webhook deliveries.
 //! - [`app`]: wiring the event store, command buses and projections into [`AppState`].
 
@@ -20,7 +22,9 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod prometheus;
 pub mod queries;
+pub mod rate_limit;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;

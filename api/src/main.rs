@@ -100,6 +100,8 @@ async fn serve() -> anyhow::Result<()> {
         state.commands = state.commands.with_waha(Arc::new(waha));
     }
     state.waha_webhook_secret = settings.waha_webhook_secret.clone();
+    state.metrics_token = settings.metrics_token.clone();
+    state.auth_rate = settings.auth_rate;
     state.commands = state
         .commands
         .with_provider_urls(settings.provider_urls.clone())
@@ -124,7 +126,8 @@ async fn serve() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.bind))?;
     tracing::info!(address = %listener.local_addr()?, "x8-api listening");
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -80,6 +80,11 @@ pub struct Settings {
     pub snapshot_every: usize,
     /// `X8_MIN_POSITION_TIMEOUT_MS`: longest wait for `X-Min-Position`, default 5000 ms.
     pub min_position_timeout: Duration,
+    /// `X8_METRICS_TOKEN`: when set, `GET /metrics` needs `Authorization: Bearer <it>`.
+    pub metrics_token: Option<SecretString>,
+    /// `X8_AUTH_RATE_PER_MINUTE` (20), `X8_AUTH_RATE_BURST` (10), `X8_TRUST_FORWARDED_FOR`
+    /// (false): login and registration limits per client address.
+    pub auth_rate: crate::rate_limit::AuthRateLimit,
 }
 
 impl Settings {
@@ -145,6 +150,18 @@ impl Settings {
                 "X8_MIN_POSITION_TIMEOUT_MS",
                 5000,
             )?),
+            metrics_token: optional("X8_METRICS_TOKEN").map(SecretString::from),
+            auth_rate: {
+                let defaults = crate::rate_limit::AuthRateLimit::default();
+                crate::rate_limit::AuthRateLimit {
+                    per_minute: parsed("X8_AUTH_RATE_PER_MINUTE", defaults.per_minute)?,
+                    burst: parsed("X8_AUTH_RATE_BURST", defaults.burst)?,
+                    trust_forwarded_for: parsed(
+                        "X8_TRUST_FORWARDED_FOR",
+                        defaults.trust_forwarded_for,
+                    )?,
+                }
+            },
         })
     }
 }

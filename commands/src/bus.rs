@@ -30,6 +30,10 @@ use x8_eventstore::append::{AppendReceipt, AppendScope, APPEND_SCOPE};
 use x8_eventstore::commands::find_command;
 use x8_eventstore::{EventMetadata, EventStore, PgEventRepository};
 
+/// Counter of executed commands by `aggregate`, `command` and `outcome` (`accepted`,
+/// `unchanged`, `replayed`, `rejected`, `conflict`, `idempotency_key_reused`, `error`).
+pub const COMMANDS_TOTAL: &str = "x8_commands_total";
+
 /// Executions of one command before giving up on conflicts.
 pub const MAX_ATTEMPTS: usize = 8;
 
@@ -190,6 +194,29 @@ where
     /// As [`Self::execute`].
     #[tracing::instrument(skip_all, fields(aggregate = A::TYPE, aggregate_id, command = command.command_name(), command_id = %ctx.command_id))]
     pub async fn execute_and_read<R>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        ctx: &CommandContext,
+        read: impl FnOnce(&A) -> R,
+    ) -> Result<(CommandOutcome, R), CommandError<A::Error>> {
+        let name = command.command_name();
+        let result = self.run(aggregate_id, command, ctx, read).await;
+        let outcome = match &result {
+            Ok((o, _)) if o.replayed => "replayed",
+            Ok((o, _)) if o.receipt.is_none() => "unchanged",
+            Ok(_) => "accepted",
+            Err(CommandError::Rejected(_)) => "rejected",
+            Err(CommandError::Conflict) => "conflict",
+            Err(CommandError::IdempotencyKeyReused) => "idempotency_key_reused",
+            Err(CommandError::Infrastructure(_)) => "error",
+        };
+        metrics::counter!(COMMANDS_TOTAL, "aggregate" => A::TYPE, "command" => name, "outcome" => outcome)
+            .increment(1);
+        result
+    }
+
+    async fn run<R>(
         &self,
         aggregate_id: &str,
         command: A::Command,

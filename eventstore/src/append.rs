@@ -119,6 +119,10 @@ on conflict (aggregate_type, aggregate_id) do update
 /// # Errors
 /// [`EventStoreError::Conflict`] when the stream moved or the command id is recorded
 /// already; [`EventStoreError::Database`] otherwise.
+/// Histogram of append latency, seconds, by `outcome` (`appended`, `conflict`, `error`):
+/// one statement that inserts the events and the command record.
+pub const APPEND_SECONDS: &str = "x8_append_seconds";
+
 pub(crate) async fn append(
     pool: &sqlx::PgPool,
     events: &[SerializedEvent],
@@ -174,10 +178,18 @@ pub(crate) async fn append(
         .bind(command_id)
         .bind(&command_name)
         .bind(&fingerprint);
+    let started = std::time::Instant::now();
     let result = match scoped_connection() {
         Some(mut connection) => query.fetch_one(&mut *connection).await,
         None => query.fetch_one(pool).await,
     };
+    let outcome = match &result {
+        Ok(_) => "appended",
+        Err(err) if is_conflict(err) => "conflict",
+        Err(_) => "error",
+    };
+    metrics::histogram!(APPEND_SECONDS, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
     let (first_position, last_position, event_count) = result.map_err(|err| {
         if is_conflict(&err) {
             EventStoreError::Conflict { stream }

@@ -133,7 +133,14 @@ async fn serve(opts: &Opts) -> anyhow::Result<(String, AppState)> {
         .spawn();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let router = x8_api::router(state.clone());
+    let mut serving = state.clone();
+    serving.auth_rate = x8_api::rate_limit::AuthRateLimit {
+        per_minute: 600_000,
+        burst: 100_000,
+        trust_forwarded_for: false,
+    };
+    let router =
+        x8_api::router(serving).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, router).await });
     Ok((url, state))
 }

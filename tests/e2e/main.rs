@@ -14,6 +14,7 @@ mod event_log;
 mod idempotency;
 mod loyalty;
 mod metrics;
+mod operations;
 mod projections;
 mod tenants_api;
 mod vault;

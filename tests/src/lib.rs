@@ -53,6 +53,10 @@ pub struct TestResponse {
     pub content_type: Option<String>,
     /// Body as JSON (`Null` when empty or not JSON).
     pub body: Value,
+    /// Body as text (lossy UTF-8).
+    pub text: String,
+    /// Headers.
+    pub headers: axum::http::HeaderMap,
 }
 
 impl TestResponse {
@@ -117,12 +121,22 @@ impl TestApp {
         )
         .await
         .expect("app state");
+        let mut state = state;
+        state.auth_rate = UNLIMITED;
         state.projections.spawn();
         Self {
-            router: x8_api::router(state.clone()),
+            router: test_router(&state),
             state,
             store,
         }
+    }
+
+    /// The same app with login and registration limited to `limit` per client address
+    /// (every test request comes from 127.0.0.1 unless `x-forwarded-for` is trusted).
+    pub fn with_auth_rate(mut self, limit: x8_api::rate_limit::AuthRateLimit) -> Self {
+        self.state.auth_rate = limit;
+        self.router = test_router(&self.state);
+        self
     }
 
     /// Points WhatsApp at the WAHA server at `url` (a local fake) and, with `secret`,
@@ -138,7 +152,7 @@ impl TestApp {
             x8_commands::waha::WahaHttp::new(url, Some(SecretString::from("waha-key")), webhook);
         self.state.commands = self.state.commands.clone().with_waha(Arc::new(waha));
         self.state.waha_webhook_secret = secret.map(SecretString::from);
-        self.router = x8_api::router(self.state.clone());
+        self.router = test_router(&self.state);
         self
     }
 
@@ -152,7 +166,7 @@ impl TestApp {
                     telegram: url.to_string(),
                     viber: url.to_string(),
                 });
-        self.router = x8_api::router(self.state.clone());
+        self.router = test_router(&self.state);
         self
     }
 
@@ -173,7 +187,7 @@ impl TestApp {
             secrets: secrets.iter().map(|s| SecretString::from(*s)).collect(),
             tolerance_secs: 300,
         };
-        self.router = x8_api::router(self.state.clone());
+        self.router = test_router(&self.state);
         self
     }
 
@@ -203,7 +217,12 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: Option<String>,
     ) -> TestResponse {
-        let mut request = Request::builder().method(method).uri(path);
+        // Every test request comes from 127.0.0.1, as a served connection's would.
+        let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40_000));
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .extension(axum::extract::ConnectInfo(peer));
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
@@ -223,6 +242,7 @@ impl TestApp {
             .await
             .expect("response");
         let status = response.status();
+        let headers = response.headers().clone();
         let content_type = response
             .headers()
             .get(header::CONTENT_TYPE)
@@ -239,6 +259,8 @@ impl TestApp {
             status,
             content_type,
             body,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            headers,
         }
     }
 
@@ -504,6 +526,18 @@ impl TestApp {
         .await
         .expect("stream")
     }
+}
+
+/// Limits too high for any test to reach but the rate-limit tests.
+const UNLIMITED: x8_api::rate_limit::AuthRateLimit = x8_api::rate_limit::AuthRateLimit {
+    per_minute: 600_000,
+    burst: 100_000,
+    trust_forwarded_for: false,
+};
+
+/// The router of `state`.
+fn test_router(state: &AppState) -> Router {
+    x8_api::router(state.clone())
 }
 
 /// A clock the test moves by hand.

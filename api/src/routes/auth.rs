@@ -12,9 +12,12 @@ use x8_commands::accounts::authenticate;
 use x8_domain::UserId;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/auth/login", post(login))
+        .route(
+            "/auth/login",
+            post(login).layer(crate::rate_limit::layer(state.auth_rate)),
+        )
         .route("/auth/refresh", post(refresh))
 }
 

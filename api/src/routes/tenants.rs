@@ -42,9 +42,12 @@ use x8_domain::{Plan, TenantId, UserId};
 use x8_projections::tenants::NAME as TENANTS;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/tenants", post(register))
+        .route(
+            "/tenants",
+            post(register).layer(crate::rate_limit::layer(state.auth_rate)),
+        )
         .route("/tenants/{id}", get(show))
         .route(
             "/tenants/{id}/manager",

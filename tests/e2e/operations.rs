@@ -1,0 +1,130 @@
+//! The operations surface: Prometheus metrics and rate limits.
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use x8_api::rate_limit::AuthRateLimit;
+use x8_tests::{telegram, TestApp};
+
+#[sqlx::test(migrations = "../migrations")]
+async fn metrics_expose_commands_appends_webhooks_projection_lag_and_deadlines(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    // Given a business (commands and appends) and a refused webhook
+    let app = TestApp::spawn(db).await;
+    let (tenant, token) = app.tenant_with_owner("Cafe", "owner@cafe.test").await;
+    let company = app.company(&token, tenant).await;
+    let bot = app
+        .connection_with(&token, company, "telegram", &telegram::credentials())
+        .await;
+    app.telegram_update(bot, Some("wrong"), &telegram::fixture())
+        .await
+        .assert_problem(401, "invalid_signature");
+    app.get_caught_up(&token, &format!("/api/v1/tenants/{tenant}"))
+        .await;
+    // When Prometheus scrapes
+    let scraped = app.send(Method::GET, "/metrics", None, &[], None).await;
+    // Then the text format carries every family
+    assert_eq!(scraped.status, StatusCode::OK);
+    let text = scraped.text.clone();
+    for expected in [
+        r#"x8_commands_total{aggregate="tenant",command="RegisterTenant",outcome="accepted"}"#,
+        r#"x8_append_seconds_bucket{outcome="appended",le="0.005"}"#,
+        r#"x8_webhooks_total{provider="telegram",outcome="invalid_signature"}"#,
+        r#"x8_projection_lag_events{projection="metrics"} 0"#,
+        r#"x8_projection_lag_seconds{projection="tenants"}"#,
+        r#"x8_deadlines{state="pending"} 1"#,
+    ] {
+        assert!(text.contains(expected), "{expected} not in\n{text}");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_metrics_token_guards_the_scrape(_: PgPoolOptions, db: PgConnectOptions) {
+    let mut app = TestApp::spawn(db).await;
+    app.state.metrics_token = Some("scrape-token-0123456789".to_string().into());
+    let app = app.with_auth_rate(AuthRateLimit::default());
+    app.send(Method::GET, "/metrics", None, &[], None)
+        .await
+        .assert_problem(401, "unauthorized");
+    let scraped = app
+        .send(
+            Method::GET,
+            "/metrics",
+            Some("scrape-token-0123456789"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(scraped.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn login_and_registration_are_limited_per_address_with_retry_after(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    // Given 2 requests at once, then 1 a minute
+    let app = TestApp::spawn(db).await.with_auth_rate(AuthRateLimit {
+        per_minute: 1,
+        burst: 2,
+        trust_forwarded_for: false,
+    });
+    let login = json!({"email": "nobody@x8.test", "password": "wrong password"}).to_string();
+    let attempt = || {
+        app.send(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            &[],
+            Some(login.clone()),
+        )
+    };
+    // When a third login comes within the minute
+    attempt().await.assert_problem(401, "invalid_credentials");
+    attempt().await.assert_problem(401, "invalid_credentials");
+    let limited = attempt().await;
+    // Then 429 with a problem body and Retry-After
+    limited.assert_problem(429, "rate_limited");
+    let retry_after: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // And registration counts on its own, also limited
+    let before = app.event_count().await;
+    for i in 0..3 {
+        let body = json!({"name": "Cafe", "owner_email": format!("o{i}@cafe.test"),
+                          "owner_password": "correct horse battery"});
+        let response = app
+            .send(
+                Method::POST,
+                "/api/v1/tenants",
+                None,
+                &[],
+                Some(body.to_string()),
+            )
+            .await;
+        if i < 2 {
+            assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        } else {
+            response.assert_problem(429, "rate_limited");
+        }
+    }
+    assert!(app.event_count().await > before);
+    // And webhooks are never limited
+    for _ in 0..5 {
+        let response = app
+            .send(
+                Method::POST,
+                "/api/v1/webhooks/stripe",
+                None,
+                &[],
+                Some("{}".into()),
+            )
+            .await;
+        assert_ne!(response.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+}
