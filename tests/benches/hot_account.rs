@@ -15,18 +15,13 @@ use clap::Parser;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{AggregateError, CqrsFramework};
 use postgres_es::PostgresEventRepository;
-use secrecy::SecretString;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 use uuid::Uuid;
-use x8_api::auth::AuthKeys;
-use x8_api::AppState;
-use x8_commands::{CommandContext, SystemClock};
+use x8_commands::CommandContext;
 use x8_domain::TenantId;
-use x8_eventstore::{pool, Actor, EventStore};
-use x8_tests::bench::{database_url, fresh_database, postgres_es_schema};
+use x8_eventstore::Actor;
+use x8_tests::bench::{database_url, fresh_database, measure, postgres_es_schema, serve};
 use x8_tests::counter::{Add, Counter};
 
 #[derive(Parser)]
@@ -42,107 +37,6 @@ struct Opts {
     max_connections: u32,
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-/// What one measurement counted.
-#[derive(Default)]
-struct Tally {
-    ok: AtomicU64,
-    failed: AtomicU64,
-    latencies_us: Mutex<Vec<u64>>,
-}
-
-impl Tally {
-    fn record(&self, ok: bool, started: Instant) {
-        let counter = if ok { &self.ok } else { &self.failed };
-        counter.fetch_add(1, Ordering::Relaxed);
-        let us = started.elapsed().as_micros() as u64;
-        self.latencies_us.lock().expect("latencies").push(us);
-    }
-
-    /// `ok/s  failed %  p50 ms  p99 ms`.
-    fn line(&self, label: &str, seconds: f64) -> String {
-        let ok = self.ok.load(Ordering::Relaxed) as f64;
-        let failed = self.failed.load(Ordering::Relaxed) as f64;
-        let mut latencies = self.latencies_us.lock().expect("latencies").clone();
-        latencies.sort_unstable();
-        let pct = |p: f64| {
-            latencies
-                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-                .map_or(0.0, |us| *us as f64 / 1000.0)
-        };
-        format!(
-            "{label:<34} {:>10.0} {:>9.1} {:>8.2} {:>8.2}",
-            ok / seconds,
-            100.0 * failed / (ok + failed).max(1.0),
-            pct(0.50),
-            pct(0.99)
-        )
-    }
-}
-
-/// Runs `clients` loops of `op` for `seconds`; `op(client, i)` says whether it succeeded.
-async fn measure<F, Fut>(clients: usize, seconds: u64, op: F) -> (Arc<Tally>, f64)
-where
-    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let op = Arc::new(op);
-    let tally = Arc::new(Tally::default());
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let handles: Vec<_> = (0..clients)
-        .map(|client| {
-            let (op, tally) = (op.clone(), tally.clone());
-            tokio::spawn(async move {
-                let mut i = 0;
-                while Instant::now() < deadline {
-                    let at = Instant::now();
-                    let ok = op(client, i).await;
-                    tally.record(ok, at);
-                    i += 1;
-                }
-            })
-        })
-        .collect();
-    for handle in handles {
-        handle.await.expect("client");
-    }
-    (tally, started.elapsed().as_secs_f64())
-}
-
-/// The API on a loopback port; returns its base URL and the state behind it.
-async fn serve(opts: &Opts) -> anyhow::Result<(String, AppState)> {
-    let pool = pool::connect(&database_url("x8_bench_loyalty"), opts.max_connections).await?;
-    pool::migrate(&pool).await?;
-    let store = EventStore::new(pool)
-        .with_upcasters(x8_domain::upcasters::all)
-        .with_snapshot_every(1_000_000);
-    let secret = format!("bench-{}-{}", Uuid::new_v4(), Uuid::new_v4());
-    let master_key = x8_commands::vault::MasterKey::from_base64(x8_tests::MASTER_KEY)?;
-    let state = AppState::new(
-        &store,
-        AuthKeys::new(&SecretString::from(secret)),
-        Arc::new(SystemClock),
-        master_key,
-        Duration::from_secs(5),
-    )
-    .await?;
-    state.projections.spawn();
-    x8_commands::deadlines::DeadlineRunner::new(state.commands.clone(), store.pool().clone())
-        .spawn();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let mut serving = state.clone();
-    serving.auth_rate = x8_api::rate_limit::AuthRateLimit {
-        per_minute: 600_000,
-        burst: 100_000,
-        trust_forwarded_for: false,
-    };
-    let router =
-        x8_api::router(serving).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Ok((url, state))
 }
 
 async fn call(
@@ -166,7 +60,7 @@ async fn call(
 async fn main() -> anyhow::Result<()> {
     let opts = Opts::parse();
     fresh_database("x8_bench_loyalty").await?;
-    let (base, state) = serve(&opts).await?;
+    let (base, state) = serve("x8_bench_loyalty", opts.max_connections).await?;
     let api = format!("{base}/api/v1");
     let client = reqwest::Client::new();
 

@@ -529,7 +529,7 @@ impl TestApp {
 }
 
 /// Limits too high for any test to reach but the rate-limit tests.
-const UNLIMITED: x8_api::rate_limit::AuthRateLimit = x8_api::rate_limit::AuthRateLimit {
+pub(crate) const UNLIMITED: x8_api::rate_limit::AuthRateLimit = x8_api::rate_limit::AuthRateLimit {
     per_minute: 600_000,
     burst: 100_000,
     trust_forwarded_for: false,
