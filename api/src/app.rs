@@ -150,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .on_response(DefaultOnResponse::new().level(Level::INFO));
     Router::new()
         .merge(routes::health::router())
+        .merge(crate::openapi::router())
         .route("/metrics", axum::routing::get(crate::prometheus::scrape))
         .nest(
             "/api/v1",

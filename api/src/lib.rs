@@ -13,6 +13,7 @@
 //! - [`queries`]: the larger read-side queries (daily metrics, dashboards).
 //! - [`telemetry`]: tracing set-up (text or JSON lines).
 //! - [`tracking_feed`]: live changes for public tracking pages (`LISTEN x8_tracking`).
+//! - [`openapi`]: the OpenAPI 3.1 document and Swagger UI.
 //! - [`prometheus`]: the Prometheus exposition at `/metrics`.
 //! - [`rate_limit`]: per-address limits on login and registration.
 //! - [`webhook_failures`]: counting refused webhook deliveries.
@@ -22,6 +23,7 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod prometheus;
 pub mod queries;
 pub mod rate_limit;

@@ -128,3 +128,24 @@ async fn login_and_registration_are_limited_per_address_with_retry_after(
         assert_ne!(response.status, StatusCode::TOO_MANY_REQUESTS);
     }
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_openapi_document_and_swagger_ui_are_served_from_the_binary(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let app = TestApp::spawn(db).await;
+    let document = app
+        .send(Method::GET, "/openapi.json", None, &[], None)
+        .await;
+    assert_eq!(document.status, StatusCode::OK);
+    assert_eq!(document.body["openapi"], "3.1.0");
+    assert!(document.body["paths"]["/health"]["get"].is_object());
+    let ui = app.send(Method::GET, "/docs/", None, &[], None).await;
+    assert_eq!(ui.status, StatusCode::OK);
+    assert!(ui.text.contains("swagger-ui"), "{}", ui.text);
+    let asset = app
+        .send(Method::GET, "/docs/swagger-ui-bundle.js", None, &[], None)
+        .await;
+    assert_eq!(asset.status, StatusCode::OK);
+}

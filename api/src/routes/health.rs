@@ -16,11 +16,21 @@ pub fn router() -> Router<AppState> {
         .route("/ready", get(ready))
 }
 
-async fn health() -> Json<Value> {
+/// The process is up.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "`{status: \"ok\"}`", body = Object)))]
+pub(crate) async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// The database answers and every migration is applied.
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses(
+        (status = 200, description = "`{status: \"ready\", migrations}`", body = Object),
+        (status = 503, description = "`unavailable`", body = crate::openapi::Problem,
+            content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let unavailable =
         |detail: &str| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail);
     // language=PostgreSQL
