@@ -24,6 +24,17 @@ pub struct Problem {
     pub detail: String,
 }
 
+/// The `X-Min-Position` header reads accept (read-your-writes).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct MinPositionHeader {
+    /// Wait until the read model has applied this global position (a command's
+    /// `position`); 503 `projection_lagging` after the timeout.
+    #[param(rename = "X-Min-Position")]
+    #[allow(dead_code)]
+    x_min_position: Option<i64>,
+}
+
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
@@ -37,11 +48,16 @@ pub struct Problem {
     paths(
         crate::routes::health::health,
         crate::routes::health::ready,
+        crate::routes::dashboards::client,
+        crate::routes::dashboards::manager,
+        crate::routes::dashboards::admin,
+        crate::routes::metrics::daily,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "dashboards", description = "Dashboards and daily metrics, from read models"),
     )
 )]
 pub struct ApiDoc;

@@ -140,7 +140,19 @@ async fn the_openapi_document_and_swagger_ui_are_served_from_the_binary(
         .await;
     assert_eq!(document.status, StatusCode::OK);
     assert_eq!(document.body["openapi"], "3.1.0");
-    assert!(document.body["paths"]["/health"]["get"].is_object());
+    for (path, method) in [
+        ("/health", "get"),
+        ("/api/v1/dashboards/client/{tenant_id}", "get"),
+        ("/api/v1/dashboards/manager/{manager_id}", "get"),
+        ("/api/v1/dashboards/admin", "get"),
+        ("/api/v1/metrics/daily", "get"),
+    ] {
+        assert!(
+            document.body["paths"][path][method].is_object(),
+            "{method} {path}"
+        );
+    }
+    assert!(document.body["components"]["schemas"]["ClientDashboard"].is_object());
     let ui = app.send(Method::GET, "/docs/", None, &[], None).await;
     assert_eq!(ui.status, StatusCode::OK);
     assert!(ui.text.contains("swagger-ui"), "{}", ui.text);

@@ -12,7 +12,7 @@ use x8_domain::conversation::{InboundKind, MessageType};
 pub const MAX_DAYS: u64 = 366;
 
 /// What the figures are split by, besides the day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupBy {
     /// The company (conversations, payments, deliveries; points belong to no company).
@@ -68,7 +68,7 @@ impl DayRange {
 }
 
 /// The figures of one day (and group).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DayFigures {
     /// The local day.
     pub day: NaiveDate,
@@ -98,7 +98,7 @@ pub struct DayFigures {
 
 /// First-response times over a day's replies, seconds. Percentiles are nearest-rank over
 /// the samples (never averaged from averages).
-#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ResponseTimes {
     /// Samples.
     pub count: i64,
@@ -111,7 +111,7 @@ pub struct ResponseTimes {
 }
 
 /// Payments in one currency.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Payments {
     /// ISO-4217.
     pub currency: String,
@@ -122,7 +122,7 @@ pub struct Payments {
 }
 
 /// Delivery outcomes.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Deliveries {
     /// Reached `Delivered`.
     pub delivered: i64,
@@ -131,7 +131,7 @@ pub struct Deliveries {
 }
 
 /// Loyalty points.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Points {
     /// Accrued on purchases plus granted (welcome, referral).
     pub accrued: i64,

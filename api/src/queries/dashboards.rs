@@ -28,7 +28,7 @@ pub const TRIAL_ENDING_DAYS: i64 = 3;
 // Client dashboard
 
 /// `GET /dashboards/client/{tenant_id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClientDashboard {
     /// The business.
     pub tenant_id: Uuid,
@@ -55,7 +55,7 @@ pub struct ClientDashboard {
 }
 
 /// Plan usage.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Usage {
     /// Connections held.
     pub channels_used: i32,
@@ -68,7 +68,7 @@ pub struct Usage {
 }
 
 /// One company's figures, all time.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CompanyFigures {
     /// The company.
     pub company_id: Uuid,
@@ -87,7 +87,7 @@ pub struct CompanyFigures {
 }
 
 /// Message counts by type.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Messages {
     /// Inbound, by kind (`text`, `media`, `callback`).
     pub inbound: BTreeMap<String, i64>,
@@ -96,7 +96,7 @@ pub struct Messages {
 }
 
 /// Mean and median over every first-response sample.
-#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ResponseSummary {
     /// Samples.
     pub count: i64,
@@ -107,7 +107,7 @@ pub struct ResponseSummary {
 }
 
 /// Conversations now.
-#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Conversations {
     /// Not resolved.
     pub open: i64,
@@ -116,7 +116,7 @@ pub struct Conversations {
 }
 
 /// A connection's status.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ChannelStatus {
     /// The connection.
     pub channel_id: Uuid,
@@ -129,7 +129,7 @@ pub struct ChannelStatus {
 }
 
 /// Orders in one status and currency.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct PaymentsByStatus {
     /// `no_payment_link`, `payment_link_sent`, `paid`, `failed`, `refunded`.
     pub status: String,
@@ -142,7 +142,7 @@ pub struct PaymentsByStatus {
 }
 
 /// Loyalty totals, points.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Loyalty {
     /// Customer accounts.
     pub accounts: i64,
@@ -158,7 +158,7 @@ pub struct Loyalty {
 }
 
 /// NPS over each customer's latest rating, as the loyalty statistics show it.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Nps {
     /// % promoters − % detractors, one decimal ([`x8_domain::loyalty::nps_score`]); `null`
     /// without ratings.
@@ -378,7 +378,7 @@ fn take<T: Clone>(rows: &[PerCompany<T>], company: Uuid) -> Option<T> {
 // Manager dashboard
 
 /// One business of a manager.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ManagedBusiness {
     /// The business.
     pub tenant_id: Uuid,
@@ -438,7 +438,7 @@ pub async fn manager(pool: &PgPool, manager: Uuid) -> Result<Vec<ManagedBusiness
 // Admin dashboard
 
 /// `GET /dashboards/admin`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AdminDashboard {
     /// Businesses by status (`active`, `suspended`) and in total.
     pub businesses: Counted,
@@ -460,7 +460,7 @@ pub struct AdminDashboard {
 }
 
 /// A total and its split by status.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Counted {
     /// All.
     pub total: i64,
@@ -478,7 +478,7 @@ impl Counted {
 }
 
 /// Trials.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Trials {
     /// Businesses trialing now.
     pub active: i64,
@@ -487,7 +487,7 @@ pub struct Trials {
 }
 
 /// An amount in one currency.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Amount {
     /// ISO-4217, upper case.
     pub currency: String,
@@ -496,7 +496,7 @@ pub struct Amount {
 }
 
 /// Churn.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Churn {
     /// Subscriptions cancelled (or ended at their period's end) this month, by the
     /// provider's time.
@@ -506,7 +506,7 @@ pub struct Churn {
 }
 
 /// Connections on one platform in one status.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ChannelCount {
     /// `whatsapp`, …
     pub platform: String,
@@ -517,7 +517,7 @@ pub struct ChannelCount {
 }
 
 /// Refused webhook deliveries.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct WebhookFailures {
     /// `stripe`, `waha`, `telegram`, `viber`, `infobip`.
     pub provider: String,

@@ -20,6 +20,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::MinPosition;
+use crate::openapi::MinPositionHeader;
 use crate::queries::dashboards::{self, AdminDashboard, ClientDashboard, ManagedBusiness};
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -44,7 +45,16 @@ async fn caught_up(state: &AppState, position: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn client(
+/// The client dashboard of a business.
+#[utoipa::path(get, path = "/api/v1/dashboards/client/{tenant_id}", tag = "dashboards",
+    security(("bearer" = [])),
+    params(("tenant_id" = Uuid, Path, description = "The business"), MinPositionHeader),
+    responses(
+        (status = 200, body = ClientDashboard),
+        (status = 404, description = "`not_found`: no such business, or not the caller's",
+            body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn client(
     State(state): State<AppState>,
     caller: Caller,
     MinPosition(position): MinPosition,
@@ -58,13 +68,23 @@ async fn client(
         .ok_or_else(ApiError::not_found)
 }
 
-#[derive(Serialize)]
-struct ManagerDashboard {
+/// A manager's businesses.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ManagerDashboard {
     manager_id: Uuid,
     businesses: Vec<ManagedBusiness>,
 }
 
-async fn manager(
+/// A manager's dashboard: its businesses.
+#[utoipa::path(get, path = "/api/v1/dashboards/manager/{manager_id}", tag = "dashboards",
+    security(("bearer" = [])),
+    params(("manager_id" = Uuid, Path, description = "The MANAGER user"), MinPositionHeader),
+    responses(
+        (status = 200, body = ManagerDashboard),
+        (status = 404, description = "`not_found`: another manager's, or a CLIENT asking",
+            body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn manager(
     State(state): State<AppState>,
     caller: Caller,
     MinPosition(position): MinPosition,
@@ -87,7 +107,16 @@ async fn manager(
     }))
 }
 
-async fn admin(
+/// The platform dashboard (ADMIN).
+#[utoipa::path(get, path = "/api/v1/dashboards/admin", tag = "dashboards",
+    security(("bearer" = [])),
+    params(MinPositionHeader),
+    responses(
+        (status = 200, body = AdminDashboard),
+        (status = 403, description = "`forbidden`: not an ADMIN",
+            body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn admin(
     State(state): State<AppState>,
     caller: Caller,
     MinPosition(position): MinPosition,

@@ -16,6 +16,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, MinPosition};
+use crate::openapi::MinPositionHeader;
 use crate::queries::daily_metrics::{daily as daily_figures, DayFigures, DayRange, GroupBy};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -36,17 +37,24 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics/daily", get(daily))
 }
 
-#[derive(Deserialize)]
+/// The query string.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct DailyQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct DailyQuery {
+    /// The business.
     tenant_id: Uuid,
+    /// First local day (default: 29 days before `to`).
     from: Option<NaiveDate>,
+    /// Last local day, inclusive (default: today in the business's zone).
     to: Option<NaiveDate>,
+    /// Split each day by company, connection or lead source.
     group_by: Option<GroupBy>,
 }
 
-#[derive(Serialize)]
-struct DailyMetrics {
+/// Daily figures of one business.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct DailyMetrics {
     tenant_id: Uuid,
     time_zone: String,
     from: NaiveDate,
@@ -55,7 +63,18 @@ struct DailyMetrics {
     days: Vec<DayFigures>,
 }
 
-async fn daily(
+/// Daily metrics of a business, in its time zone.
+#[utoipa::path(get, path = "/api/v1/metrics/daily", tag = "dashboards",
+    security(("bearer" = [])),
+    params(DailyQuery, MinPositionHeader),
+    responses(
+        (status = 200, body = DailyMetrics),
+        (status = 400, description = "`invalid_query`", body = crate::openapi::Problem,
+            content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = crate::openapi::Problem,
+            content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn daily(
     State(state): State<AppState>,
     caller: Caller,
     MinPosition(position): MinPosition,
