@@ -158,6 +158,19 @@ impl Caller {
             Err(ApiError::forbidden())
         }
     }
+
+    /// Whether the caller may read what belongs to MANAGER `manager_id`: an ADMIN, or
+    /// that manager itself.
+    ///
+    /// # Errors
+    /// 404 `not_found` otherwise, so other managers' ids are not revealed.
+    pub fn require_manager_or_admin(&self, manager_id: uuid::Uuid) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Manager if self.user_id.0 == manager_id => Ok(()),
+            _ => Err(ApiError::not_found()),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {

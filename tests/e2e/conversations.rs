@@ -28,15 +28,6 @@ async fn connection(app: &TestApp, platform: &str, credentials: Value) -> (Uuid,
     (channel, token)
 }
 
-async fn deliver(
-    app: &TestApp,
-    channel: Uuid,
-    secret: Option<&str>,
-    update: &Value,
-) -> TestResponse {
-    app.telegram_update(channel, secret, update).await
-}
-
 use telegram::{fixture, fixture_time, text as telegram_text};
 
 #[sqlx::test(migrations = "../migrations")]
@@ -48,9 +39,13 @@ async fn a_telegram_update_opens_one_conversation_once_with_its_personal_data_se
     let app = TestApp::spawn(db).await;
     let channel = telegram_connection(&app).await;
     // When the docs' update arrives, twice
-    let first = deliver(&app, channel, Some(TELEGRAM_SECRET), &fixture()).await;
+    let first = app
+        .telegram_update(channel, Some(TELEGRAM_SECRET), &fixture())
+        .await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
-    let again = deliver(&app, channel, Some(TELEGRAM_SECRET), &fixture()).await;
+    let again = app
+        .telegram_update(channel, Some(TELEGRAM_SECRET), &fixture())
+        .await;
     assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
     // Then one conversation with one message, opened from /start as direct
     let conversation: Uuid = first.body["conversation_id"]
@@ -90,14 +85,14 @@ async fn a_wrong_or_missing_telegram_secret_is_401_and_appends_nothing(
     let app = TestApp::spawn(db).await;
     let channel = telegram_connection(&app).await;
     let before = app.event_count().await;
-    deliver(&app, channel, Some("wrong"), &fixture())
+    app.telegram_update(channel, Some("wrong"), &fixture())
         .await
         .assert_problem(401, "invalid_signature");
-    deliver(&app, channel, None, &fixture())
+    app.telegram_update(channel, None, &fixture())
         .await
         .assert_problem(401, "invalid_signature");
     // an unknown connection is 404; malformed JSON with the right secret is 400
-    deliver(&app, Uuid::new_v4(), Some(TELEGRAM_SECRET), &fixture())
+    app.telegram_update(Uuid::new_v4(), Some(TELEGRAM_SECRET), &fixture())
         .await
         .assert_problem(404, "not_found");
     let malformed = app
@@ -112,13 +107,13 @@ async fn a_wrong_or_missing_telegram_secret_is_401_and_appends_nothing(
     malformed.assert_problem(400, "invalid_body");
     assert_eq!(app.event_count().await, before);
     // an update type not handled is acknowledged, nothing appended
-    let poll = deliver(
-        &app,
-        channel,
-        Some(TELEGRAM_SECRET),
-        &json!({"update_id": 5, "poll": {}}),
-    )
-    .await;
+    let poll = app
+        .telegram_update(
+            channel,
+            Some(TELEGRAM_SECRET),
+            &json!({"update_id": 5, "poll": {}}),
+        )
+        .await;
     assert_eq!(poll.status, StatusCode::OK);
     assert_eq!(app.event_count().await, before);
 }
@@ -333,16 +328,15 @@ async fn a_reply_is_sent_priced_and_timed_and_the_read_model_carries_its_lead_so
         json!({ "bot_token": "123:abc", "webhook_secret": TELEGRAM_SECRET }),
     )
     .await;
-    let opened = deliver(
-        &app,
-        channel,
-        Some(TELEGRAM_SECRET),
-        &telegram_text(1, 1, 0, "/start tiktok_autumn"),
-    )
-    .await;
+    let opened = app
+        .telegram_update(
+            channel,
+            Some(TELEGRAM_SECRET),
+            &telegram_text(1, 1, 0, "/start tiktok_autumn"),
+        )
+        .await;
     let conversation = opened.body["conversation_id"].as_str().unwrap().to_string();
-    deliver(
-        &app,
+    app.telegram_update(
         channel,
         Some(TELEGRAM_SECRET),
         &telegram_text(2, 2, 30, "Is it open?"),
@@ -455,7 +449,9 @@ async fn a_provider_failure_is_recorded_as_failed_and_a_retry_sends_it(
         json!({ "bot_token": "123:abc", "webhook_secret": TELEGRAM_SECRET }),
     )
     .await;
-    let opened = deliver(&app, channel, Some(TELEGRAM_SECRET), &fixture()).await;
+    let opened = app
+        .telegram_update(channel, Some(TELEGRAM_SECRET), &fixture())
+        .await;
     let conversation = opened.body["conversation_id"].as_str().unwrap().to_string();
     // When we reply
     let sent = app
@@ -542,13 +538,13 @@ async fn three_messages_within_the_window_form_one_batch_and_a_fourth_after_it_a
     // When three messages arrive at T, T+4 s and T+9 s
     let mut conversation = String::new();
     for (n, seconds, text) in [(1, 0, "hi"), (2, 4, "I want"), (3, 9, "a pizza")] {
-        let answer = deliver(
-            &app,
-            channel,
-            Some(TELEGRAM_SECRET),
-            &telegram_text(n, n, seconds, text),
-        )
-        .await;
+        let answer = app
+            .telegram_update(
+                channel,
+                Some(TELEGRAM_SECRET),
+                &telegram_text(n, n, seconds, text),
+            )
+            .await;
         conversation = answer.body["conversation_id"].as_str().unwrap().to_string();
     }
     let pending = format!("/api/v1/conversations/{conversation}/pending-batch");
@@ -577,8 +573,7 @@ async fn three_messages_within_the_window_form_one_batch_and_a_fourth_after_it_a
         .await
         .assert_problem(404, "no_pending_batch");
     // When a fourth message arrives after the window
-    deliver(
-        &app,
+    app.telegram_update(
         channel,
         Some(TELEGRAM_SECRET),
         &telegram_text(4, 4, 25, "and a cola"),

@@ -27,7 +27,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use uuid::Uuid;
-use x8_domain::user::Role;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -91,14 +90,7 @@ pub(crate) async fn manager(
     Path(id): Path<String>,
 ) -> Result<Json<ManagerDashboard>, ApiError> {
     let manager_id = path_id(&id)?;
-    let allowed = match caller.role {
-        Role::Admin => true,
-        Role::Manager => caller.user_id.0 == manager_id,
-        Role::Client => false,
-    };
-    if !allowed {
-        return Err(ApiError::not_found());
-    }
+    caller.require_manager_or_admin(manager_id)?;
     caught_up(&state, position).await?;
     let businesses = dashboards::manager(&state.pool, manager_id).await?;
     Ok(Json(ManagerDashboard {

@@ -84,11 +84,7 @@ async fn clients(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Client>>, ApiError> {
     let manager_id = path_id(&id)?;
-    let allowed = caller.role == Role::Admin
-        || (caller.role == Role::Manager && caller.user_id.0 == manager_id);
-    if !allowed {
-        return Err(ApiError::not_found());
-    }
+    caller.require_manager_or_admin(manager_id)?;
     state.wait_for(TENANTS, position).await?;
     // language=PostgreSQL
     let clients = sqlx::query_as(
