@@ -55,7 +55,7 @@ pub struct AuthKeys {
 }
 
 /// A fresh token pair, as returned by login and refresh.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenPair {
     /// Bearer token for API calls.
     pub access_token: String,

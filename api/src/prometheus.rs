@@ -52,6 +52,13 @@ pub fn handle() -> &'static PrometheusHandle {
 /// # Errors
 /// 401 `unauthorized` when `X8_METRICS_TOKEN` is set and not presented; 500 when the
 /// scrape-time gauges cannot be read.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    security((), ("metrics_token" = [])),
+    responses(
+        (status = 200, description = "Prometheus text exposition format (version 0.0.4)",
+            content_type = "text/plain", body = String),
+        crate::openapi::Problems,
+    ))]
 pub async fn scrape(
     State(state): State<AppState>,
     headers: HeaderMap,

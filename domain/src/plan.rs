@@ -11,6 +11,7 @@ pub const TRIAL_CHANNEL_LIMIT: u32 = 1;
 
 /// A subscription plan. Serialised in upper case (`"GROWTH"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Plan {
     /// $0, 1 channel; also the plan of a business in its trial.

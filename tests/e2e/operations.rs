@@ -1,8 +1,10 @@
 //! The operations surface: Prometheus metrics and rate limits.
 
 use axum::http::{Method, StatusCode};
+use regex::Regex;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::collections::BTreeSet;
 use x8_api::rate_limit::AuthRateLimit;
 use x8_tests::{telegram, TestApp};
 
@@ -160,4 +162,96 @@ async fn the_openapi_document_and_swagger_ui_are_served_from_the_binary(
         .send(Method::GET, "/docs/swagger-ui-bundle.js", None, &[], None)
         .await;
     assert_eq!(asset.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_openapi_document_lists_every_route_the_router_serves(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    // Given the router and the document it serves
+    let app = TestApp::spawn(db).await;
+    let document = app
+        .send(Method::GET, "/openapi.json", None, &[], None)
+        .await
+        .body;
+    // When each route's methods are read from the router (the `Allow` of a 405)
+    let mut served = BTreeSet::new();
+    for path in router_paths(&app.router) {
+        let probe = path_params().replace_all(&path, "0190a1b2-0000-7000-8000-000000000001");
+        let answer = app.send(Method::TRACE, &probe, None, &[], None).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "TRACE {path}"
+        );
+        let allow = answer.headers["allow"].to_str().unwrap().to_lowercase();
+        let documented_path = path.replace("{*", "{");
+        for method in allow.split(',').map(str::trim).filter(|m| *m != "head") {
+            served.insert((documented_path.clone(), method.to_string()));
+        }
+    }
+    let documented: BTreeSet<(String, String)> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (path.clone(), method.clone()))
+        })
+        .collect();
+    // Then the two lists are the same
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    let not_served: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        undocumented.is_empty() && not_served.is_empty(),
+        "served, not documented: {undocumented:?}\ndocumented, not served: {not_served:?}"
+    );
+    assert!(served.len() > 90, "{}", served.len());
+    // And operation ids are unique
+    let ids: Vec<&str> = document["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .map(|operation| operation["operationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        ids.len(),
+        "{ids:?}"
+    );
+    // And every schema the operations refer to is in the document
+    let text = document.to_string();
+    let refs = Regex::new(r##""\$ref":"#/components/schemas/([^"]+)""##).unwrap();
+    for name in refs.captures_iter(&text).map(|c| c[1].to_string()) {
+        assert!(
+            document["components"]["schemas"][&name].is_object(),
+            "missing schema {name}"
+        );
+    }
+}
+
+/// The paths the router matches, as registered (`/api/v1/tenants/{id}`, `/docs/{*rest}`),
+/// read from its `Debug` form: axum lists each route's path in its `path_router`; the
+/// `fallback_router` after it holds only the catch-all fallback.
+fn router_paths(router: &axum::Router) -> BTreeSet<String> {
+    let whole = format!("{router:?}");
+    let (debug, _fallback) = whole
+        .split_once("fallback_router")
+        .expect("axum's Router Debug names its fallback_router");
+    let route = Regex::new(r#"RouteId\(\d+\): "([^"]+)""#).unwrap();
+    let paths: BTreeSet<String> = route
+        .captures_iter(debug)
+        .map(|c| c[1].to_string())
+        .collect();
+    assert!(!paths.is_empty(), "no routes in the router's Debug form");
+    paths
+}
+
+/// A path template's parameters: `{id}`, `{*rest}`.
+fn path_params() -> Regex {
+    Regex::new(r"\{\*?\w+\}").unwrap()
 }

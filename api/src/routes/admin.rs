@@ -12,6 +12,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
+use crate::openapi::{IdempotencyKeyHeader, MinPositionHeader, Problems};
 use crate::routes::RequestId;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -31,6 +32,11 @@ pub fn router() -> Router<AppState> {
         .route("/admin/meta-apps", get(meta_apps).post(add_meta_app))
 }
 
+/// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(projections, meta_apps, add_meta_app))]
+pub(crate) struct Api;
+
 #[derive(Serialize)]
 struct ProjectionStatus {
     name: &'static str,
@@ -38,6 +44,13 @@ struct ProjectionStatus {
     lag: ProjectionLag,
 }
 
+/// Each projection's lag (ADMIN).
+#[utoipa::path(
+    get, path = "/admin/projections",
+    responses((status = 200, description = "`[{name, events, seconds, checkpoint: \
+        {transaction_id, global_position}}]`: `events` not applied yet, `seconds` the age of \
+        the oldest of them", body = [Object]), Problems)
+)]
 async fn projections(
     State(state): State<AppState>,
     caller: Caller,
@@ -54,19 +67,26 @@ async fn projections(
     Ok(Json(statuses))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddMetaApp {
     meta_app_id: String,
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct MetaAppAdded {
     app_id: Uuid,
     position: i64,
 }
 
+/// Adds a Meta app to the pool (ADMIN); 409 `meta_app_registered`.
+#[utoipa::path(
+    post, path = "/admin/meta-apps",
+    params(IdempotencyKeyHeader),
+    request_body = AddMetaApp,
+    responses((status = 201, description = "Created", body = MetaAppAdded), Problems)
+)]
 async fn add_meta_app(
     State(state): State<AppState>,
     caller: Caller,
@@ -82,7 +102,7 @@ async fn add_meta_app(
 }
 
 /// A row of the `meta_apps` read model.
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct MetaAppView {
     app_id: Uuid,
     meta_app_id: String,
@@ -93,6 +113,12 @@ struct MetaAppView {
     last_position: i64,
 }
 
+/// The Meta app pool, with the connection and business holding each app (ADMIN).
+#[utoipa::path(
+    get, path = "/admin/meta-apps",
+    params(MinPositionHeader),
+    responses((status = 200, description = "OK", body = [MetaAppView]), Problems)
+)]
 async fn meta_apps(
     State(state): State<AppState>,
     caller: Caller,

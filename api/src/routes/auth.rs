@@ -4,6 +4,7 @@ use crate::app::AppState;
 use crate::auth::{TokenKind, TokenPair};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::openapi::Problems;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -21,13 +22,25 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/auth/refresh", post(refresh))
 }
 
-#[derive(Deserialize)]
+/// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(login, refresh))]
+pub(crate) struct Api;
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Login {
     email: String,
     password: String,
 }
 
+/// Exchanges e-mail and password for a token pair; 401 `invalid_credentials`, 429 `rate_limited`.
+#[utoipa::path(
+    post, path = "/auth/login",
+    security(()),
+    request_body = Login,
+    responses((status = 200, description = "OK", body = TokenPair), Problems)
+)]
 async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Login>,
@@ -48,12 +61,19 @@ async fn login(
     )?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Refresh {
     refresh_token: String,
 }
 
+/// Exchanges a refresh token for a new pair; 401 `unauthorized`.
+#[utoipa::path(
+    post, path = "/auth/refresh",
+    security(()),
+    request_body = Refresh,
+    responses((status = 200, description = "OK", body = TokenPair), Problems)
+)]
 async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Refresh>,

@@ -23,6 +23,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
+use crate::openapi::{IdempotencyKeyHeader, MinPositionHeader, Problems};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
@@ -52,12 +53,35 @@ pub fn router() -> Router<AppState> {
         .route("/admin/revenue", get(revenue))
 }
 
-#[derive(Deserialize)]
+/// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    checkout,
+    subscription,
+    onboarding,
+    link,
+    disconnect,
+    connect_account,
+    commission,
+    revenue
+))]
+pub(crate) struct Api;
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Checkout {
     plan: Plan,
 }
 
+/// Starts a Stripe Checkout Session for a plan; 422 `plan_not_for_sale`, 409 `already_subscribed`,
+/// 502 `provider_error`.
+#[utoipa::path(
+    post, path = "/tenants/{id}/billing/checkout",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    request_body = Checkout,
+    responses((status = 201, description = "`{session_id, url, position}`", body = Object),
+        Problems)
+)]
 async fn checkout(
     State(state): State<AppState>,
     caller: Caller,
@@ -99,6 +123,15 @@ struct SubscriptionRow {
     last_failure_at: Option<DateTime<Utc>>,
 }
 
+/// The business's plan and Stripe subscription.
+#[utoipa::path(
+    get, path = "/tenants/{id}/subscription",
+    params(("id" = Uuid, Path, description = "The business"), MinPositionHeader),
+    responses((status = 200, description = "`{tenant_id, plan, subscription_status, over_limit, \
+        stripe: {status, subscription_id, customer_id, price_id, unit_amount, currency, \
+        current_period_end, cancel_at_period_end, last_paid_at} | null, last_payment_failure: \
+        {invoice_id, attempt_count, next_attempt_at, failed_at} | null}`", body = Object), Problems)
+)]
 async fn subscription(
     State(state): State<AppState>,
     caller: Caller,
@@ -152,6 +185,13 @@ async fn subscription(
     })))
 }
 
+/// Creates (once) the business's Stripe Connect Express account and returns its onboarding link.
+#[utoipa::path(
+    post, path = "/tenants/{id}/connect/onboarding",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    responses((status = 200, description = "`{url, account_id, position}`", body = Object),
+        Problems)
+)]
 async fn onboarding(
     State(state): State<AppState>,
     caller: Caller,
@@ -167,12 +207,21 @@ async fn onboarding(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Link {
     account_id: String,
 }
 
+/// Links an existing Stripe Connect account (ADMIN); 409 `connect_already_linked`,
+/// `account_of_another_tenant`.
+#[utoipa::path(
+    put, path = "/tenants/{id}/connect",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    request_body = Link,
+    responses((status = 200, description = "`{tenant_id, account_id, position}`",
+        body = Object), Problems)
+)]
 async fn link(
     State(state): State<AppState>,
     caller: Caller,
@@ -199,6 +248,12 @@ async fn link(
     })))
 }
 
+/// Disconnects the Stripe Connect account; 409 `connect_not_linked`.
+#[utoipa::path(
+    delete, path = "/tenants/{id}/connect",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    responses((status = 200, description = "`{tenant_id, position}`", body = Object), Problems)
+)]
 async fn disconnect(
     State(state): State<AppState>,
     caller: Caller,
@@ -215,12 +270,21 @@ async fn disconnect(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Commission {
     commission_bps: u32,
 }
 
+/// Sets the platform's commission on the business's customer payments (ADMIN), basis points
+/// 0–10,000.
+#[utoipa::path(
+    put, path = "/tenants/{id}/connect/commission",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    request_body = Commission,
+    responses((status = 200, description = "`{tenant_id, commission_bps, position}`",
+        body = Object), Problems)
+)]
 async fn commission(
     State(state): State<AppState>,
     caller: Caller,
@@ -244,7 +308,7 @@ async fn commission(
 }
 
 /// A row of `connect_accounts`.
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct ConnectView {
     tenant_id: Uuid,
     account_id: Option<String>,
@@ -257,6 +321,12 @@ struct ConnectView {
     commission_bps: i32,
 }
 
+/// The Stripe Connect account and its status.
+#[utoipa::path(
+    get, path = "/tenants/{id}/connect",
+    params(("id" = Uuid, Path, description = "The business"), MinPositionHeader),
+    responses((status = 200, description = "OK", body = ConnectView), Problems)
+)]
 async fn connect_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -287,6 +357,14 @@ async fn connect_account(
     })))
 }
 
+/// Monthly recurring revenue per currency and subscriptions by status (ADMIN).
+#[utoipa::path(
+    get, path = "/admin/revenue",
+    params(MinPositionHeader),
+    responses((status = 200, description = "`{mrr: [{currency, amount_minor}], \
+        subscriptions_by_status: {status: count}}`: MRR in minor units over `active` and \
+        `past_due` subscriptions (yearly prices / 12)", body = Object), Problems)
+)]
 async fn revenue(
     State(state): State<AppState>,
     caller: Caller,

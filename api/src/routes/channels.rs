@@ -32,6 +32,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
+use crate::openapi::{IdempotencyKeyHeader, MinPositionHeader, Problems};
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::http::StatusCode;
@@ -67,19 +68,42 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Deserialize)]
+/// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list,
+    connect,
+    show,
+    remove,
+    read_credentials,
+    put_credentials,
+    batch_window,
+    qr,
+    pairing_code
+))]
+pub(crate) struct Api;
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Connect {
     platform: Platform,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Connected {
     channel_id: Uuid,
     status: ChannelStatus,
     position: i64,
 }
 
+/// Connects a channel; 409 `over_channel_limit` (with `connection_ids`), `channels_restricted`,
+/// `meta_app_pool_empty`.
+#[utoipa::path(
+    post, path = "/companies/{id}/channels",
+    params(("id" = Uuid, Path, description = "The company"), IdempotencyKeyHeader),
+    request_body = Connect,
+    responses((status = 201, description = "Created", body = Connected), Problems)
+)]
 async fn connect(
     State(state): State<AppState>,
     caller: Caller,
@@ -103,7 +127,7 @@ async fn connect(
 }
 
 /// A row of the `channels` read model.
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub(crate) struct ChannelView {
     channel_id: Uuid,
     tenant_id: Uuid,
@@ -124,6 +148,12 @@ pub(crate) struct ChannelView {
     last_position: i64,
 }
 
+/// The company's channel connections (not removed).
+#[utoipa::path(
+    get, path = "/companies/{id}/channels",
+    params(("id" = Uuid, Path, description = "The company"), MinPositionHeader),
+    responses((status = 200, description = "OK", body = [ChannelView]), Problems)
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -144,6 +174,12 @@ async fn list(
     Ok(Json(channels))
 }
 
+/// One channel connection (removed ones too, with `removed_at`).
+#[utoipa::path(
+    get, path = "/channels/{id}",
+    params(("id" = Uuid, Path, description = "The channel connection"), MinPositionHeader),
+    responses((status = 200, description = "OK", body = ChannelView), Problems)
+)]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -163,12 +199,19 @@ async fn show(
 }
 
 /// A change to a connection: its id and the global position of the last event.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ChannelChanged)]
 struct Changed {
     channel_id: Uuid,
     position: i64,
 }
 
+/// Removes a connection, giving its slot and Meta app back.
+#[utoipa::path(
+    delete, path = "/channels/{id}",
+    params(("id" = Uuid, Path, description = "The channel connection"), IdempotencyKeyHeader),
+    responses((status = 200, description = "OK", body = Changed), Problems)
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -185,12 +228,20 @@ async fn remove(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BatchWindow {
     secs: u32,
 }
 
+/// Sets how long consecutive inbound messages are gathered into one batch (1–300 s); 422
+/// `invalid_batch_window`.
+#[utoipa::path(
+    put, path = "/channels/{id}/batch-window",
+    params(("id" = Uuid, Path, description = "The channel connection"), IdempotencyKeyHeader),
+    request_body = BatchWindow,
+    responses((status = 200, description = "OK", body = Changed), Problems)
+)]
 async fn batch_window(
     State(state): State<AppState>,
     caller: Caller,
@@ -219,6 +270,14 @@ async fn batch_window(
 /// Most fields a credentials document may have.
 const MAX_CREDENTIAL_FIELDS: usize = 32;
 
+/// Stores the provider's tokens and keys (1–32 string fields), sealed with the business's data key.
+#[utoipa::path(
+    put, path = "/channels/{id}/credentials",
+    params(("id" = Uuid, Path, description = "The channel connection"), IdempotencyKeyHeader),
+    request_body(content = HashMap<String, String>, description = "The provider's credential \
+        fields, names to strings"),
+    responses((status = 200, description = "OK", body = Changed), Problems)
+)]
 async fn put_credentials(
     State(state): State<AppState>,
     caller: Caller,
@@ -242,6 +301,14 @@ async fn put_credentials(
     }))
 }
 
+/// The connection's credentials, opened; each read is recorded (`CredentialsViewed`).
+/// `Cache-Control: no-store`; 404 `no_credentials`.
+#[utoipa::path(
+    get, path = "/channels/{id}/credentials",
+    params(("id" = Uuid, Path, description = "The channel connection")),
+    responses((status = 200, description = "`{channel_id, credentials: {<name>: <string>}, \
+        position}`", body = Object), Problems)
+)]
 async fn read_credentials(
     State(state): State<AppState>,
     caller: Caller,
@@ -279,6 +346,13 @@ async fn load_whatsapp(
     Ok(channel)
 }
 
+/// The WhatsApp QR value to render, from WAHA; 409 `not_whatsapp`, 502 `provider_error`.
+#[utoipa::path(
+    get, path = "/channels/{id}/qr",
+    params(("id" = Uuid, Path, description = "The channel connection")),
+    responses((status = 200, description = "`{qr, qr_attempts, pairing_code_offered}`",
+        body = Object), Problems)
+)]
 async fn qr(
     State(state): State<AppState>,
     caller: Caller,
@@ -294,12 +368,20 @@ async fn qr(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PairingRequest {
     phone_number: String,
 }
 
+/// A WhatsApp pairing code for a phone number; 409 `pairing_code_not_offered` before 3 failed QR
+/// attempts.
+#[utoipa::path(
+    post, path = "/channels/{id}/pairing-code",
+    params(("id" = Uuid, Path, description = "The channel connection")),
+    request_body = PairingRequest,
+    responses((status = 200, description = "`{code}`", body = Object), Problems)
+)]
 async fn pairing_code(
     State(state): State<AppState>,
     caller: Caller,

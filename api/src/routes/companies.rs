@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
+use crate::openapi::{IdempotencyKeyHeader, MinPositionHeader, Problems};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -34,7 +35,13 @@ pub fn router() -> Router<AppState> {
         .route("/companies/{id}", get(show).patch(update))
 }
 
-#[derive(Deserialize)]
+/// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, create, show, update))]
+pub(crate) struct Api;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewCompany)]
 #[serde(deny_unknown_fields)]
 struct Create {
     name: String,
@@ -42,13 +49,21 @@ struct Create {
     company_type: CompanyType,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CompanyCreated)]
 struct Created {
     company_id: Uuid,
     code: String,
     position: i64,
 }
 
+/// Creates a company.
+#[utoipa::path(
+    post, path = "/tenants/{id}/companies",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    request_body = Create,
+    responses((status = 201, description = "Created", body = Created), Problems)
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -79,7 +94,7 @@ async fn create(
 }
 
 /// A row of the `companies` read model.
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct CompanyView {
     company_id: Uuid,
     tenant_id: Uuid,
@@ -92,6 +107,8 @@ struct CompanyView {
     created_at: DateTime<Utc>,
     last_position: i64,
     /// Its connections (not removed): `[{channel_id, platform, status}]`.
+    /// `[{channel_id, platform, status}]`.
+    #[schema(value_type = Vec<Object>)]
     channels: sqlx::types::Json<serde_json::Value>,
 }
 
@@ -108,6 +125,12 @@ const SELECT_COMPANIES: &str = "
                     '[]') as channels
     from companies c";
 
+/// The business's companies by code, each with its connections' statuses.
+#[utoipa::path(
+    get, path = "/tenants/{id}/companies",
+    params(("id" = Uuid, Path, description = "The business"), MinPositionHeader),
+    responses((status = 200, description = "OK", body = [CompanyView]), Problems)
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,6 +149,12 @@ async fn list(
     Ok(Json(companies))
 }
 
+/// One company, with its connections.
+#[utoipa::path(
+    get, path = "/companies/{id}",
+    params(("id" = Uuid, Path, description = "The company"), MinPositionHeader),
+    responses((status = 200, description = "OK", body = CompanyView), Problems)
+)]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -150,7 +179,7 @@ async fn wait_for_views(state: &AppState, position: i64) -> Result<(), ApiError>
     state.wait_for(CHANNELS, position).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Update {
     #[serde(default)]
@@ -159,12 +188,19 @@ struct Update {
     status: Option<CompanyStatus>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Updated {
     company_id: Uuid,
     position: i64,
 }
 
+/// Renames a company or changes its status.
+#[utoipa::path(
+    patch, path = "/companies/{id}",
+    params(("id" = Uuid, Path, description = "The company"), IdempotencyKeyHeader),
+    request_body = Update,
+    responses((status = 200, description = "OK", body = Updated), Problems)
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,

@@ -34,6 +34,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, IdempotencyKey, MinPosition};
+use crate::openapi::{IdempotencyKeyHeader, MinPositionHeader, Problems};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -66,6 +67,11 @@ pub fn router() -> Router<AppState> {
         .route("/conversations/{id}/resolve", post(resolve))
 }
 
+/// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show, history, send, retry, pending_batch, take_batch, resolve))]
+pub(crate) struct Api;
+
 /// The conversation named by the path, if the caller may act on its business.
 async fn authorized_conversation(
     state: &AppState,
@@ -84,7 +90,8 @@ fn open(key: &ScopeKey, conversation: Uuid, field: &str, sealed: &str) -> Result
     open_sealed(key, &purpose(conversation, field), sealed)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     channel_id: Option<Uuid>,
@@ -150,6 +157,16 @@ impl Row {
     }
 }
 
+/// The company's conversations, newest first (`unanswered=true`: those waiting for a reply, longest
+/// waiting first).
+#[utoipa::path(
+    get, path = "/companies/{id}/conversations",
+    params(("id" = Uuid, Path, description = "The company"), ListQuery, MinPositionHeader),
+    responses((status = 200, description = "`{conversations: [{conversation_id, channel_id, \
+        platform, lead_source, lead_detail, status, contact_name, opened_at, last_inbound_at, \
+        last_outbound_at, waiting_since, messages_in, messages_out, avg_response_secs, \
+        cost_micro_eur}]}`", body = Object), Problems)
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -200,6 +217,13 @@ async fn list(
     Ok(Json(json!({ "conversations": conversations })))
 }
 
+/// One conversation.
+#[utoipa::path(
+    get, path = "/conversations/{id}",
+    params(("id" = Uuid, Path, description = "The conversation"), MinPositionHeader),
+    responses((status = 200, description = "`{conversation_id, channel_id, platform, \
+        lead_source, …}` as in the list", body = Object), Problems)
+)]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -220,7 +244,8 @@ async fn show(
     Ok(Json(row.view(&key)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct HistoryQuery {
     limit: Option<i64>,
@@ -242,6 +267,14 @@ struct MessageRow {
     response_time_secs: Option<i64>,
 }
 
+/// The conversation's messages, oldest first.
+#[utoipa::path(
+    get, path = "/conversations/{id}/messages",
+    params(("id" = Uuid, Path, description = "The conversation"), HistoryQuery, MinPositionHeader),
+    responses((status = 200, description = "`{conversation_id, messages: [{direction: in|out, \
+        message_id, text, kind, at, batch, status, provider_message_id, failure_reason, \
+        pricing_window, cost_micro_eur, response_time_secs}]}`", body = Object), Problems)
+)]
 async fn history(
     State(state): State<AppState>,
     caller: Caller,
@@ -286,7 +319,7 @@ async fn history(
     Ok(Json(json!({ "conversation_id": id, "messages": messages })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SendBody {
     text: String,
@@ -297,7 +330,7 @@ struct SendBody {
 }
 
 /// The answer to a send or a retry.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Sent {
     message_id: Uuid,
     status: &'static str,
@@ -333,6 +366,14 @@ fn sent(report: SendReport) -> (StatusCode, Json<Sent>) {
     )
 }
 
+/// Sends a message (recorded, priced in micro-euros, sent through the platform); a provider failure
+/// is 201 with `status: failed`.
+#[utoipa::path(
+    post, path = "/conversations/{id}/messages",
+    params(("id" = Uuid, Path, description = "The conversation"), IdempotencyKeyHeader),
+    request_body = SendBody,
+    responses((status = 200, description = "OK", body = Sent), Problems)
+)]
 async fn send(
     State(state): State<AppState>,
     caller: Caller,
@@ -360,6 +401,16 @@ async fn send(
     Ok(sent(report))
 }
 
+/// Sends a failed message again.
+#[utoipa::path(
+    post, path = "/conversations/{id}/messages/{message_id}/retry",
+    params(
+        ("id" = Uuid, Path, description = "The conversation"),
+        ("message_id" = Uuid, Path, description = "The outbound message"),
+        IdempotencyKeyHeader,
+    ),
+    responses((status = 200, description = "OK", body = Sent), Problems)
+)]
 async fn retry(
     State(state): State<AppState>,
     caller: Caller,
@@ -374,6 +425,14 @@ async fn retry(
     Ok(sent(report))
 }
 
+/// The closed batch of inbound messages not yet taken; 404 `no_pending_batch` (with `closes_at`
+/// while it fills).
+#[utoipa::path(
+    get, path = "/conversations/{id}/pending-batch",
+    params(("id" = Uuid, Path, description = "The conversation")),
+    responses((status = 200, description = "`{conversation_id, batch, first_at, last_at, \
+        closed_at, messages: [{text, kind, sent_at}]}`", body = Object), Problems)
+)]
 async fn pending_batch(
     State(state): State<AppState>,
     caller: Caller,
@@ -423,6 +482,14 @@ async fn pending_batch(
     })))
 }
 
+/// Marks a closed batch as taken (idempotent); 409 `batch_not_closed`.
+#[utoipa::path(
+    post, path = "/conversations/{id}/pending-batch/{batch}/take",
+    params(("id" = Uuid, Path, description = "The conversation"), ("batch" = u32, Path,
+        description = "The batch number")),
+    responses((status = 200, description = "`{conversation_id, batch, position}`",
+        body = Object), Problems)
+)]
 async fn take_batch(
     State(state): State<AppState>,
     caller: Caller,
@@ -442,6 +509,13 @@ async fn take_batch(
     ))
 }
 
+/// Resolves the conversation.
+#[utoipa::path(
+    post, path = "/conversations/{id}/resolve",
+    params(("id" = Uuid, Path, description = "The conversation"), IdempotencyKeyHeader),
+    responses((status = 200, description = "`{conversation_id, status: \"resolved\", \
+        position}`", body = Object), Problems)
+)]
 async fn resolve(
     State(state): State<AppState>,
     caller: Caller,

@@ -36,6 +36,11 @@ pub fn router() -> Router<AppState> {
         .route("/dashboards/admin", get(admin))
 }
 
+/// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(client, manager, admin))]
+pub(crate) struct Api;
+
 /// Waits until every projection a dashboard reads reflects `position`.
 async fn caught_up(state: &AppState, position: i64) -> Result<(), ApiError> {
     for projection in dashboards::PROJECTIONS {
@@ -45,8 +50,7 @@ async fn caught_up(state: &AppState, position: i64) -> Result<(), ApiError> {
 }
 
 /// The client dashboard of a business.
-#[utoipa::path(get, path = "/api/v1/dashboards/client/{tenant_id}", tag = "dashboards",
-    security(("bearer" = [])),
+#[utoipa::path(get, path = "/dashboards/client/{tenant_id}",
     params(("tenant_id" = Uuid, Path, description = "The business"), MinPositionHeader),
     responses(
         (status = 200, body = ClientDashboard),
@@ -75,8 +79,7 @@ pub(crate) struct ManagerDashboard {
 }
 
 /// A manager's dashboard: its businesses.
-#[utoipa::path(get, path = "/api/v1/dashboards/manager/{manager_id}", tag = "dashboards",
-    security(("bearer" = [])),
+#[utoipa::path(get, path = "/dashboards/manager/{manager_id}",
     params(("manager_id" = Uuid, Path, description = "The MANAGER user"), MinPositionHeader),
     responses(
         (status = 200, body = ManagerDashboard),
@@ -100,8 +103,7 @@ pub(crate) async fn manager(
 }
 
 /// The platform dashboard (ADMIN).
-#[utoipa::path(get, path = "/api/v1/dashboards/admin", tag = "dashboards",
-    security(("bearer" = [])),
+#[utoipa::path(get, path = "/dashboards/admin",
     params(MinPositionHeader),
     responses(
         (status = 200, body = AdminDashboard),

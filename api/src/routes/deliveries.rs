@@ -31,6 +31,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
+use crate::openapi::{IdempotencyKeyHeader, MinPositionHeader, Problems};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -65,6 +66,21 @@ pub fn router() -> Router<AppState> {
         .route("/couriers/{id}/deliveries", get(courier_deliveries))
 }
 
+/// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_couriers,
+    register_courier,
+    create_delivery,
+    show,
+    assign,
+    checkpoint,
+    reissue_token,
+    revoke_token,
+    courier_deliveries
+))]
+pub(crate) struct Api;
+
 /// The public tracking page of a token.
 fn tracking_url(token: &str) -> String {
     format!("/track/{token}")
@@ -83,7 +99,7 @@ async fn authorized_delivery(
     Ok((id, tenant, delivery))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterCourier {
     name: String,
@@ -92,6 +108,13 @@ struct RegisterCourier {
     zones: Vec<String>,
 }
 
+/// Registers a courier; 422 `invalid_field`, `invalid_zones`.
+#[utoipa::path(
+    post, path = "/companies/{id}/couriers",
+    params(("id" = Uuid, Path, description = "The company"), IdempotencyKeyHeader),
+    request_body = RegisterCourier,
+    responses((status = 201, description = "`{courier_id, position}`", body = Object), Problems)
+)]
 async fn register_courier(
     State(state): State<AppState>,
     caller: Caller,
@@ -130,6 +153,13 @@ struct CourierRow {
     zones: Vec<String>,
 }
 
+/// The company's couriers (names opened).
+#[utoipa::path(
+    get, path = "/companies/{id}/couriers",
+    params(("id" = Uuid, Path, description = "The company"), MinPositionHeader),
+    responses((status = 200, description = "`{couriers: [{courier_id, name, phone, zones}]}`",
+        body = Object), Problems)
+)]
 async fn list_couriers(
     State(state): State<AppState>,
     caller: Caller,
@@ -166,7 +196,7 @@ async fn list_couriers(
     Ok(Json(json!({ "couriers": couriers })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateDelivery {
     order_reference: String,
@@ -177,6 +207,19 @@ struct CreateDelivery {
     eta: Option<DateTime<Utc>>,
 }
 
+/// Creates a delivery; the tracking token is shown once.
+#[utoipa::path(
+    post, path = "/companies/{id}/deliveries",
+    params(("id" = Uuid, Path, description = "The company"), IdempotencyKeyHeader),
+    request_body = CreateDelivery,
+    responses(
+        (status = 201, description = "`{delivery_id, status: \"Pending\", tracking_token, \
+            tracking_url, position}`", body = Object),
+        (status = 200, description = "A repeat with the same `Idempotency-Key`: as 201, \
+            without the token", body = Object),
+        Problems,
+    )
+)]
 async fn create_delivery(
     State(state): State<AppState>,
     caller: Caller,
@@ -221,12 +264,20 @@ async fn create_delivery(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Assign {
     courier_id: Uuid,
 }
 
+/// Assigns a courier; 422 `unknown_courier`.
+#[utoipa::path(
+    post, path = "/deliveries/{id}/assign",
+    params(("id" = Uuid, Path, description = "The delivery"), IdempotencyKeyHeader),
+    request_body = Assign,
+    responses((status = 200, description = "`{delivery_id, courier_id, position}`",
+        body = Object), Problems)
+)]
 async fn assign(
     State(state): State<AppState>,
     caller: Caller,
@@ -243,7 +294,7 @@ async fn assign(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewCheckpoint {
     checkpoint_id: Option<String>,
@@ -255,6 +306,15 @@ struct NewCheckpoint {
     occurred_at: DateTime<Utc>,
 }
 
+/// Records a checkpoint: a legal status change (409 `illegal_transition`), a courier position, or
+/// both; 422 `invalid_location`, `empty_checkpoint`.
+#[utoipa::path(
+    post, path = "/deliveries/{id}/checkpoints",
+    params(("id" = Uuid, Path, description = "The delivery"), IdempotencyKeyHeader),
+    request_body = NewCheckpoint,
+    responses((status = 201, description = "`{delivery_id, status, position}`", body = Object),
+        Problems)
+)]
 async fn checkpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -284,6 +344,13 @@ async fn checkpoint(
     ))
 }
 
+/// Issues a new tracking token (the old one stops working).
+#[utoipa::path(
+    post, path = "/deliveries/{id}/tracking-token",
+    params(("id" = Uuid, Path, description = "The delivery"), IdempotencyKeyHeader),
+    responses((status = 200, description = "`{delivery_id, tracking_token, tracking_url, \
+        position}`", body = Object), Problems)
+)]
 async fn reissue_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -302,6 +369,12 @@ async fn reissue_token(
     })))
 }
 
+/// Revokes the tracking token.
+#[utoipa::path(
+    delete, path = "/deliveries/{id}/tracking-token",
+    params(("id" = Uuid, Path, description = "The delivery"), IdempotencyKeyHeader),
+    responses((status = 200, description = "`{delivery_id, position}`", body = Object), Problems)
+)]
 async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -381,6 +454,14 @@ struct CheckpointRow {
     recorded_at: DateTime<Utc>,
 }
 
+/// A delivery: status, courier, ETA, last location, address and its checkpoints by `occurred_at`.
+#[utoipa::path(
+    get, path = "/deliveries/{id}",
+    params(("id" = Uuid, Path, description = "The delivery"), MinPositionHeader),
+    responses((status = 200, description = "the delivery with `checkpoints: [{checkpoint_id, \
+        status, sub_status, message, lat, lng, eta, occurred_at, late, recorded_at}]`",
+        body = Object), Problems)
+)]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -418,6 +499,13 @@ async fn show(
     Ok(Json(view))
 }
 
+/// The courier's deliveries not yet `Delivered` or `Expired`.
+#[utoipa::path(
+    get, path = "/couriers/{id}/deliveries",
+    params(("id" = Uuid, Path, description = "The courier"), MinPositionHeader),
+    responses((status = 200, description = "`{courier_id, deliveries: [...]}`", body = Object),
+        Problems)
+)]
 async fn courier_deliveries(
     State(state): State<AppState>,
     caller: Caller,

@@ -17,14 +17,14 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/health", tag = "operations",
+#[utoipa::path(get, path = "/health", tag = "operations", security(()),
     responses((status = 200, description = "`{status: \"ok\"}`", body = Object)))]
 pub(crate) async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// The database answers and every migration is applied.
-#[utoipa::path(get, path = "/ready", tag = "operations",
+#[utoipa::path(get, path = "/ready", tag = "operations", security(()),
     responses(
         (status = 200, description = "`{status: \"ready\", migrations}`", body = Object),
         (status = 503, description = "`unavailable`", body = crate::openapi::Problem,

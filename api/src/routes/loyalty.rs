@@ -48,6 +48,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, IdempotencyKey, MinPosition};
+use crate::openapi::{IdempotencyKeyHeader, MinPositionHeader, Problems};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
@@ -102,6 +103,31 @@ pub fn router() -> Router<AppState> {
         .route("/admin/services/{id}/reject", post(reject_service))
 }
 
+/// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    configure,
+    show_settings,
+    open_account,
+    list_accounts,
+    stats,
+    create_promotion,
+    list_promotions,
+    remove_promotion,
+    submit_service,
+    list_services,
+    resubmit_service,
+    show_account,
+    purchase,
+    redemption,
+    refund,
+    nps,
+    moderation_queue,
+    approve_service,
+    reject_service
+))]
+pub(crate) struct Api;
+
 /// The account of the path and its business, if the caller may act on that business.
 async fn account(
     state: &AppState,
@@ -117,7 +143,7 @@ async fn account(
 }
 
 /// The settings body: every field optional, a missing one takes its default.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Settings {
     #[serde(default = "default_cashback_bps")]
@@ -146,6 +172,13 @@ fn settings_json(settings: &LoyaltySettings) -> Value {
     })
 }
 
+/// Sets the loyalty settings; 422 `invalid_settings`.
+#[utoipa::path(
+    put, path = "/tenants/{id}/loyalty/settings",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    request_body = Settings,
+    responses((status = 200, description = "the settings and `position`", body = Object), Problems)
+)]
 async fn configure(
     State(state): State<AppState>,
     caller: Caller,
@@ -173,6 +206,13 @@ async fn configure(
     Ok(Json(body))
 }
 
+/// The loyalty settings.
+#[utoipa::path(
+    get, path = "/tenants/{id}/loyalty/settings",
+    params(("id" = Uuid, Path, description = "The business")),
+    responses((status = 200, description = "`{cashback_bps, welcome_bonus_points, \
+        referrer_reward_points, referred_reward_points, expiry_days}`", body = Object), Problems)
+)]
 async fn show_settings(
     State(state): State<AppState>,
     caller: Caller,
@@ -183,13 +223,27 @@ async fn show_settings(
     Ok(Json(settings_json(&settings)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OpenAccount {
     customer_ref: String,
     referral_code: Option<String>,
 }
 
+/// Opens a customer's loyalty account (200 when it exists); 422 `unknown_referral_code`,
+/// `self_referral`; 409 `already_registered`.
+#[utoipa::path(
+    post, path = "/tenants/{id}/loyalty/accounts",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    request_body = OpenAccount,
+    responses(
+        (status = 201, description = "`{account_id, referral_code, balance, position}`",
+            body = Object),
+        (status = 200, description = "The customer had an account: the same shape",
+            body = Object),
+        Problems,
+    )
+)]
 async fn open_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -241,7 +295,7 @@ fn change_response(
     (status, Json(body))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Purchase {
     amount_minor: i64,
@@ -249,6 +303,20 @@ struct Purchase {
     reference: String,
 }
 
+/// Records a purchase and its cashback points (200 with the first outcome for a known reference);
+/// 422 `invalid_amount`, 409 `reference_reused`.
+#[utoipa::path(
+    post, path = "/loyalty/accounts/{id}/purchases",
+    params(("id" = Uuid, Path, description = "The loyalty account"), IdempotencyKeyHeader),
+    request_body = Purchase,
+    responses(
+        (status = 201, description = "`{account_id, reference, points, balance, position}`",
+        body = Object),
+        (status = 200, description = "A repeat of a known reference: the first outcome",
+        body = Object),
+        Problems,
+    )
+)]
 async fn purchase(
     State(state): State<AppState>,
     caller: Caller,
@@ -282,13 +350,26 @@ async fn purchase(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Redemption {
     points: i64,
     reference: String,
 }
 
+/// Redeems points; 409 `insufficient_points` (with `balance`, `requested`), 422 `invalid_points`.
+#[utoipa::path(
+    post, path = "/loyalty/accounts/{id}/redemptions",
+    params(("id" = Uuid, Path, description = "The loyalty account"), IdempotencyKeyHeader),
+    request_body = Redemption,
+    responses(
+        (status = 201, description = "`{account_id, reference, points, balance, position}`",
+        body = Object),
+        (status = 200, description = "A repeat of a known reference: the first outcome",
+        body = Object),
+        Problems,
+    )
+)]
 async fn redemption(
     State(state): State<AppState>,
     caller: Caller,
@@ -315,12 +396,25 @@ async fn redemption(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Refund {
     purchase_reference: String,
 }
 
+/// Refunds a purchase, reversing what is left of its points; 422 `unknown_purchase`.
+#[utoipa::path(
+    post, path = "/loyalty/accounts/{id}/refunds",
+    params(("id" = Uuid, Path, description = "The loyalty account"), IdempotencyKeyHeader),
+    request_body = Refund,
+    responses(
+        (status = 201, description = "`{account_id, purchase_reference, points_reversed, \
+        shortfall, balance, position}`", body = Object),
+        (status = 200, description = "A repeat of a known reference: the first outcome",
+        body = Object),
+        Problems,
+    )
+)]
 async fn refund(
     State(state): State<AppState>,
     caller: Caller,
@@ -350,12 +444,20 @@ async fn refund(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Nps {
     score: u8,
 }
 
+/// Records the customer's NPS rating (0–10); 422 `invalid_score`.
+#[utoipa::path(
+    post, path = "/loyalty/accounts/{id}/nps",
+    params(("id" = Uuid, Path, description = "The loyalty account"), IdempotencyKeyHeader),
+    request_body = Nps,
+    responses((status = 200, description = "`{account_id, score, position}`", body = Object),
+        Problems)
+)]
 async fn nps(
     State(state): State<AppState>,
     caller: Caller,
@@ -408,12 +510,22 @@ struct TransactionView {
     at: DateTime<Utc>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct HistoryQuery {
     limit: Option<i64>,
 }
 
+/// A loyalty account, its totals and its history, newest first.
+#[utoipa::path(
+    get, path = "/loyalty/accounts/{id}",
+    params(("id" = Uuid, Path, description = "The loyalty account"), HistoryQuery,
+        MinPositionHeader),
+    responses((status = 200, description = "the account row (`account_id, customer_ref, \
+        referral_code, balance, points_issued, …`) with `history: [{position, kind, reference, \
+        points, amount_minor, currency, shortfall, balance_after, at}]`", body = Object), Problems)
+)]
 async fn show_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -447,6 +559,12 @@ async fn show_account(
     Ok(Json(body))
 }
 
+/// The business's loyalty accounts, newest first (at most 500).
+#[utoipa::path(
+    get, path = "/tenants/{id}/loyalty/accounts",
+    params(("id" = Uuid, Path, description = "The business"), MinPositionHeader),
+    responses((status = 200, description = "`{accounts: [...]}`", body = Object), Problems)
+)]
 async fn list_accounts(
     State(state): State<AppState>,
     caller: Caller,
@@ -489,6 +607,15 @@ struct Turnover {
     net_minor: i64,
 }
 
+/// Loyalty figures: customers, turnover, points and NPS.
+#[utoipa::path(
+    get, path = "/tenants/{id}/loyalty/stats",
+    params(("id" = Uuid, Path, description = "The business"), MinPositionHeader),
+    responses((status = 200, description = "`{tenant_id, customers, referred_customers, \
+        turnover: [{currency, purchases, purchases_minor, refunded_minor, net_minor}], points: \
+        {issued, redeemed, expired, reversed, outstanding}, nps: {score, promoters, passives, \
+        detractors, ratings}}`", body = Object), Problems)
+)]
 async fn stats(
     State(state): State<AppState>,
     caller: Caller,
@@ -555,7 +682,7 @@ async fn stats(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPromotion {
     title: String,
@@ -564,6 +691,13 @@ struct NewPromotion {
     per_customer_limit: Option<u32>,
 }
 
+/// Creates a promotion.
+#[utoipa::path(
+    post, path = "/tenants/{id}/loyalty/promotions",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    request_body = NewPromotion,
+    responses((status = 201, description = "`{promotion_id, position}`", body = Object), Problems)
+)]
 async fn create_promotion(
     State(state): State<AppState>,
     caller: Caller,
@@ -589,6 +723,16 @@ async fn create_promotion(
     ))
 }
 
+/// Removes a promotion.
+#[utoipa::path(
+    delete, path = "/tenants/{id}/loyalty/promotions/{promotion_id}",
+    params(
+        ("id" = Uuid, Path, description = "The business"),
+        ("promotion_id" = Uuid, Path, description = "The promotion"),
+        IdempotencyKeyHeader,
+    ),
+    responses((status = 200, description = "`{promotion_id, position}`", body = Object), Problems)
+)]
 async fn remove_promotion(
     State(state): State<AppState>,
     caller: Caller,
@@ -617,6 +761,13 @@ struct PromotionView {
     created_at: DateTime<Utc>,
 }
 
+/// The promotions not removed.
+#[utoipa::path(
+    get, path = "/tenants/{id}/loyalty/promotions",
+    params(("id" = Uuid, Path, description = "The business"), MinPositionHeader),
+    responses((status = 200, description = "`{promotions: [{promotion_id, title, valid_from, \
+        valid_until, per_customer_limit, created_at}]}`", body = Object), Problems)
+)]
 async fn list_promotions(
     State(state): State<AppState>,
     caller: Caller,
@@ -637,7 +788,7 @@ async fn list_promotions(
     Ok(Json(json!({ "promotions": promotions })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ServiceBody {
     title: String,
@@ -645,6 +796,14 @@ struct ServiceBody {
     description: String,
 }
 
+/// Submits a service for moderation.
+#[utoipa::path(
+    post, path = "/tenants/{id}/loyalty/services",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    request_body = ServiceBody,
+    responses((status = 200, description = "`{service_id, status: \"pending\", position}`",
+        body = Object), Problems)
+)]
 async fn submit_service(
     State(state): State<AppState>,
     caller: Caller,
@@ -657,6 +816,15 @@ async fn submit_service(
     submitted(&state, &caller, key, request_id, tenant_id, None, body).await
 }
 
+/// Resubmits a rejected service; 409 `wrong_moderation_status`.
+#[utoipa::path(
+    put, path = "/tenants/{id}/loyalty/services/{service_id}",
+    params(("id" = Uuid, Path, description = "The business"), ("service_id" = Uuid, Path,
+        description = "The service"), IdempotencyKeyHeader),
+    request_body = ServiceBody,
+    responses((status = 200, description = "`{service_id, status: \"pending\", position}`",
+        body = Object), Problems)
+)]
 async fn resubmit_service(
     State(state): State<AppState>,
     caller: Caller,
@@ -730,6 +898,12 @@ struct ServiceView {
 const SERVICE_COLUMNS: &str = "service_id, tenant_id, title, description, status,
     rejection_reason, submitted_at, decided_at";
 
+/// The business's services with their moderation status.
+#[utoipa::path(
+    get, path = "/tenants/{id}/loyalty/services",
+    params(("id" = Uuid, Path, description = "The business"), MinPositionHeader),
+    responses((status = 200, description = "`{services: [...]}`", body = Object), Problems)
+)]
 async fn list_services(
     State(state): State<AppState>,
     caller: Caller,
@@ -749,12 +923,19 @@ async fn list_services(
     Ok(Json(json!({ "services": services })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct QueueQuery {
     status: Option<String>,
 }
 
+/// Services by moderation status, oldest first (ADMIN).
+#[utoipa::path(
+    get, path = "/admin/services",
+    params(QueueQuery, MinPositionHeader),
+    responses((status = 200, description = "`{services: [...]}`", body = Object), Problems)
+)]
 async fn moderation_queue(
     State(state): State<AppState>,
     caller: Caller,
@@ -783,6 +964,13 @@ async fn moderation_queue(
     Ok(Json(json!({ "services": services })))
 }
 
+/// Approves a service (ADMIN).
+#[utoipa::path(
+    post, path = "/admin/services/{id}/approve",
+    params(("id" = Uuid, Path, description = "The service"), IdempotencyKeyHeader),
+    responses((status = 200, description = "`{service_id, status: \"approved\", position}`",
+        body = Object), Problems)
+)]
 async fn approve_service(
     State(state): State<AppState>,
     caller: Caller,
@@ -799,12 +987,20 @@ async fn approve_service(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rejection {
     reason: String,
 }
 
+/// Rejects a service with a reason (ADMIN).
+#[utoipa::path(
+    post, path = "/admin/services/{id}/reject",
+    params(("id" = Uuid, Path, description = "The service"), IdempotencyKeyHeader),
+    request_body = Rejection,
+    responses((status = 200, description = "`{service_id, status: \"rejected\", position}`",
+        body = Object), Problems)
+)]
 async fn reject_service(
     State(state): State<AppState>,
     caller: Caller,

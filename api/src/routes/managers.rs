@@ -7,6 +7,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
+use crate::openapi::{IdempotencyKeyHeader, MinPositionHeader, Problems};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -25,7 +26,12 @@ pub fn router() -> Router<AppState> {
         .route("/managers/{id}/clients", get(clients))
 }
 
-#[derive(Deserialize)]
+/// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, clients))]
+pub(crate) struct Api;
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateManager {
     email: String,
@@ -33,12 +39,20 @@ struct CreateManager {
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ManagerCreated)]
 struct Created {
     manager_id: Uuid,
     position: i64,
 }
 
+/// Creates a MANAGER user (ADMIN).
+#[utoipa::path(
+    post, path = "/managers",
+    params(IdempotencyKeyHeader),
+    request_body = CreateManager,
+    responses((status = 201, description = "Created", body = Created), Problems)
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -66,7 +80,7 @@ async fn create(
     ))
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct Client {
     tenant_id: Uuid,
     name: String,
@@ -77,6 +91,12 @@ struct Client {
     assigned_at: DateTime<Utc>,
 }
 
+/// A manager's businesses (ADMIN, or that MANAGER).
+#[utoipa::path(
+    get, path = "/managers/{id}/clients",
+    params(("id" = Uuid, Path, description = "The MANAGER user"), MinPositionHeader),
+    responses((status = 200, description = "OK", body = [Client]), Problems)
+)]
 async fn clients(
     State(state): State<AppState>,
     caller: Caller,

@@ -37,6 +37,11 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics/daily", get(daily))
 }
 
+/// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(daily))]
+pub(crate) struct Api;
+
 /// The query string.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -64,8 +69,7 @@ pub(crate) struct DailyMetrics {
 }
 
 /// Daily metrics of a business, in its time zone.
-#[utoipa::path(get, path = "/api/v1/metrics/daily", tag = "dashboards",
-    security(("bearer" = [])),
+#[utoipa::path(get, path = "/metrics/daily",
     params(DailyQuery, MinPositionHeader),
     responses(
         (status = 200, body = DailyMetrics),

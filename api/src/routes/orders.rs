@@ -17,6 +17,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, IdempotencyKey, MinPosition};
+use crate::openapi::{IdempotencyKeyHeader, MinPositionHeader, Problems};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -39,7 +40,13 @@ pub fn router() -> Router<AppState> {
         .route("/tenants/{id}/orders", get(list))
 }
 
-#[derive(Deserialize)]
+/// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, payment_link, show, list))]
+pub(crate) struct Api;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewOrder)]
 #[serde(deny_unknown_fields)]
 struct Create {
     customer_ref: String,
@@ -48,6 +55,14 @@ struct Create {
     description: String,
 }
 
+/// Creates an order; 422 `invalid_amount`, `invalid_field`.
+#[utoipa::path(
+    post, path = "/companies/{id}/orders",
+    params(("id" = Uuid, Path, description = "The company"), IdempotencyKeyHeader),
+    request_body = Create,
+    responses((status = 201, description = "`{order_id, status: \"no_payment_link\", \
+        position}`", body = Object), Problems)
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -90,6 +105,12 @@ async fn authorize_order(state: &AppState, caller: &Caller, id: &str) -> Result<
     Ok(order_id)
 }
 
+/// A Stripe Checkout link on the connected account; 409 `connect_not_ready`, `order_already_paid`.
+#[utoipa::path(
+    post, path = "/orders/{id}/payment-link",
+    params(("id" = Uuid, Path, description = "The order"), IdempotencyKeyHeader),
+    responses((status = 200, description = "`{order_id, url, position}`", body = Object), Problems)
+)]
 async fn payment_link(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,7 +127,7 @@ async fn payment_link(
 }
 
 /// A row of the `orders` read model.
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct OrderView {
     order_id: Uuid,
     tenant_id: Uuid,
@@ -133,6 +154,12 @@ const ORDER_COLUMNS: &str = "order_id, tenant_id, company_id, customer_ref, amou
     amount_paid_minor, duplicate_payments, failure_reason, created_at, link_sent_at, paid_at,
     refunded_at";
 
+/// One order.
+#[utoipa::path(
+    get, path = "/orders/{id}",
+    params(("id" = Uuid, Path, description = "The order"), MinPositionHeader),
+    responses((status = 200, description = "OK", body = OrderView), Problems)
+)]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -150,13 +177,20 @@ async fn show(
     view.map(Json).ok_or_else(ApiError::not_found)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Filter {
     company_id: Option<Uuid>,
     status: Option<OrderStatus>,
 }
 
+/// The business's orders, newest first (at most 500).
+#[utoipa::path(
+    get, path = "/tenants/{id}/orders",
+    params(("id" = Uuid, Path, description = "The business"), Filter, MinPositionHeader),
+    responses((status = 200, description = "OK", body = [OrderView]), Problems)
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,

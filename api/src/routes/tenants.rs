@@ -26,6 +26,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, IdempotencyKey, MinPosition};
+use crate::openapi::{IdempotencyKeyHeader, MinPositionHeader, Problems};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
@@ -59,7 +60,21 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/tenants/{id}/time-zone", put(set_time_zone))
 }
 
-#[derive(Deserialize)]
+/// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    register,
+    show,
+    set_manager,
+    unassign_manager,
+    suspend,
+    set_plan,
+    usage,
+    set_time_zone
+))]
+pub(crate) struct Api;
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Register {
     name: String,
@@ -67,12 +82,20 @@ struct Register {
     owner_password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Registered {
     tenant_id: Uuid,
     position: i64,
 }
 
+/// Registers a business and its owner (public); 429 `rate_limited`.
+#[utoipa::path(
+    post, path = "/tenants",
+    security(()),
+    params(IdempotencyKeyHeader),
+    request_body = Register,
+    responses((status = 201, description = "Created", body = Registered), Problems)
+)]
 async fn register(
     State(state): State<AppState>,
     IdempotencyKey(key): IdempotencyKey,
@@ -98,7 +121,7 @@ async fn register(
 }
 
 /// A row of the `tenants` read model.
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct TenantView {
     tenant_id: Uuid,
     name: String,
@@ -116,6 +139,12 @@ struct TenantView {
     last_position: i64,
 }
 
+/// The business (its `tenants` read-model row).
+#[utoipa::path(
+    get, path = "/tenants/{id}",
+    params(("id" = Uuid, Path, description = "The business"), MinPositionHeader),
+    responses((status = 200, description = "OK", body = TenantView), Problems)
+)]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -134,7 +163,7 @@ async fn show(
     Ok(Json(view))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetManager {
     manager_id: Uuid,
@@ -143,13 +172,20 @@ struct SetManager {
     replaces: Option<Uuid>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ManagerSet {
     tenant_id: Uuid,
     manager_id: Uuid,
     position: i64,
 }
 
+/// Assigns the business's manager (ADMIN).
+#[utoipa::path(
+    put, path = "/tenants/{id}/manager",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    request_body = SetManager,
+    responses((status = 200, description = "OK", body = ManagerSet), Problems)
+)]
 async fn set_manager(
     State(state): State<AppState>,
     caller: Caller,
@@ -176,12 +212,19 @@ async fn set_manager(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = TenantChanged)]
 struct Changed {
     tenant_id: Uuid,
     position: i64,
 }
 
+/// Unassigns the business's manager (ADMIN).
+#[utoipa::path(
+    delete, path = "/tenants/{id}/manager",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    responses((status = 200, description = "OK", body = Changed), Problems)
+)]
 async fn unassign_manager(
     State(state): State<AppState>,
     caller: Caller,
@@ -205,12 +248,19 @@ async fn unassign_manager(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Suspend {
     reason: String,
 }
 
+/// Suspends the business (ADMIN).
+#[utoipa::path(
+    post, path = "/tenants/{id}/suspension",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    request_body = Suspend,
+    responses((status = 200, description = "OK", body = Changed), Problems)
+)]
 async fn suspend(
     State(state): State<AppState>,
     caller: Caller,
@@ -232,7 +282,7 @@ async fn suspend(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetPlan {
     plan: Plan,
@@ -240,7 +290,7 @@ struct SetPlan {
     channel_limit: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PlanSet {
     tenant_id: Uuid,
     plan: Plan,
@@ -249,6 +299,14 @@ struct PlanSet {
     position: i64,
 }
 
+/// Changes the plan: an ADMIN any plan; the business only downgrades (403
+/// `upgrade_requires_checkout`, 409 `over_channel_limit`).
+#[utoipa::path(
+    put, path = "/tenants/{id}/plan",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    request_body = SetPlan,
+    responses((status = 200, description = "OK", body = PlanSet), Problems)
+)]
 async fn set_plan(
     State(state): State<AppState>,
     caller: Caller,
@@ -282,7 +340,8 @@ async fn set_plan(
 }
 
 /// Plan usage, from the `tenants` read model.
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = TenantUsage)]
 struct Usage {
     plan: String,
     #[sqlx(rename = "subscription_status")]
@@ -293,6 +352,12 @@ struct Usage {
     over_limit: bool,
 }
 
+/// Plan, subscription status and channel usage (`channel_limit` null is unlimited).
+#[utoipa::path(
+    get, path = "/tenants/{id}/usage",
+    params(("id" = Uuid, Path, description = "The business"), MinPositionHeader),
+    responses((status = 200, description = "OK", body = Usage), Problems)
+)]
 async fn usage(
     State(state): State<AppState>,
     caller: Caller,
@@ -315,14 +380,14 @@ async fn usage(
     Ok(Json(usage))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetTimeZone {
     /// An IANA name, e.g. `Europe/Belgrade`.
     time_zone: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TimeZoneSet {
     tenant_id: Uuid,
     time_zone: String,
@@ -331,6 +396,12 @@ struct TimeZoneSet {
 
 /// `PUT /tenants/{id}/time-zone`: where the business's days start, for daily metrics.
 /// 400 `invalid_time_zone` for a name that is not in the IANA tz database.
+#[utoipa::path(
+    put, path = "/tenants/{id}/time-zone",
+    params(("id" = Uuid, Path, description = "The business"), IdempotencyKeyHeader),
+    request_body = SetTimeZone,
+    responses((status = 200, description = "OK", body = TimeZoneSet), Problems)
+)]
 async fn set_time_zone(
     State(state): State<AppState>,
     caller: Caller,

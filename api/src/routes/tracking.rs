@@ -13,6 +13,7 @@
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::openapi::Problems;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
@@ -91,7 +92,17 @@ async fn view(state: &AppState, hash: &str) -> Result<Option<(Uuid, Value)>, Api
     )))
 }
 
-async fn page(
+/// A delivery's public tracking view (no login); 404 `not_found` for an unknown or revoked token.
+#[utoipa::path(
+    get, path = "/track/{token}",
+    tag = "tracking",
+    security(()),
+    params(("token" = String, Path, description = "The tracking token from the delivery's \
+        `tracking_url`")),
+    responses((status = 200, description = "`{status, courier_first_name, eta, location: {lat, \
+        lng, at}, updated_at}`", body = Object), Problems)
+)]
+pub(crate) async fn page(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -112,7 +123,18 @@ struct Feed {
     done: bool,
 }
 
-async fn events(
+/// Server-Sent Events: `tracking` with the view at once and on each change, `revoked` when the
+/// token is revoked.
+#[utoipa::path(
+    get, path = "/track/{token}/events",
+    tag = "tracking",
+    security(()),
+    params(("token" = String, Path, description = "The tracking token from the delivery's \
+        `tracking_url`")),
+    responses((status = 200, description = "`text/event-stream`: `tracking` and `revoked` \
+        events", content_type = "text/event-stream", body = String), Problems)
+)]
+pub(crate) async fn events(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {

@@ -34,6 +34,7 @@
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, RawBody};
+use crate::openapi::Problems;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -73,6 +74,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             crate::webhook_failures::record,
         ))
 }
+
+/// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(waha, stripe, telegram, viber, infobip))]
+pub(crate) struct Api;
 
 /// The connection a provider's webhook URL names, if it is a live connection of
 /// `platform`; `None` when it is not one of ours (acknowledged and ignored).
@@ -125,6 +131,15 @@ async fn verify_shared_secret(
 
 /// Telegram: `X-Telegram-Bot-Api-Secret-Token` must equal the connection's
 /// `webhook_secret` credential; deduplicated on `update_id`.
+#[utoipa::path(
+    post, path = "/webhooks/telegram/{channel_id}",
+    security(()),
+    params(("channel_id" = Uuid, Path, description = "The channel connection")),
+    request_body(content = Object, description = "The provider's own payload, verified on the \
+        raw bytes"),
+    responses((status = 200, description = "`{received: true, conversation_id, position}` or \
+        `{received: true, ignored}`", body = Object), Problems)
+)]
 async fn telegram(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -168,6 +183,15 @@ async fn telegram(
 /// Viber: `X-Viber-Content-Signature` (or the `sig` query parameter, as Viber's SDK
 /// middleware accepts) must be the HMAC-SHA256 of the raw body under the connection's
 /// `auth_token` credential; deduplicated on the event and `message_token`.
+#[utoipa::path(
+    post, path = "/webhooks/viber/{channel_id}",
+    security(()),
+    params(("channel_id" = Uuid, Path, description = "The channel connection"), SignatureQuery),
+    request_body(content = Object, description = "The provider's own payload, verified on the \
+        raw bytes"),
+    responses((status = 200, description = "`{received: true, position}` or `{received: true, \
+        ignored}`", body = Object), Problems)
+)]
 async fn viber(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -240,6 +264,15 @@ async fn viber(
 /// Infobip (WhatsApp or Viber): `X-Webhook-Secret` must equal the connection's
 /// `webhook_secret` credential; each of `results[]` is deduplicated on its message id and
 /// what it reports.
+#[utoipa::path(
+    post, path = "/webhooks/infobip/{channel_id}",
+    security(()),
+    params(("channel_id" = Uuid, Path, description = "The channel connection")),
+    request_body(content = Object, description = "The provider's own payload, verified on the \
+        raw bytes"),
+    responses((status = 200, description = "`{received: true, results: [...]}`, one entry per \
+        `results[]` item", body = Object), Problems)
+)]
 async fn infobip(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -303,7 +336,8 @@ async fn infobip(
 }
 
 /// `?sig=` on a provider's webhook URL.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SignatureQuery {
     sig: Option<String>,
 }
@@ -349,6 +383,16 @@ struct WahaEnvelope {
     payload: Value,
 }
 
+/// WAHA events; `X-Webhook-Hmac` (HMAC-SHA512) when `X8_WAHA_WEBHOOK_SECRET` is set, 401
+/// `invalid_signature`.
+#[utoipa::path(
+    post, path = "/webhooks/waha",
+    security(()),
+    request_body(content = Object, description = "The provider's own payload, verified on the \
+        raw bytes"),
+    responses((status = 200, description = "`{received: true, position}` or `{received: true, \
+        ignored}`", body = Object), Problems)
+)]
 async fn waha(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -446,6 +490,15 @@ async fn waha(
     Ok(recorded_answer(recorded))
 }
 
+/// Stripe events, `Stripe-Signature` verified on the raw body; 400 `invalid_signature`.
+#[utoipa::path(
+    post, path = "/webhooks/stripe",
+    security(()),
+    request_body(content = Object, description = "The provider's own payload, verified on the \
+        raw bytes"),
+    responses((status = 200, description = "`{received, position}`, `{received, unmatched, \
+        position}` or `{received, ignored}`", body = Object), Problems)
+)]
 async fn stripe(
     State(state): State<AppState>,
     headers: HeaderMap,

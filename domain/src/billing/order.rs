@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 /// An order's payment status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Created; no payment link yet (also before creation).

@@ -21,6 +21,7 @@ use std::str::FromStr;
 
 /// A platform a business connects (serialised in lower case, e.g. `"whatsapp"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
     /// WhatsApp, through a WAHA server.
@@ -75,6 +76,7 @@ impl FromStr for Platform {
 
 /// A connection's status (serialised in upper case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ChannelStatus {
     /// Not connected (new, stopped, or logged out).

@@ -16,6 +16,7 @@ use uuid::Uuid;
 /// What a company sells, which decides its flows (delivery calendar after payment for
 /// products, appointment after prepayment for services).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CompanyType {
     /// Sells products.
     #[default]
@@ -28,6 +29,7 @@ pub enum CompanyType {
 
 /// A company's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CompanyStatus {
     /// In operation.

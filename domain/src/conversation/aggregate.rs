@@ -34,6 +34,7 @@ pub const DEFAULT_BATCH_WINDOW_SECS: u32 = 10;
 
 /// Outbound message types (DOMAIN.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MessageType {
     /// Informational.
     #[serde(rename = "TYPE1")]

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 /// A courier's position, WGS 84 degrees.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Location {
     /// Latitude, −90 to 90.
     pub lat: f64,

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 /// A delivery's status (AfterShip's `tag`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DeliveryStatus {
     /// Created, nothing known yet.
     #[default]
