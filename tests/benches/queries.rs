@@ -3,14 +3,25 @@
 //! N concurrent clients (default 32) over HTTP on loopback; then the projection lag while
 //! N clients post Telegram webhooks (commands) at full speed.
 //!
+//! In the same run, the anchor: the stock cqrs-es demo's read path, a single-row view
+//! loaded through postgres-es's `PostgresViewRepository` by a bare axum handler (no
+//! authentication, no authorization).
+//!
 //! Seeding goes through the command layer (the same `receive` and `send` the webhooks and
 //! the reply endpoint call): 80 % inbound messages spread over the last 30 days in
 //! conversations of 40, from five lead sources, and 20 % replies (through a local fake
 //! Bot API). Database `x8_bench_queries` on DATABASE_URL's server is dropped and made
 //! anew.
 
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use axum::Json;
 use chrono::{Duration as Days, Utc};
 use clap::Parser;
+use cqrs_es::persist::{ViewContext, ViewRepository};
+use cqrs_es::{EventEnvelope, View};
+use postgres_es::PostgresViewRepository;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +31,8 @@ use x8_commands::conversations::{receive, ContactDetails, InboundMessage};
 use x8_commands::sending::{send, ProviderUrls, Reply};
 use x8_commands::CommandContext;
 use x8_domain::conversation::{InboundKind, LeadSource, MessageType};
-use x8_tests::bench::{fresh_database, measure, serve};
+use x8_tests::bench::{database_url, fresh_database, measure, serve};
+use x8_tests::counter::Counter;
 use x8_tests::telegram;
 
 #[derive(Parser)]
@@ -225,8 +237,16 @@ async fn main() -> anyhow::Result<()> {
         ),
         ("tenant (single row)", format!("/api/v1/tenants/{tenant}")),
     ];
-    for (label, path) in reads {
-        let (http, url, token) = (http.clone(), format!("{base}{path}"), token.clone());
+    let stock = stock_view_server("x8_bench_queries", opts.max_connections).await?;
+    let reads = reads
+        .into_iter()
+        .map(|(label, path)| (label, format!("{base}{path}")))
+        .chain([(
+            "stock cqrs-es view (single row)",
+            format!("{stock}/counter/bench"),
+        )]);
+    for (label, url) in reads {
+        let (http, token) = (http.clone(), token.clone());
         let (tally, secs) = measure(opts.clients, opts.seconds, move |_, _| {
             let (http, url, token) = (http.clone(), url.clone(), token.clone());
             async move {
@@ -302,4 +322,61 @@ async fn main() -> anyhow::Result<()> {
          p99 {seconds:.3} s"
     );
     Ok(())
+}
+
+/// The stock demo's view: one JSON row per aggregate instance.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CounterView {
+    count: u64,
+}
+
+impl View<Counter> for CounterView {
+    fn update(&mut self, _event: &EventEnvelope<Counter>) {
+        self.count += 1;
+    }
+}
+
+/// Serves `GET /counter/{id}` the way cqrs-es's demo serves its account view: the row
+/// loaded through `PostgresViewRepository`, returned as JSON. Returns the base URL.
+async fn stock_view_server(database: &str, max_connections: u32) -> anyhow::Result<String> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max_connections)
+        .connect(&database_url(database))
+        .await?;
+    // postgres-es's view table shape (its README).
+    sqlx::raw_sql(
+        "create table counter_view (view_id text primary key, version bigint not null,
+             payload json not null)",
+    )
+    .execute(&pool)
+    .await?;
+    let views = Arc::new(PostgresViewRepository::<CounterView, Counter>::new(
+        "counter_view",
+        pool,
+    ));
+    views
+        .update_view(
+            CounterView { count: 42 },
+            ViewContext::new("bench".into(), 0),
+        )
+        .await?;
+    let app = axum::Router::new()
+        .route(
+            "/counter/{id}",
+            axum::routing::get(
+                |State(views): State<Arc<PostgresViewRepository<CounterView, Counter>>>,
+                 Path(id): Path<String>| async move {
+                    match views.load(&id).await {
+                        Ok(Some(view)) => Json(view).into_response(),
+                        Ok(None) => axum::http::StatusCode::NOT_FOUND.into_response(),
+                        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                    }
+                },
+            ),
+        )
+        .with_state(views);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
 }
