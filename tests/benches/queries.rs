@@ -208,6 +208,9 @@ async fn main() -> anyhow::Result<()> {
             .wait_for(projection.name(), head, Duration::from_secs(3600))
             .await?;
     }
+    // A bulk load this size outruns autovacuum's first ANALYZE: without statistics the
+    // planner reads the metrics tables as empty. Steady state is analyzed.
+    sqlx::raw_sql("vacuum analyze").execute(&state.pool).await?;
     println!(
         "seeded {} messages in {conversations} conversations ({head} events) in {seed_secs:.1} s \
          ({:.0} events/s); projections caught up {:.1} s later",
