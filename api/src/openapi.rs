@@ -193,19 +193,19 @@ impl Modify for DocsRoutes {
         };
         let paths = &mut openapi.paths.paths;
         paths.insert(
-            "/openapi.json".into(),
+            DOCUMENT.into(),
             get("openapi", "This document (OpenAPI 3.1)", "application/json"),
         );
         paths.insert(
-            "/docs".into(),
+            DOCS.into(),
             get("swagger_redirect", "Redirects to `/docs/`", "text/html"),
         );
         paths.insert(
-            "/docs/".into(),
+            format!("{DOCS}/"),
             get("swagger_ui", "Swagger UI", "text/html"),
         );
         paths.insert(
-            "/docs/{rest}".into(),
+            format!("{DOCS}/{{rest}}"),
             get(
                 "swagger_assets",
                 "Swagger UI's assets, compiled into the binary",
@@ -256,9 +256,14 @@ fn item_operations(
     .filter_map(Option::as_mut)
 }
 
+/// Where Swagger UI is served.
+const DOCS: &str = "/docs";
+/// Where this document is served.
+const DOCUMENT: &str = "/openapi.json";
+
 /// `/docs` (Swagger UI) and `/openapi.json`.
 pub fn router<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
-    utoipa_swagger_ui::SwaggerUi::new("/docs")
-        .url("/openapi.json", ApiDoc::openapi())
+    utoipa_swagger_ui::SwaggerUi::new(DOCS)
+        .url(DOCUMENT, ApiDoc::openapi())
         .into()
 }

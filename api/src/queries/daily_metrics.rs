@@ -216,36 +216,38 @@ pub async fn daily(
     let bounds = "tenant_id = $1
          and {time} >= ($2::date::timestamp at time zone $4)
          and {time} < (($3::date + 1)::timestamp at time zone $4)";
-    let buckets: Vec<BucketRow> = sqlx::query_as(&format!(
-        "select (bucket_start at time zone $4)::date as day, {group} as grp, metric, detail,
+    let buckets: Vec<BucketRow> = fetch_in_range(
+        pool,
+        &format!(
+            "select (bucket_start at time zone $4)::date as day, {group} as grp, metric, detail,
                 sum(count)::bigint as count, sum(amount)::bigint as amount
          from metric_buckets
          where {}
          group by 1, 2, 3, 4
          order by 1, 2, 3, 4",
-        bounds.replace("{time}", "bucket_start")
-    ))
-    .bind(tenant)
-    .bind(range.from)
-    .bind(range.to)
-    .bind(time_zone)
-    .fetch_all(pool)
+            bounds.replace("{time}", "bucket_start")
+        ),
+        tenant,
+        range,
+        time_zone,
+    )
     .await?;
-    let responses: Vec<ResponseRow> = sqlx::query_as(&format!(
-        "select (at at time zone $4)::date as day, {group} as grp, count(*) as count,
+    let responses: Vec<ResponseRow> = fetch_in_range(
+        pool,
+        &format!(
+            "select (at at time zone $4)::date as day, {group} as grp, count(*) as count,
                 avg(secs)::float8 as avg,
                 percentile_disc(0.5) within group (order by secs) as p50,
                 percentile_disc(0.9) within group (order by secs) as p90
          from metric_response_times
          where {}
          group by 1, 2",
-        bounds.replace("{time}", "at")
-    ))
-    .bind(tenant)
-    .bind(range.from)
-    .bind(range.to)
-    .bind(time_zone)
-    .fetch_all(pool)
+            bounds.replace("{time}", "at")
+        ),
+        tenant,
+        range,
+        time_zone,
+    )
     .await?;
 
     let mut days: BTreeMap<(NaiveDate, Option<String>), DayFigures> = BTreeMap::new();
@@ -265,6 +267,27 @@ pub async fn daily(
             .first_response_secs = Some(row.times);
     }
     Ok(days.into_values().collect())
+}
+
+/// Runs `sql` with `$1` = `tenant`, `$2`/`$3` = the range's first and last local day and
+/// `$4` = `time_zone`, the parameters both daily queries take.
+async fn fetch_in_range<T>(
+    pool: &PgPool,
+    sql: &str,
+    tenant: Uuid,
+    range: DayRange,
+    time_zone: &str,
+) -> Result<Vec<T>, sqlx::Error>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    sqlx::query_as(sql)
+        .bind(tenant)
+        .bind(range.from)
+        .bind(range.to)
+        .bind(time_zone)
+        .fetch_all(pool)
+        .await
 }
 
 #[cfg(test)]
