@@ -22,3 +22,9 @@ pub const EXPIRE_POINTS: &str = "loyalty.expire_points";
 /// Aggregate id: the delivery. It announces the delivery's status when it runs, once per
 /// status: a status already superseded when it runs is not announced late.
 pub const NOTIFY_DELIVERY_STATUS: &str = "delivery.notify_customer";
+/// Run a business's erasure process (`x8_commands::erasure::run`): scheduled at the end of
+/// the grace period by `TenantErasureRequested` (aggregate id: the tenant) and at each
+/// retry of a failed cleanup by `CleanupAttemptFailed` (aggregate id: the erasure). The
+/// process resumes where its stream says it is, so running it again, or after a crash,
+/// runs no step twice.
+pub const RUN_ERASURE: &str = "erasure.run";

@@ -25,6 +25,7 @@
 //! - [`time_zone`]: a business's IANA time zone, for daily metrics.
 //! - [`upcasters`]: conversions of old event versions to the current ones.
 //! - [`deadlines`]: the kinds of durable deadline (commands due at a time).
+//! - [`erasure`]: a business's hard delete as a process manager whose steps are events.
 
 pub mod billing;
 pub mod channel;
@@ -33,6 +34,7 @@ pub mod conversation;
 pub mod deadlines;
 pub mod delivery;
 pub mod email;
+pub mod erasure;
 pub mod ids;
 pub mod loyalty;
 pub mod meta_apps;

@@ -19,6 +19,19 @@ pub enum TenantStatus {
     Active,
     /// Suspended by an admin.
     Suspended,
+    /// Hard-deleted (DOMAIN.md "Hard delete"): takes no more commands.
+    Erased,
+}
+
+/// A business's requested (or running) erasure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingErasure {
+    /// The erasure's id.
+    pub erasure_id: Uuid,
+    /// The end of its grace period.
+    pub not_before: DateTime<Utc>,
+    /// Whether it began (then it can no longer be cancelled).
+    pub started: bool,
 }
 
 /// A business, as far as its own stream tells.
@@ -44,6 +57,9 @@ pub struct Tenant {
     /// Where its days start and end.
     #[serde(default)]
     time_zone: crate::time_zone::TimeZone,
+    /// The erasure asked for and not cancelled, if any.
+    #[serde(default)]
+    erasure: Option<PendingErasure>,
 }
 
 fn trial_channel_limit() -> Option<u32> {
@@ -79,6 +95,14 @@ impl Tenant {
     /// When the trial ends (or ended).
     pub fn trial_ends_at(&self) -> Option<DateTime<Utc>> {
         self.trial_ends_at
+    }
+    /// The erasure asked for and not cancelled (kept after the business is erased).
+    pub fn erasure(&self) -> Option<PendingErasure> {
+        self.erasure
+    }
+    /// Whether the business is erased or its erasure began: it takes no more commands.
+    pub fn is_erased(&self) -> bool {
+        self.status == TenantStatus::Erased || self.erasure.is_some_and(|e| e.started)
     }
     /// Channels allowed; `None` is unlimited.
     pub fn channel_limit(&self) -> Option<u32> {
@@ -133,8 +157,15 @@ impl Tenant {
             return Err(TenantError::NotRegistered);
         }
         let tenant = self.id;
+        if let Some(events) = self.decide_erasure(&command)? {
+            return Ok(events);
+        }
         match command {
             C::RegisterTenant { .. } => unreachable!("handled above"),
+            C::RequestErasure { .. }
+            | C::CancelErasure { .. }
+            | C::BeginErasure { .. }
+            | C::EraseTenant { .. } => unreachable!("decided by decide_erasure"),
             C::AssignManager { manager_id } => match self.manager {
                 Some(current) if current == manager_id => Ok(vec![]),
                 Some(current) => Err(TenantError::ManagerAlreadyAssigned {
@@ -242,6 +273,87 @@ impl Tenant {
 }
 
 impl Tenant {
+    /// The erasure commands' events, and the refusal of every other command once the
+    /// erasure began (but giving back a slot, which the erasure's channel removals do).
+    /// `None`: an ordinary command on a business that takes commands.
+    fn decide_erasure(
+        &self,
+        command: &TenantCommand,
+    ) -> Result<Option<Vec<TenantEvent>>, TenantError> {
+        use TenantCommand as C;
+        use TenantEvent as E;
+        let tenant = self.id;
+        let pending = self.erasure;
+        let events = match *command {
+            C::RequestErasure { .. } | C::CancelErasure { .. } | C::BeginErasure { .. }
+                if self.status == TenantStatus::Erased =>
+            {
+                return Err(TenantError::Erased { tenant })
+            }
+            C::RequestErasure {
+                erasure_id,
+                requested_by,
+                requested_at,
+                not_before,
+            } => match pending {
+                Some(_) => vec![],
+                None => vec![E::TenantErasureRequested {
+                    erasure_id,
+                    requested_by,
+                    requested_at,
+                    not_before: not_before.max(requested_at),
+                }],
+            },
+            C::CancelErasure { cancelled_by, at } => match pending {
+                None => return Err(TenantError::NoErasurePending { tenant }),
+                Some(erasure) if erasure.started => {
+                    return Err(TenantError::ErasureStarted { tenant })
+                }
+                Some(erasure) => vec![E::TenantErasureCancelled {
+                    erasure_id: erasure.erasure_id,
+                    cancelled_by,
+                    at,
+                }],
+            },
+            C::BeginErasure { erasure_id, at } => match pending {
+                None => return Err(TenantError::NoErasurePending { tenant }),
+                Some(erasure) if erasure.erasure_id != erasure_id => {
+                    return Err(TenantError::ErasureMismatch {
+                        tenant,
+                        erasure: erasure_id,
+                    })
+                }
+                Some(erasure) if erasure.started => vec![],
+                Some(erasure) if at < erasure.not_before => {
+                    return Err(TenantError::ErasureGracePeriod {
+                        tenant,
+                        not_before: erasure.not_before,
+                    })
+                }
+                Some(_) => vec![E::TenantErasureStarted { erasure_id, at }],
+            },
+            C::EraseTenant { erasure_id, at } => match pending {
+                Some(erasure) if erasure.erasure_id == erasure_id && erasure.started => {
+                    if self.status == TenantStatus::Erased {
+                        vec![]
+                    } else {
+                        vec![E::TenantErased { erasure_id, at }]
+                    }
+                }
+                _ => {
+                    return Err(TenantError::ErasureMismatch {
+                        tenant,
+                        erasure: erasure_id,
+                    })
+                }
+            },
+            C::ReleaseChannelSlot { .. } => return Ok(None),
+            _ if self.is_erased() => return Err(TenantError::Erased { tenant }),
+            _ => return Ok(None),
+        };
+        Ok(Some(events))
+    }
+
     /// A business's own plan change: only to a cheaper self-service plan, and only when
     /// its connections fit the new limit.
     fn request_downgrade(&self, plan: Plan) -> Result<Vec<TenantEvent>, TenantError> {
@@ -397,6 +509,24 @@ impl Aggregate for Tenant {
             }
             TenantEvent::TenantSuspended { .. } => self.status = TenantStatus::Suspended,
             TenantEvent::TimeZoneChanged { time_zone } => self.time_zone = time_zone,
+            TenantEvent::TenantErasureRequested {
+                erasure_id,
+                not_before,
+                ..
+            } => {
+                self.erasure = Some(PendingErasure {
+                    erasure_id,
+                    not_before,
+                    started: false,
+                });
+            }
+            TenantEvent::TenantErasureCancelled { .. } => self.erasure = None,
+            TenantEvent::TenantErasureStarted { .. } => {
+                if let Some(erasure) = &mut self.erasure {
+                    erasure.started = true;
+                }
+            }
+            TenantEvent::TenantErased { .. } => self.status = TenantStatus::Erased,
         }
     }
 }

@@ -99,6 +99,43 @@ pub enum TenantCommand {
         /// The zone.
         time_zone: crate::time_zone::TimeZone,
     },
+    /// Ask for the business's hard delete (DOMAIN.md "Hard delete"). Asking again while an
+    /// erasure is pending or running changes nothing (erasing twice runs once).
+    RequestErasure {
+        /// The new erasure's id (also the erasure process's stream id).
+        erasure_id: uuid::Uuid,
+        /// The user who asked (the owner or an ADMIN).
+        requested_by: UserId,
+        /// When it was asked (UTC).
+        requested_at: DateTime<Utc>,
+        /// When the erasure may begin: `requested_at` + the grace period.
+        not_before: DateTime<Utc>,
+    },
+    /// Stop a requested erasure during its grace period. Refused once it began.
+    CancelErasure {
+        /// The user who cancelled.
+        cancelled_by: UserId,
+        /// When (UTC).
+        at: DateTime<Utc>,
+    },
+    /// The erasure process begins (its grace period is over): from now on the business
+    /// refuses every command but the erasure's own. Beginning a begun erasure changes
+    /// nothing.
+    BeginErasure {
+        /// The erasure that begins; must be the pending one.
+        erasure_id: uuid::Uuid,
+        /// Now, by the process's clock; not before the grace period's end.
+        at: DateTime<Utc>,
+    },
+    /// The erasure's last compensating command: the business is gone. Its data key is
+    /// destroyed right after (crypto-shredding). Erasing an erased business changes
+    /// nothing.
+    EraseTenant {
+        /// The erasure that began.
+        erasure_id: uuid::Uuid,
+        /// When (UTC).
+        at: DateTime<Utc>,
+    },
 }
 
 impl TenantCommand {
@@ -118,6 +155,10 @@ impl TenantCommand {
             Self::ReleaseChannelSlot { .. } => "ReleaseChannelSlot",
             Self::SuspendTenant { .. } => "SuspendTenant",
             Self::SetTimeZone { .. } => "SetTimeZone",
+            Self::RequestErasure { .. } => "RequestErasure",
+            Self::CancelErasure { .. } => "CancelErasure",
+            Self::BeginErasure { .. } => "BeginErasure",
+            Self::EraseTenant { .. } => "EraseTenant",
         }
     }
 }

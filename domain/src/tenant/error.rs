@@ -103,4 +103,39 @@ pub enum TenantError {
         /// The business.
         tenant: TenantId,
     },
+    /// The business is erased, or its erasure began: it takes no more commands
+    /// (DOMAIN.md "Hard delete").
+    #[error("business {tenant} is erased")]
+    Erased {
+        /// The business.
+        tenant: TenantId,
+    },
+    /// Cancel or begin without a pending erasure (none asked for, or cancelled).
+    #[error("business {tenant} has no pending erasure")]
+    NoErasurePending {
+        /// The business.
+        tenant: TenantId,
+    },
+    /// Cancel after the erasure began: too late.
+    #[error("the erasure of business {tenant} has begun and cannot be cancelled")]
+    ErasureStarted {
+        /// The business.
+        tenant: TenantId,
+    },
+    /// Begin before the grace period's end.
+    #[error("the erasure of business {tenant} may begin at {not_before}, not before")]
+    ErasureGracePeriod {
+        /// The business.
+        tenant: TenantId,
+        /// The grace period's end.
+        not_before: chrono::DateTime<chrono::Utc>,
+    },
+    /// Begin or erase with another erasure's id than the pending one.
+    #[error("erasure {erasure} is not the pending erasure of business {tenant}")]
+    ErasureMismatch {
+        /// The business.
+        tenant: TenantId,
+        /// The id given.
+        erasure: uuid::Uuid,
+    },
 }

@@ -153,6 +153,42 @@ pub enum TenantEvent {
         /// The zone now.
         time_zone: crate::time_zone::TimeZone,
     },
+    /// The business's hard delete was asked for; it begins at `not_before` unless
+    /// cancelled first (DOMAIN.md "Hard delete").
+    TenantErasureRequested {
+        /// The erasure (its process's stream id).
+        erasure_id: uuid::Uuid,
+        /// The owner or ADMIN who asked.
+        requested_by: UserId,
+        /// When (UTC).
+        requested_at: DateTime<Utc>,
+        /// The end of the grace period (UTC).
+        not_before: DateTime<Utc>,
+    },
+    /// The requested erasure was cancelled during its grace period: nothing was erased.
+    TenantErasureCancelled {
+        /// The erasure.
+        erasure_id: uuid::Uuid,
+        /// Who cancelled.
+        cancelled_by: UserId,
+        /// When (UTC).
+        at: DateTime<Utc>,
+    },
+    /// The erasure began: the business refuses commands from now on.
+    TenantErasureStarted {
+        /// The erasure.
+        erasure_id: uuid::Uuid,
+        /// When (UTC).
+        at: DateTime<Utc>,
+    },
+    /// The business is erased: every compensating step ran, its data key is destroyed
+    /// next. The events stay; the personal fields in them are unreadable for good.
+    TenantErased {
+        /// The erasure.
+        erasure_id: uuid::Uuid,
+        /// When (UTC).
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for TenantEvent {
@@ -169,6 +205,10 @@ impl DomainEvent for TenantEvent {
             Self::ChannelSlotReleased { .. } => "ChannelSlotReleased",
             Self::TenantSuspended { .. } => "TenantSuspended",
             Self::TimeZoneChanged { .. } => "TimeZoneChanged",
+            Self::TenantErasureRequested { .. } => "TenantErasureRequested",
+            Self::TenantErasureCancelled { .. } => "TenantErasureCancelled",
+            Self::TenantErasureStarted { .. } => "TenantErasureStarted",
+            Self::TenantErased { .. } => "TenantErased",
         }
         .to_string()
     }

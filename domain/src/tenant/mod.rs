@@ -23,7 +23,7 @@ mod events;
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{parse_name, Tenant, TenantStatus};
+pub use aggregate::{parse_name, PendingErasure, Tenant, TenantStatus};
 pub use commands::TenantCommand;
 pub use error::TenantError;
 pub use events::{PlanChangeOrigin, SubscriptionStatus, TenantEvent};

@@ -658,3 +658,209 @@ fn a_business_starts_in_utc() {
         })
         .then_expect_events(vec![]);
 }
+
+mod erasure {
+    //! The business's hard delete: asked once, cancellable until it begins, then final.
+    use super::*;
+
+    fn erasure_id() -> Uuid {
+        Uuid::from_u128(900)
+    }
+    fn request(grace_hours: i64) -> TenantCommand {
+        TenantCommand::RequestErasure {
+            erasure_id: erasure_id(),
+            requested_by: owner(),
+            requested_at: at(),
+            not_before: at() + Duration::hours(grace_hours),
+        }
+    }
+    fn requested(grace_hours: i64) -> TenantEvent {
+        TenantEvent::TenantErasureRequested {
+            erasure_id: erasure_id(),
+            requested_by: owner(),
+            requested_at: at(),
+            not_before: at() + Duration::hours(grace_hours),
+        }
+    }
+    fn started() -> TenantEvent {
+        TenantEvent::TenantErasureStarted {
+            erasure_id: erasure_id(),
+            at: at() + Duration::hours(24),
+        }
+    }
+    fn begin(hours: i64) -> TenantCommand {
+        TenantCommand::BeginErasure {
+            erasure_id: erasure_id(),
+            at: at() + Duration::hours(hours),
+        }
+    }
+    fn erased() -> TenantEvent {
+        TenantEvent::TenantErased {
+            erasure_id: erasure_id(),
+            at: at() + Duration::hours(25),
+        }
+    }
+    fn erase() -> TenantCommand {
+        TenantCommand::EraseTenant {
+            erasure_id: erasure_id(),
+            at: at() + Duration::hours(25),
+        }
+    }
+
+    #[test]
+    fn an_erasure_is_requested_with_its_grace_period() {
+        TenantTest::with(())
+            .given(vec![registered()])
+            .when(request(24))
+            .then_expect_events(vec![requested(24)]);
+    }
+
+    #[test]
+    fn asking_again_while_one_is_pending_changes_nothing() {
+        TenantTest::with(())
+            .given(vec![registered(), requested(24)])
+            .when(TenantCommand::RequestErasure {
+                erasure_id: Uuid::from_u128(901),
+                requested_by: owner(),
+                requested_at: at(),
+                not_before: at(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn during_the_grace_period_the_business_still_works_and_may_cancel() {
+        TenantTest::with(())
+            .given(vec![registered(), requested(24)])
+            .when(TenantCommand::SetTimeZone {
+                time_zone: "Europe/Belgrade".parse().unwrap(),
+            })
+            .then_expect_events(vec![TenantEvent::TimeZoneChanged {
+                time_zone: "Europe/Belgrade".parse().unwrap(),
+            }]);
+        TenantTest::with(())
+            .given(vec![registered(), requested(24)])
+            .when(TenantCommand::CancelErasure {
+                cancelled_by: owner(),
+                at: at() + Duration::hours(1),
+            })
+            .then_expect_events(vec![TenantEvent::TenantErasureCancelled {
+                erasure_id: erasure_id(),
+                cancelled_by: owner(),
+                at: at() + Duration::hours(1),
+            }]);
+    }
+
+    #[test]
+    fn a_cancelled_erasure_does_not_begin() {
+        let cancelled = TenantEvent::TenantErasureCancelled {
+            erasure_id: erasure_id(),
+            cancelled_by: owner(),
+            at: at(),
+        };
+        TenantTest::with(())
+            .given(vec![registered(), requested(24), cancelled])
+            .when(begin(24))
+            .then_expect_error(TenantError::NoErasurePending {
+                tenant: tenant_id(),
+            });
+    }
+
+    #[test]
+    fn it_does_not_begin_before_the_grace_period_ends() {
+        TenantTest::with(())
+            .given(vec![registered(), requested(24)])
+            .when(begin(23))
+            .then_expect_error(TenantError::ErasureGracePeriod {
+                tenant: tenant_id(),
+                not_before: at() + Duration::hours(24),
+            });
+    }
+
+    #[test]
+    fn once_begun_it_cannot_be_cancelled_and_the_business_takes_no_commands() {
+        TenantTest::with(())
+            .given(vec![registered(), requested(24)])
+            .when(begin(24))
+            .then_expect_events(vec![started()]);
+        TenantTest::with(())
+            .given(vec![registered(), requested(24), started()])
+            .when(TenantCommand::CancelErasure {
+                cancelled_by: owner(),
+                at: at() + Duration::hours(24),
+            })
+            .then_expect_error(TenantError::ErasureStarted {
+                tenant: tenant_id(),
+            });
+        TenantTest::with(())
+            .given(vec![registered(), requested(24), started()])
+            .when(TenantCommand::AssignManager {
+                manager_id: manager(1),
+            })
+            .then_expect_error(TenantError::Erased {
+                tenant: tenant_id(),
+            });
+        TenantTest::with(())
+            .given(vec![registered(), requested(24), started()])
+            .when(begin(30))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn the_erasures_channel_removals_still_give_their_slots_back() {
+        let channel = Uuid::from_u128(50);
+        TenantTest::with(())
+            .given(vec![
+                registered(),
+                TenantEvent::ChannelSlotReserved {
+                    channel_id: channel,
+                    channels_used: 1,
+                },
+                requested(24),
+                started(),
+            ])
+            .when(TenantCommand::ReleaseChannelSlot {
+                channel_id: channel,
+            })
+            .then_expect_events(vec![TenantEvent::ChannelSlotReleased {
+                channel_id: channel,
+                channels_used: 0,
+                over_limit: false,
+            }]);
+    }
+
+    #[test]
+    fn erasing_needs_the_begun_erasure_and_runs_once() {
+        TenantTest::with(())
+            .given(vec![registered(), requested(24)])
+            .when(erase())
+            .then_expect_error(TenantError::ErasureMismatch {
+                tenant: tenant_id(),
+                erasure: erasure_id(),
+            });
+        TenantTest::with(())
+            .given(vec![registered(), requested(24), started()])
+            .when(erase())
+            .then_expect_events(vec![erased()]);
+        TenantTest::with(())
+            .given(vec![registered(), requested(24), started(), erased()])
+            .when(erase())
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn an_erased_business_refuses_everything_even_a_new_erasure() {
+        TenantTest::with(())
+            .given(vec![registered(), requested(0), started(), erased()])
+            .when(request(0))
+            .then_expect_error(TenantError::Erased {
+                tenant: tenant_id(),
+            });
+        TenantTest::with(())
+            .given(vec![registered(), requested(0), started(), erased()])
+            .when(TenantCommand::UnassignManager)
+            .then_expect_error(TenantError::Erased {
+                tenant: tenant_id(),
+            });
+    }
+}
