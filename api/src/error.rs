@@ -10,7 +10,7 @@
 //! `over_channel_limit` (with `connection_ids` to remove), `upgrade_requires_checkout`,
 //! `custom_plan`, `channel_limit_required`, `channels_restricted`, `tenant_suspended`,
 //! `meta_app_pool_empty`, `meta_app_registered`, `invalid_meta_app`, `channel_removed`,
-//! `no_credentials`, `data_key_destroyed` (410), `not_whatsapp`, `invalid_phone_number`,
+//! `no_credentials`, `tenant_erased` (410), `not_whatsapp`, `invalid_phone_number`,
 //! `pairing_code_not_offered`, `invalid_signature`, `provider_error` (502),
 //! `plan_not_for_sale`, `already_subscribed`, `connect_already_linked`,
 //! `connect_not_linked`, `connect_not_ready`, `invalid_account_id`, `invalid_commission`,
@@ -88,6 +88,15 @@ impl ApiError {
     /// 404 `not_found` (also for resources the caller may not see).
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+    /// 410 `tenant_erased`: the business was erased (or its erasure began); its data is
+    /// gone for good (DOMAIN.md "Hard delete").
+    pub fn tenant_erased() -> Self {
+        Self::new(
+            StatusCode::GONE,
+            "tenant_erased",
+            "this business was erased; its data is gone for good",
+        )
     }
     /// 409 `conflict`.
     pub fn conflict(detail: impl Into<String>) -> Self {
@@ -237,6 +246,16 @@ impl Rejection for TenantError {
             TenantError::Suspended { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "tenant_suspended", detail)
             }
+            TenantError::Erased { .. } => ApiError::tenant_erased(),
+            TenantError::NoErasurePending { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "no_erasure_pending", detail)
+            }
+            TenantError::ErasureStarted { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "erasure_started", detail)
+            }
+            TenantError::ErasureGracePeriod { .. } | TenantError::ErasureMismatch { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "erasure_not_due", detail)
+            }
         }
     }
 }
@@ -324,9 +343,7 @@ impl Rejection for x8_commands::channels::ChannelOpError {
             ChannelOpError::Company(e) => e.problem(),
             ChannelOpError::Channel(e) => e.problem(),
             ChannelOpError::MetaApp(e) => e.problem(),
-            e @ ChannelOpError::KeyDestroyed => {
-                ApiError::new(StatusCode::GONE, "data_key_destroyed", e.to_string())
-            }
+            ChannelOpError::KeyDestroyed => ApiError::tenant_erased(),
         }
     }
 }
@@ -485,9 +502,7 @@ impl Rejection for x8_commands::conversations::ConversationOpError {
         use x8_commands::conversations::ConversationOpError as O;
         match self {
             O::Conversation(e) => e.problem(),
-            e @ O::KeyDestroyed => {
-                ApiError::new(StatusCode::GONE, "data_key_destroyed", e.to_string())
-            }
+            O::KeyDestroyed => ApiError::tenant_erased(),
         }
     }
 }
@@ -553,7 +568,7 @@ impl Rejection for x8_commands::deliveries::DeliveryOpError {
             O::InvalidField(..) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail)
             }
-            O::KeyDestroyed => ApiError::new(StatusCode::GONE, "data_key_destroyed", detail),
+            O::KeyDestroyed => ApiError::tenant_erased(),
         }
     }
 }

@@ -38,6 +38,10 @@ impl Projection for BillingProjection {
         })
     }
 
+    fn tenant_tables(&self) -> &'static [&'static str] {
+        &["orders", "connect_accounts", "subscriptions"]
+    }
+
     fn reset<'a>(
         &'a self,
         conn: &'a mut PgConnection,

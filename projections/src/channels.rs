@@ -33,6 +33,11 @@ impl Projection for ChannelsProjection {
         })
     }
 
+    /// Every row of a business; the meta app pool is shared and keeps its rows.
+    fn tenant_tables(&self) -> &'static [&'static str] {
+        &["channels"]
+    }
+
     fn reset<'a>(
         &'a self,
         conn: &'a mut PgConnection,

@@ -64,6 +64,10 @@ impl Projection for CompaniesProjection {
         })
     }
 
+    fn tenant_tables(&self) -> &'static [&'static str] {
+        &["companies"]
+    }
+
     fn reset<'a>(
         &'a self,
         conn: &'a mut PgConnection,

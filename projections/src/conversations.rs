@@ -37,6 +37,10 @@ impl Projection for ConversationsProjection {
         })
     }
 
+    fn tenant_tables(&self) -> &'static [&'static str] {
+        &["conversation_messages", "conversations"]
+    }
+
     fn reset<'a>(
         &'a self,
         conn: &'a mut PgConnection,

@@ -3,7 +3,9 @@
 //! (`QrAttemptFailed`) or for a reconnect (`ReconnectScheduled`), the end of a
 //! subscription cancelled at period end (`SubscriptionRecorded`), the expiry of a loyalty
 //! transfer (`PurchaseAccrued`, `PointsGranted` with an `expires_at`); a delivery's
-//! customer notification at once (`DeliveryStatusChanged`).
+//! customer notification at once (`DeliveryStatusChanged`); a business's erasure at the end
+//! of its grace period (`TenantErasureRequested`) and at each retry of a failed cleanup
+//! (`CleanupAttemptFailed`).
 //!
 //! A deadline's id is derived from the event that scheduled it (UUID v5 of the event id
 //! and the kind) and inserted with `on conflict do nothing`, so replaying or rebuilding
@@ -17,7 +19,9 @@ use x8_domain::billing::subscription::SubscriptionEvent;
 use x8_domain::channel::ChannelEvent;
 use x8_domain::deadlines::{
     END_SUBSCRIPTION, EXPIRE_POINTS, EXPIRE_TRIAL, NOTIFY_DELIVERY_STATUS, RESTART_SESSION,
+    RUN_ERASURE,
 };
+use x8_domain::erasure::ErasureEvent;
 use x8_domain::loyalty::LoyaltyEvent;
 use x8_domain::tenant::TenantEvent;
 use x8_eventstore::RecordedEvent;
@@ -81,6 +85,21 @@ impl Projection for DeadlinesProjection {
                     } = payload(event)?
                     {
                         schedule(conn, event, EXPIRE_POINTS, expires_at).await?;
+                    }
+                }
+                "TenantErasureRequested" => {
+                    if let TenantEvent::TenantErasureRequested { not_before, .. } = payload(event)?
+                    {
+                        schedule(conn, event, RUN_ERASURE, not_before).await?;
+                    }
+                }
+                "CleanupAttemptFailed" => {
+                    if let ErasureEvent::CleanupAttemptFailed {
+                        retry_at: Some(retry_at),
+                        ..
+                    } = payload(event)?
+                    {
+                        schedule(conn, event, RUN_ERASURE, retry_at).await?;
                     }
                 }
                 "DeliveryStatusChanged" => {

@@ -43,6 +43,10 @@ impl Projection for DeliveriesProjection {
         })
     }
 
+    fn tenant_tables(&self) -> &'static [&'static str] {
+        &["delivery_checkpoints", "deliveries", "couriers"]
+    }
+
     fn reset<'a>(
         &'a self,
         conn: &'a mut PgConnection,

@@ -17,6 +17,7 @@
 //! - [`conversations`]: conversations and their messages (texts sealed).
 //! - [`deliveries`]: couriers, deliveries and their checkpoints; tracking notifications.
 //! - [`loyalty`]: loyalty programs, accounts and their history, promotions, services.
+//! - [`erasures`]: the erasure certificates: each hard delete's steps and outcomes.
 //! - [`metrics`]: counters per 15-minute bucket for daily metrics, response-time samples,
 //!   last activity per business.
 
@@ -26,6 +27,7 @@ pub mod companies;
 pub mod conversations;
 pub mod deadlines;
 pub mod deliveries;
+pub mod erasures;
 pub mod loyalty;
 pub mod metrics;
 pub mod projection;
@@ -49,5 +51,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(conversations::ConversationsProjection),
         Arc::new(deliveries::DeliveriesProjection),
         Arc::new(metrics::MetricsProjection),
+        Arc::new(erasures::ErasuresProjection),
     ]
 }

@@ -43,6 +43,16 @@ impl Projection for LoyaltyProjection {
         })
     }
 
+    fn tenant_tables(&self) -> &'static [&'static str] {
+        &[
+            "loyalty_transactions",
+            "loyalty_promotions",
+            "loyalty_services",
+            "loyalty_accounts",
+            "loyalty_programs",
+        ]
+    }
+
     fn reset<'a>(
         &'a self,
         conn: &'a mut PgConnection,

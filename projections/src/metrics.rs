@@ -90,6 +90,12 @@ impl Projection for MetricsProjection {
         })
     }
 
+    /// The business's dimensions and activity; the buckets and response times are
+    /// anonymous aggregates (ids and numbers) and stay.
+    fn tenant_tables(&self) -> &'static [&'static str] {
+        &["metric_dimensions", "tenant_activity"]
+    }
+
     fn reset<'a>(
         &'a self,
         conn: &'a mut PgConnection,

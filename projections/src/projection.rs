@@ -40,6 +40,14 @@ pub trait Projection: Send + Sync + 'static {
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
 
+    /// The read model's tables that hold a business's rows (each with a `tenant_id`
+    /// column): when the business is erased (`TenantErased`, DOMAIN.md "Hard delete") the
+    /// runner deletes its rows from them, in the batch that applies the event. Tables of
+    /// anonymous aggregates, or of shared resources (the Meta app pool), are not listed.
+    fn tenant_tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Empties the read model, for a rebuild.
     fn reset<'a>(
         &'a self,
@@ -72,4 +80,11 @@ pub fn stream_uuid(event: &RecordedEvent) -> Result<uuid::Uuid, ProjectionError>
             event.aggregate_type, event.aggregate_id
         ))
     })
+}
+
+/// The business an event erases: the stream id of a tenant's `TenantErased`.
+pub fn erased_tenant(event: &RecordedEvent) -> Option<uuid::Uuid> {
+    (event.aggregate_type == "tenant" && event.event_type == "TenantErased")
+        .then(|| event.aggregate_id.parse().ok())
+        .flatten()
 }

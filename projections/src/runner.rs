@@ -14,8 +14,10 @@
 //!   re-applied.
 
 use crate::projection::{Projection, ProjectionError};
+use sqlx::PgConnection;
 use std::sync::Arc;
 use std::time::Duration;
+use uuid::Uuid;
 use x8_eventstore::all::{checkpoint_of, read_all, AllFilter};
 use x8_eventstore::{Checkpoint, EventStore};
 
@@ -209,6 +211,9 @@ impl ProjectionRunner {
         for event in batch.events {
             let event = event.upcast(&self.upcasters);
             projection.apply(&mut tx, &event).await?;
+            if let Some(tenant_id) = crate::projection::erased_tenant(&event) {
+                delete_tenant_rows(&mut tx, projection, tenant_id).await?;
+            }
         }
         // language=PostgreSQL
         sqlx::query(
@@ -345,6 +350,22 @@ impl ProjectionRunner {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+}
+
+/// Deletes an erased business's rows from the projection's [`Projection::tenant_tables`].
+async fn delete_tenant_rows(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    tenant_id: Uuid,
+) -> Result<(), ProjectionError> {
+    for table in projection.tenant_tables() {
+        // language=PostgreSQL
+        sqlx::query(&format!("delete from {table} where tenant_id = $1"))
+            .bind(tenant_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn read_checkpoint(

@@ -35,6 +35,10 @@ impl Projection for TenantsProjection {
         })
     }
 
+    fn tenant_tables(&self) -> &'static [&'static str] {
+        &["manager_clients", "tenants"]
+    }
+
     fn reset<'a>(
         &'a self,
         conn: &'a mut PgConnection,
@@ -159,6 +163,19 @@ async fn apply(
         TenantEvent::TimeZoneChanged { time_zone } => {
             set_field(conn, tenant_id, "time_zone", time_zone.as_str(), position).await?;
         }
+        TenantEvent::TenantErasureRequested {
+            erasure_id,
+            not_before,
+            ..
+        } => set_erasure(conn, tenant_id, Some((erasure_id, not_before)), position).await?,
+        TenantEvent::TenantErasureCancelled { .. } => {
+            set_erasure(conn, tenant_id, None, position).await?;
+        }
+        TenantEvent::TenantErasureStarted { .. } => {
+            set_field(conn, tenant_id, "status", "erasing", position).await?;
+        }
+        // The runner deletes the business's rows (`tenant_tables`).
+        TenantEvent::TenantErased { .. } => {}
     }
     Ok(())
 }
@@ -179,6 +196,27 @@ async fn set_field(
     ))
     .bind(tenant_id)
     .bind(value)
+    .bind(position)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets (or clears) the business's pending erasure.
+async fn set_erasure(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    erasure: Option<(Uuid, chrono::DateTime<chrono::Utc>)>,
+    position: i64,
+) -> Result<(), ProjectionError> {
+    // language=PostgreSQL
+    sqlx::query(
+        "update tenants set erasure_id = $2, erasure_not_before = $3, last_position = $4
+         where tenant_id = $1 and last_position < $4",
+    )
+    .bind(tenant_id)
+    .bind(erasure.map(|(id, _)| id))
+    .bind(erasure.map(|(_, at)| at))
     .bind(position)
     .execute(&mut *conn)
     .await?;

@@ -166,5 +166,5 @@ async fn a_destroyed_data_key_makes_the_tenants_sealed_fields_unreadable(
     assert!(vault.seal(tenant, "email", b"x").await.is_err());
     get_credentials(&app, &owner, &channel)
         .await
-        .assert_problem(410, "data_key_destroyed");
+        .assert_problem(410, "tenant_erased");
 }

@@ -1,6 +1,6 @@
 //! Conversations with customers (DOMAIN.md "Conversations and messages"). Texts and
 //! names are sealed in the log and the read models; these routes open them with the
-//! business's data key for its own users (410 `data_key_destroyed` once it is erased).
+//! business's data key for its own users (410 `tenant_erased` once it is erased).
 //!
 //! - `GET /api/v1/companies/{id}/conversations?channel_id=&status=open|resolved&lead_source=
 //!   &unanswered=true&limit=100` → `{conversations: [{conversation_id, channel_id,

@@ -48,7 +48,8 @@ pub fn path_id(raw: &str) -> Result<Uuid, crate::error::ApiError> {
 /// current even while projections lag.
 ///
 /// # Errors
-/// 404 `not_found` for a business that does not exist or that the caller may not see.
+/// 404 `not_found` for a business that does not exist or that the caller may not see;
+/// 410 `tenant_erased` once its erasure began (DOMAIN.md "Hard delete").
 pub async fn authorize_tenant(
     state: &crate::AppState,
     caller: &crate::auth::Caller,
@@ -62,10 +63,10 @@ pub async fn authorize_tenant(
             Role::Client => caller.tenant_id == Some(tenant_id),
             Role::Manager => tenant.manager() == Some(caller.user_id),
         };
-    if allowed {
-        Ok(())
-    } else {
-        Err(crate::error::ApiError::not_found())
+    match (allowed, tenant.is_erased()) {
+        (false, _) => Err(crate::error::ApiError::not_found()),
+        (true, true) => Err(crate::error::ApiError::tenant_erased()),
+        (true, false) => Ok(()),
     }
 }
 
@@ -109,7 +110,7 @@ pub async fn authorize_company(
 /// `tenant`'s data key, for opening several of its sealed fields with one lookup.
 ///
 /// # Errors
-/// 410 `data_key_destroyed` once the business was erased.
+/// 410 `tenant_erased` once the business was erased.
 pub async fn scope_key(
     state: &crate::AppState,
     tenant: Uuid,
@@ -125,7 +126,7 @@ pub async fn scope_key(
 /// Opens a value sealed for `purpose` under `key`, as text.
 ///
 /// # Errors
-/// 410 `data_key_destroyed`; 500 for a value that does not open.
+/// 410 `tenant_erased`; 500 for a value that does not open.
 pub fn open_sealed(
     key: &x8_commands::vault::ScopeKey,
     purpose: &str,
@@ -139,11 +140,7 @@ pub fn open_sealed(
 
 fn vault_problem(err: x8_commands::vault::VaultError) -> crate::error::ApiError {
     match err {
-        x8_commands::vault::VaultError::KeyDestroyed(_) => crate::error::ApiError::new(
-            axum::http::StatusCode::GONE,
-            "data_key_destroyed",
-            "the business was erased",
-        ),
+        x8_commands::vault::VaultError::KeyDestroyed(_) => crate::error::ApiError::tenant_erased(),
         other => crate::error::ApiError::internal(other),
     }
 }
