@@ -306,6 +306,7 @@ impl Rejection for x8_commands::companies::CompanyOpError {
             CompanyOpError::Company(e @ CompanyError::AlreadyExists(_)) => {
                 ApiError::conflict(e.to_string())
             }
+            CompanyOpError::Company(CompanyError::Closed) => ApiError::tenant_erased(),
         }
     }
 }
@@ -462,6 +463,7 @@ impl Rejection for x8_commands::loyalty::LoyaltyOpError {
             L::Account(A::NotFound)
             | L::Program(P::PromotionNotFound)
             | L::Service(S::NotFound) => ApiError::not_found(),
+            L::Account(A::Closed) => ApiError::tenant_erased(),
             L::Account(A::InsufficientPoints { balance, requested }) => {
                 status(StatusCode::CONFLICT, "insufficient_points")
                     .with("balance", balance)

@@ -52,11 +52,13 @@ impl NamedCommand for UserCommand {
     fn command_name(&self) -> &'static str {
         match self {
             UserCommand::RegisterUser { .. } => "RegisterUser",
+            UserCommand::CloseAccount { .. } => "CloseAccount",
         }
     }
     fn tenant_id(&self, _aggregate_id: &str) -> Option<Uuid> {
         match self {
             UserCommand::RegisterUser { tenant_id, .. } => tenant_id.map(|t| t.0),
+            UserCommand::CloseAccount { .. } => None,
         }
     }
 }

@@ -17,6 +17,7 @@ impl NamedCommand for CompanyCommand {
             Self::CreateCompany { .. } => "CreateCompany",
             Self::RenameCompany { .. } => "RenameCompany",
             Self::ChangeCompanyStatus { .. } => "ChangeCompanyStatus",
+            Self::CloseCompany { .. } => "CloseCompany",
         }
     }
     fn tenant_id(&self, _aggregate_id: &str) -> Option<Uuid> {

@@ -24,7 +24,7 @@ pub const EXPIRE_POINTS: &str = "loyalty.expire_points";
 pub const NOTIFY_DELIVERY_STATUS: &str = "delivery.notify_customer";
 /// Run a business's erasure process (`x8_commands::erasure::run`): scheduled at the end of
 /// the grace period by `TenantErasureRequested` (aggregate id: the tenant) and at each
-/// retry of a failed cleanup by `CleanupAttemptFailed` (aggregate id: the erasure). The
+/// retry of a failed cleanup by `StepAttemptFailed` (aggregate id: the erasure). The
 /// process resumes where its stream says it is, so running it again, or after a crash,
 /// runs no step twice.
 pub const RUN_ERASURE: &str = "erasure.run";

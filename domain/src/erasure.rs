@@ -8,9 +8,10 @@
 //! step has an outcome. The stream is the erasure certificate: each step with its outcome
 //! and time.
 //!
-//! External cleanups (automation workflows, knowledge bases, media) may fail: each failed
-//! call is recorded (`CleanupAttemptFailed`) with the time of its retry, on a doubling
-//! back-off ([`CLEANUP_BACKOFF`]); the [`CLEANUP_ATTEMPTS`]th failure completes the step as
+//! A step that calls outside (WAHA, Telegram, Stripe, the external cleanups of automation
+//! workflows, knowledge bases and media) may fail: each failed attempt is recorded
+//! (`StepAttemptFailed`) with the time of its retry, on a doubling back-off
+//! ([`RETRY_BACKOFF`]); the [`STEP_ATTEMPTS`]th failure completes the step as
 //! [`StepOutcome::ManualActionRequired`], never silently dropped.
 //!
 //! The stream id is the erasure id. The aggregate is pure: the command layer runs the
@@ -22,11 +23,11 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Calls of an external cleanup before it is left for manual action.
-pub const CLEANUP_ATTEMPTS: u32 = 5;
-/// The wait after a cleanup's first failure; it doubles after each further one
+/// Attempts of a step that calls outside before it is left for manual action.
+pub const STEP_ATTEMPTS: u32 = 5;
+/// The wait after a step's first failed attempt; it doubles after each further one
 /// (1, 2, 4, 8 minutes).
-pub const CLEANUP_BACKOFF: Duration = Duration::minutes(1);
+pub const RETRY_BACKOFF: Duration = Duration::minutes(1);
 
 /// What a step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -152,7 +153,7 @@ pub enum StepOutcome {
     NothingToDo,
     /// The cleanup's endpoint is not configured on this platform: nothing to call.
     NotConfigured,
-    /// The cleanup failed [`CLEANUP_ATTEMPTS`] times: someone must finish it by hand.
+    /// The step failed [`STEP_ATTEMPTS`] times: someone must finish it by hand.
     ManualActionRequired {
         /// Calls made.
         attempts: u32,
@@ -190,10 +191,10 @@ pub enum ErasureCommand {
         /// When.
         at: DateTime<Utc>,
     },
-    /// Record a failed call of an external cleanup: retried later, or left for manual
-    /// action after [`CLEANUP_ATTEMPTS`] calls.
-    RecordCleanupFailure {
-        /// The cleanup step.
+    /// Record a failed attempt of a step (an outside call failed): retried later, or left
+    /// for manual action after [`STEP_ATTEMPTS`] attempts.
+    RecordStepFailure {
+        /// The step.
         step: Step,
         /// What failed (no personal data: a status or a transport error).
         error: String,
@@ -237,9 +238,9 @@ pub enum ErasureEvent {
         /// When (UTC).
         at: DateTime<Utc>,
     },
-    /// A call of an external cleanup failed.
-    CleanupAttemptFailed {
-        /// The cleanup step.
+    /// An attempt of a step failed (an outside call failed).
+    StepAttemptFailed {
+        /// The step.
         step: Step,
         /// Which call failed (1, 2, …).
         attempt: u32,
@@ -263,7 +264,7 @@ impl DomainEvent for ErasureEvent {
             Self::ErasureStarted { .. } => "ErasureStarted",
             Self::StepsPlanned { .. } => "StepsPlanned",
             Self::StepCompleted { .. } => "StepCompleted",
-            Self::CleanupAttemptFailed { .. } => "CleanupAttemptFailed",
+            Self::StepAttemptFailed { .. } => "StepAttemptFailed",
             Self::ErasureCompleted { .. } => "ErasureCompleted",
         }
         .to_string()
@@ -308,7 +309,7 @@ pub struct Erasure {
     planned_keys: BTreeSet<String>,
     /// Outcomes by step key.
     outcomes: BTreeMap<String, StepOutcome>,
-    /// Failed cleanup calls by step key.
+    /// Failed attempts by step key.
     failures: BTreeMap<String, u32>,
     completed_at: Option<DateTime<Utc>>,
 }
@@ -326,7 +327,7 @@ impl Erasure {
     pub fn outcome(&self, step: &Step) -> Option<&StepOutcome> {
         self.outcomes.get(&step.key())
     }
-    /// The failed calls of a cleanup step so far.
+    /// The failed attempts of a step so far.
     pub fn failures(&self, step: &Step) -> u32 {
         self.failures.get(&step.key()).copied().unwrap_or(0)
     }
@@ -392,15 +393,15 @@ impl Erasure {
                 }
                 Ok(vec![E::StepCompleted { step, outcome, at }])
             }
-            C::RecordCleanupFailure { step, error, at } => {
+            C::RecordStepFailure { step, error, at } => {
                 self.check_planned(&step)?;
                 if self.outcome(&step).is_some() {
                     return Ok(vec![]);
                 }
                 let attempt = self.failures(&step) + 1;
-                if attempt >= CLEANUP_ATTEMPTS {
+                if attempt >= STEP_ATTEMPTS {
                     return Ok(vec![
-                        E::CleanupAttemptFailed {
+                        E::StepAttemptFailed {
                             step: step.clone(),
                             attempt,
                             error: error.clone(),
@@ -417,12 +418,12 @@ impl Erasure {
                         },
                     ]);
                 }
-                Ok(vec![E::CleanupAttemptFailed {
+                Ok(vec![E::StepAttemptFailed {
                     step,
                     attempt,
                     error,
                     at,
-                    retry_at: Some(at + cleanup_backoff(attempt)),
+                    retry_at: Some(at + retry_backoff(attempt)),
                 }])
             }
             C::Complete { at } => {
@@ -449,9 +450,9 @@ impl Erasure {
     }
 }
 
-/// The wait after a cleanup's `attempt`th failure: [`CLEANUP_BACKOFF`] × 2^(attempt − 1).
-pub fn cleanup_backoff(attempt: u32) -> Duration {
-    CLEANUP_BACKOFF * (1 << attempt.saturating_sub(1).min(16))
+/// The wait after a step's `attempt`th failure: [`RETRY_BACKOFF`] × 2^(attempt − 1).
+pub fn retry_backoff(attempt: u32) -> Duration {
+    RETRY_BACKOFF * (1 << attempt.saturating_sub(1).min(16))
 }
 
 impl Aggregate for Erasure {
@@ -473,7 +474,7 @@ impl Aggregate for Erasure {
             ErasureEvent::StepCompleted { step, outcome, .. } => {
                 self.outcomes.insert(step.key(), outcome);
             }
-            ErasureEvent::CleanupAttemptFailed { step, attempt, .. } => {
+            ErasureEvent::StepAttemptFailed { step, attempt, .. } => {
                 self.failures.insert(step.key(), attempt);
             }
             ErasureEvent::ErasureCompleted { at } => self.completed_at = Some(at),
@@ -516,12 +517,12 @@ mod tests {
         }
     }
     fn failed(attempt: u32) -> ErasureEvent {
-        ErasureEvent::CleanupAttemptFailed {
+        ErasureEvent::StepAttemptFailed {
             step: media(),
             attempt,
             error: "503".into(),
             at: at(),
-            retry_at: Some(at() + cleanup_backoff(attempt)),
+            retry_at: Some(at() + retry_backoff(attempt)),
         }
     }
 
@@ -601,12 +602,12 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_cleanup_is_retried_on_a_doubling_back_off() {
-        assert_eq!(cleanup_backoff(1), Duration::minutes(1));
-        assert_eq!(cleanup_backoff(4), Duration::minutes(8));
+    fn a_failed_step_is_retried_on_a_doubling_back_off() {
+        assert_eq!(retry_backoff(1), Duration::minutes(1));
+        assert_eq!(retry_backoff(4), Duration::minutes(8));
         ErasureTest::with(())
             .given(vec![started(), planned(), failed(1)])
-            .when(ErasureCommand::RecordCleanupFailure {
+            .when(ErasureCommand::RecordStepFailure {
                 step: media(),
                 error: "503".into(),
                 at: at(),
@@ -615,20 +616,20 @@ mod tests {
     }
 
     #[test]
-    fn the_last_failed_attempt_leaves_the_cleanup_for_manual_action() {
+    fn the_last_failed_attempt_leaves_the_step_for_manual_action() {
         let mut given = vec![started(), planned()];
-        given.extend((1..CLEANUP_ATTEMPTS).map(failed));
+        given.extend((1..STEP_ATTEMPTS).map(failed));
         ErasureTest::with(())
             .given(given)
-            .when(ErasureCommand::RecordCleanupFailure {
+            .when(ErasureCommand::RecordStepFailure {
                 step: media(),
                 error: "timeout".into(),
                 at: at(),
             })
             .then_expect_events(vec![
-                ErasureEvent::CleanupAttemptFailed {
+                ErasureEvent::StepAttemptFailed {
                     step: media(),
-                    attempt: CLEANUP_ATTEMPTS,
+                    attempt: STEP_ATTEMPTS,
                     error: "timeout".into(),
                     at: at(),
                     retry_at: None,
@@ -636,7 +637,7 @@ mod tests {
                 ErasureEvent::StepCompleted {
                     step: media(),
                     outcome: StepOutcome::ManualActionRequired {
-                        attempts: CLEANUP_ATTEMPTS,
+                        attempts: STEP_ATTEMPTS,
                         last_error: "timeout".into(),
                     },
                     at: at(),

@@ -137,7 +137,9 @@ mod tests {
         );
         let new = upcast(old);
         let event: crate::user::UserEvent = serde_json::from_value(new.payload).unwrap();
-        let crate::user::UserEvent::UserRegistered { email, .. } = event;
+        let crate::user::UserEvent::UserRegistered { email, .. } = event else {
+            panic!("a registration");
+        };
         assert_eq!(email, Sealed::legacy("old@shop.test"));
     }
 

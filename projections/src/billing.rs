@@ -323,6 +323,13 @@ async fn apply_order(
         .bind(position)
         .bind(OrderStatus::Refunded.as_str())
         .bind(refunded_at),
+        OrderEvent::OrderClosed { .. } => sqlx::query(
+            "update orders set status = $3, last_position = $2
+             where order_id = $1 and last_position < $2",
+        )
+        .bind(order_id)
+        .bind(position)
+        .bind(OrderStatus::Closed.as_str()),
     };
     query.execute(conn).await?;
     Ok(())

@@ -137,6 +137,12 @@ async fn apply_channel(
         .bind(channel_id)
         .bind(position),
         ChannelEvent::CredentialsViewed { .. } => return Ok(()),
+        ChannelEvent::CredentialsRevoked => sqlx::query(
+            "update channels set has_credentials = false, last_position = $2
+             where channel_id = $1 and last_position < $2",
+        )
+        .bind(channel_id)
+        .bind(position),
         ChannelEvent::BatchWindowConfigured { secs } => sqlx::query(
             "update channels set batch_window_secs = $2, last_position = $3
              where channel_id = $1 and last_position < $3",

@@ -58,6 +58,12 @@ impl Projection for CompaniesProjection {
                 .bind(company_id)
                 .bind(to.as_str())
                 .bind(position),
+                CompanyEvent::CompanyClosed { .. } => sqlx::query(
+                    "update companies set status = 'CLOSED', last_position = $2
+                     where company_id = $1 and last_position < $2",
+                )
+                .bind(company_id)
+                .bind(position),
             };
             query.execute(conn).await?;
             Ok(())

@@ -5,7 +5,7 @@
 //! transfer (`PurchaseAccrued`, `PointsGranted` with an `expires_at`); a delivery's
 //! customer notification at once (`DeliveryStatusChanged`); a business's erasure at the end
 //! of its grace period (`TenantErasureRequested`) and at each retry of a failed cleanup
-//! (`CleanupAttemptFailed`).
+//! (`StepAttemptFailed`).
 //!
 //! A deadline's id is derived from the event that scheduled it (UUID v5 of the event id
 //! and the kind) and inserted with `on conflict do nothing`, so replaying or rebuilding
@@ -93,8 +93,8 @@ impl Projection for DeadlinesProjection {
                         schedule(conn, event, RUN_ERASURE, not_before).await?;
                     }
                 }
-                "CleanupAttemptFailed" => {
-                    if let ErasureEvent::CleanupAttemptFailed {
+                "StepAttemptFailed" => {
+                    if let ErasureEvent::StepAttemptFailed {
                         retry_at: Some(retry_at),
                         ..
                     } = payload(event)?

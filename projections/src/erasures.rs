@@ -161,7 +161,7 @@ async fn process_event(
             .execute(conn)
             .await?;
         }
-        ErasureEvent::CleanupAttemptFailed {
+        ErasureEvent::StepAttemptFailed {
             step,
             attempt,
             error,

@@ -204,6 +204,10 @@ async fn apply_account(
             points,
             expired_at,
         } => Change::new("expiry", Some(transfer_id), -points, expired_at),
+        // Closing voids the balance: recorded as an expiry of everything left.
+        E::LoyaltyAccountClosed { points_voided, at } => {
+            Change::new("expiry", Some("account_closed".into()), -points_voided, at)
+        }
     };
     record(conn, event, account_id, change).await
 }

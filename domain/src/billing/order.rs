@@ -30,6 +30,8 @@ pub enum OrderStatus {
     Failed,
     /// Refunded after payment.
     Refunded,
+    /// Closed unpaid: its business was erased (DOMAIN.md "Hard delete").
+    Closed,
 }
 
 impl OrderStatus {
@@ -41,6 +43,7 @@ impl OrderStatus {
             Self::Paid => "paid",
             Self::Failed => "failed",
             Self::Refunded => "refunded",
+            Self::Closed => "closed",
         }
     }
 }
@@ -121,6 +124,13 @@ pub enum OrderCommand {
         /// When.
         refunded_at: DateTime<Utc>,
     },
+    /// Close the order if it is not paid (its business is being erased). A paid or
+    /// refunded order stays as it is: its payment is a financial fact. Closing a closed
+    /// order changes nothing.
+    CloseOrder {
+        /// When (UTC).
+        at: DateTime<Utc>,
+    },
 }
 
 impl OrderCommand {
@@ -132,6 +142,7 @@ impl OrderCommand {
             Self::RecordPayment { .. } => "RecordPayment",
             Self::RecordPaymentFailure { .. } => "RecordPaymentFailure",
             Self::RecordRefund { .. } => "RecordRefund",
+            Self::CloseOrder { .. } => "CloseOrder",
         }
     }
 }
@@ -207,6 +218,11 @@ pub enum OrderEvent {
         /// When.
         refunded_at: DateTime<Utc>,
     },
+    /// The order was closed unpaid (its business is being erased).
+    OrderClosed {
+        /// When (UTC).
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -218,6 +234,7 @@ impl DomainEvent for OrderEvent {
             Self::DuplicatePaymentReceived { .. } => "DuplicatePaymentReceived",
             Self::OrderPaymentFailed { .. } => "OrderPaymentFailed",
             Self::OrderRefunded { .. } => "OrderRefunded",
+            Self::OrderClosed { .. } => "OrderClosed",
         }
         .to_string()
     }
@@ -437,6 +454,13 @@ impl Order {
                     refunded_at,
                 }]
             }
+            C::CloseOrder { at } => match self.status {
+                _ if !self.exists() => return Err(OrderError::NotFound),
+                OrderStatus::NoPaymentLink | OrderStatus::PaymentLinkSent | OrderStatus::Failed => {
+                    vec![E::OrderClosed { at }]
+                }
+                OrderStatus::Paid | OrderStatus::Refunded | OrderStatus::Closed => vec![],
+            },
         })
     }
 }
@@ -483,6 +507,7 @@ impl Aggregate for Order {
             }
             OrderEvent::OrderPaymentFailed { .. } => self.status = OrderStatus::Failed,
             OrderEvent::OrderRefunded { .. } => self.status = OrderStatus::Refunded,
+            OrderEvent::OrderClosed { .. } => self.status = OrderStatus::Closed,
         }
     }
 }

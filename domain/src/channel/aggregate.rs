@@ -73,6 +73,10 @@ pub enum ChannelCommand {
     },
     /// Remove the connection. Its slot and Meta app are given back by the command layer.
     RemoveChannel,
+    /// Revoke the stored credentials (its business is being erased, DOMAIN.md "Hard
+    /// delete"): the connection has none from now on. Also on a removed connection;
+    /// revoking none changes nothing.
+    RevokeCredentials,
 }
 
 /// The shortest buffering window, seconds.
@@ -93,6 +97,7 @@ impl ChannelCommand {
             Self::RecordCredentialsViewed { .. } => "RecordCredentialsViewed",
             Self::ConfigureBatchWindow { .. } => "ConfigureBatchWindow",
             Self::RemoveChannel => "RemoveChannel",
+            Self::RevokeCredentials => "RevokeCredentials",
         }
     }
 }
@@ -175,6 +180,8 @@ pub enum ChannelEvent {
         /// The Meta app it gives back, if any.
         meta_app_id: Option<Uuid>,
     },
+    /// The stored credentials were revoked.
+    CredentialsRevoked,
 }
 
 impl DomainEvent for ChannelEvent {
@@ -190,6 +197,7 @@ impl DomainEvent for ChannelEvent {
             Self::CredentialsViewed { .. } => "CredentialsViewed",
             Self::BatchWindowConfigured { .. } => "BatchWindowConfigured",
             Self::ChannelRemoved { .. } => "ChannelRemoved",
+            Self::CredentialsRevoked => "CredentialsRevoked",
         }
         .to_string()
     }
@@ -333,6 +341,12 @@ impl Channel {
         if !self.created {
             return Err(ChannelError::NotFound);
         }
+        if let C::RevokeCredentials = command {
+            return Ok(match self.credentials {
+                Some(_) => vec![E::CredentialsRevoked],
+                None => vec![],
+            });
+        }
         if self.removed {
             return match command {
                 C::RemoveChannel => Ok(vec![]),
@@ -340,7 +354,7 @@ impl Channel {
             };
         }
         match command {
-            C::CreateChannel { .. } => unreachable!("handled above"),
+            C::CreateChannel { .. } | C::RevokeCredentials => unreachable!("handled above"),
             C::ChangeStatus {
                 status,
                 raw_status,
@@ -504,6 +518,7 @@ impl Aggregate for Channel {
                 self.raw_status = raw_status;
             }
             ChannelEvent::CredentialsStored { sealed } => self.credentials = Some(sealed),
+            ChannelEvent::CredentialsRevoked => self.credentials = None,
             ChannelEvent::CredentialsViewed { .. } => {}
             ChannelEvent::BatchWindowConfigured { secs } => self.batch_window_secs = Some(secs),
             ChannelEvent::ChannelRemoved { .. } => {

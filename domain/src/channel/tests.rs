@@ -432,3 +432,23 @@ fn the_batch_window_is_configured_within_its_bounds() {
             .then_expect_error(ChannelError::InvalidBatchWindow(secs));
     }
 }
+
+#[test]
+fn credentials_are_revoked_once_also_after_removal() {
+    let stored = ChannelEvent::CredentialsStored {
+        sealed: "x8v1.sealed".into(),
+    };
+    ChannelTest::with(())
+        .given(vec![created(), stored.clone(), removed()])
+        .when(ChannelCommand::RevokeCredentials)
+        .then_expect_events(vec![ChannelEvent::CredentialsRevoked]);
+    ChannelTest::with(())
+        .given(vec![
+            created(),
+            stored,
+            removed(),
+            ChannelEvent::CredentialsRevoked,
+        ])
+        .when(ChannelCommand::RevokeCredentials)
+        .then_expect_events(vec![]);
+}

@@ -84,6 +84,12 @@ pub enum CompanyCommand {
         /// The new status.
         status: CompanyStatus,
     },
+    /// Close the company for good (its business is being erased, DOMAIN.md "Hard
+    /// delete"). Closing a closed company changes nothing.
+    CloseCompany {
+        /// When (UTC).
+        at: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// What happened to a company.
@@ -114,6 +120,11 @@ pub enum CompanyEvent {
         /// The status now.
         to: CompanyStatus,
     },
+    /// The company was closed for good.
+    CompanyClosed {
+        /// When (UTC).
+        at: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 impl DomainEvent for CompanyEvent {
@@ -122,6 +133,7 @@ impl DomainEvent for CompanyEvent {
             Self::CompanyCreated { .. } => "CompanyCreated",
             Self::CompanyRenamed { .. } => "CompanyRenamed",
             Self::CompanyStatusChanged { .. } => "CompanyStatusChanged",
+            Self::CompanyClosed { .. } => "CompanyClosed",
         }
         .into()
     }
@@ -142,6 +154,9 @@ pub enum CompanyError {
     /// The name is empty or longer than 200 characters.
     #[error("a company name must have 1 to 200 characters")]
     InvalidName,
+    /// The company was closed (its business was erased).
+    #[error("the company is closed")]
+    Closed,
 }
 
 /// A company.
@@ -151,6 +166,8 @@ pub struct Company {
     tenant_id: TenantId,
     name: String,
     status: CompanyStatus,
+    #[serde(default)]
+    closed: bool,
 }
 
 impl Company {
@@ -188,6 +205,12 @@ impl Company {
                 }])
             }
             _ if !self.created => Err(CompanyError::NotFound),
+            CompanyCommand::CloseCompany { at } => Ok(if self.closed {
+                vec![]
+            } else {
+                vec![CompanyEvent::CompanyClosed { at }]
+            }),
+            _ if self.closed => Err(CompanyError::Closed),
             CompanyCommand::RenameCompany { name } => {
                 let name = parse_name(&name)?;
                 Ok(if name == self.name {
@@ -235,10 +258,12 @@ impl Aggregate for Company {
                     tenant_id,
                     name,
                     status: CompanyStatus::Active,
+                    closed: false,
                 };
             }
             CompanyEvent::CompanyRenamed { name } => self.name = name,
             CompanyEvent::CompanyStatusChanged { to, .. } => self.status = to,
+            CompanyEvent::CompanyClosed { .. } => self.closed = true,
         }
     }
 }
@@ -316,5 +341,23 @@ mod tests {
                 status: CompanyStatus::Active,
             })
             .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_closed_company_closes_once_and_takes_no_more_changes() {
+        let at = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        let closed = CompanyEvent::CompanyClosed { at };
+        TestFramework::<Company>::with(())
+            .given(vec![created()])
+            .when(CompanyCommand::CloseCompany { at })
+            .then_expect_events(vec![closed.clone()]);
+        TestFramework::<Company>::with(())
+            .given(vec![created(), closed.clone()])
+            .when(CompanyCommand::CloseCompany { at })
+            .then_expect_events(vec![]);
+        TestFramework::<Company>::with(())
+            .given(vec![created(), closed])
+            .when(CompanyCommand::RenameCompany { name: "X".into() })
+            .then_expect_error(CompanyError::Closed);
     }
 }

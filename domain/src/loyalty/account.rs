@@ -99,6 +99,12 @@ pub enum LoyaltyCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Close the account for good, voiding every point left (its business is being
+    /// erased, DOMAIN.md "Hard delete"). Closing a closed account changes nothing.
+    CloseAccount {
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl LoyaltyCommand {
@@ -112,6 +118,7 @@ impl LoyaltyCommand {
             Self::ExpirePoints { .. } => "ExpirePoints",
             Self::RewardReferral { .. } => "RewardReferral",
             Self::RateNps { .. } => "RateNps",
+            Self::CloseAccount { .. } => "CloseLoyaltyAccount",
         }
     }
 }
@@ -219,6 +226,13 @@ pub enum LoyaltyEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The account was closed for good; its points were voided.
+    LoyaltyAccountClosed {
+        /// Points voided (the balance at closing).
+        points_voided: i64,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for LoyaltyEvent {
@@ -231,6 +245,7 @@ impl DomainEvent for LoyaltyEvent {
             Self::PurchaseReversed { .. } => "PurchaseReversed",
             Self::PointsExpired { .. } => "PointsExpired",
             Self::NpsRated { .. } => "NpsRated",
+            Self::LoyaltyAccountClosed { .. } => "LoyaltyAccountClosed",
         }
         .to_string()
     }
@@ -245,6 +260,9 @@ pub enum LoyaltyError {
     /// No such account.
     #[error("no such loyalty account")]
     NotFound,
+    /// The account was closed (its business was erased).
+    #[error("the loyalty account is closed")]
+    Closed,
     /// The account is open already.
     #[error("the customer has a loyalty account already")]
     AlreadyOpen,
@@ -312,6 +330,8 @@ pub struct LoyaltyAccount {
     redemptions: BTreeMap<String, i64>,
     referrals_rewarded: BTreeSet<Uuid>,
     nps: Option<u8>,
+    #[serde(default)]
+    closed: bool,
 }
 
 impl LoyaltyAccount {
@@ -419,8 +439,18 @@ impl LoyaltyAccount {
         if !self.exists() {
             return Err(LoyaltyError::NotFound);
         }
+        if self.closed {
+            return match command {
+                C::CloseAccount { .. } => Ok(vec![]),
+                _ => Err(LoyaltyError::Closed),
+            };
+        }
         Ok(match command {
             C::OpenAccount { .. } => unreachable!("handled above"),
+            C::CloseAccount { at } => vec![E::LoyaltyAccountClosed {
+                points_voided: self.balance(),
+                at,
+            }],
             C::AccruePurchase {
                 reference: raw,
                 amount,
@@ -671,6 +701,10 @@ impl Aggregate for LoyaltyAccount {
                 }
             }
             E::NpsRated { score, .. } => self.nps = Some(score),
+            E::LoyaltyAccountClosed { .. } => {
+                self.closed = true;
+                self.transfers.iter_mut().for_each(|t| t.remaining = 0);
+            }
         }
     }
 }

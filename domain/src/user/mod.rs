@@ -64,6 +64,13 @@ pub enum UserCommand {
         /// For a CLIENT, the business it owns.
         tenant_id: Option<TenantId>,
     },
+    /// Close the account for good: its business was erased (DOMAIN.md "Hard delete"). It
+    /// can no longer log in; the address may register again as a new account. Closing a
+    /// closed account changes nothing.
+    CloseAccount {
+        /// When (UTC).
+        at: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// What happened to a user.
@@ -84,16 +91,25 @@ pub enum UserEvent {
         /// For a CLIENT, the business it owns.
         tenant_id: Option<TenantId>,
     },
+    /// The account was closed for good (its business was erased).
+    UserClosed {
+        /// When (UTC).
+        at: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 impl DomainEvent for UserEvent {
     fn event_type(&self) -> String {
         match self {
             Self::UserRegistered { .. } => "UserRegistered".into(),
+            Self::UserClosed { .. } => "UserClosed".into(),
         }
     }
     fn event_version(&self) -> String {
-        "2.0".into()
+        match self {
+            Self::UserRegistered { .. } => "2.0".into(),
+            Self::UserClosed { .. } => "1.0".into(),
+        }
     }
 }
 
@@ -127,12 +143,18 @@ pub struct User {
     role: Role,
     password_hash: PasswordHash,
     tenant_id: Option<TenantId>,
+    #[serde(default)]
+    closed: bool,
 }
 
 impl User {
-    /// Whether the account exists.
+    /// Whether the account exists (and is not closed).
     pub fn is_registered(&self) -> bool {
-        self.registered
+        self.registered && !self.closed
+    }
+    /// Whether the account was closed for good (its business was erased).
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
     /// The account id.
     pub fn id(&self) -> UserId {
@@ -170,7 +192,7 @@ impl User {
                 password_hash,
                 tenant_id,
             } => {
-                if self.registered {
+                if self.is_registered() {
                     return Err(UserError::EmailTaken { email });
                 }
                 if user_id != UserId::for_email(&email) {
@@ -188,6 +210,11 @@ impl User {
                     tenant_id,
                 }])
             }
+            UserCommand::CloseAccount { at } => Ok(if self.is_registered() {
+                vec![UserEvent::UserClosed { at }]
+            } else {
+                vec![]
+            }),
         }
     }
 }
@@ -219,6 +246,15 @@ impl Aggregate for User {
                     role,
                     password_hash,
                     tenant_id,
+                    closed: false,
+                }
+            }
+            UserEvent::UserClosed { .. } => {
+                *self = Self {
+                    registered: true,
+                    closed: true,
+                    id: self.id,
+                    ..Self::default()
                 }
             }
         }
@@ -294,11 +330,31 @@ mod tests {
     #[test]
     fn the_user_id_must_be_derived_from_the_email() {
         let mut command = register(Role::Manager, None);
-        let UserCommand::RegisterUser { user_id, .. } = &mut command;
+        let UserCommand::RegisterUser { user_id, .. } = &mut command else {
+            panic!("a registration");
+        };
         *user_id = UserId(Uuid::from_u128(7));
         TestFramework::<User>::with(())
             .given_no_previous_events()
             .when(command)
             .then_expect_error(UserError::IdMismatch { email: email() });
+    }
+
+    #[test]
+    fn a_closed_account_is_gone_and_its_address_may_register_again() {
+        let at = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        let closed = UserEvent::UserClosed { at };
+        TestFramework::<User>::with(())
+            .given(vec![registered()])
+            .when(UserCommand::CloseAccount { at })
+            .then_expect_events(vec![closed.clone()]);
+        TestFramework::<User>::with(())
+            .given(vec![registered(), closed.clone()])
+            .when(UserCommand::CloseAccount { at })
+            .then_expect_events(vec![]);
+        TestFramework::<User>::with(())
+            .given(vec![registered(), closed])
+            .when(register(Role::Manager, None))
+            .then_expect_events(vec![registered()]);
     }
 }

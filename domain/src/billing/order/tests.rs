@@ -160,3 +160,27 @@ fn orders_need_a_positive_amount_and_texts() {
         })
     );
 }
+
+#[test]
+fn an_unpaid_order_is_closed_for_an_erasure_and_a_paid_one_stays() {
+    // given an order with a link sent
+    let mut order = link_sent();
+    // when it is closed, then it closes once
+    let events = order.decide(OrderCommand::CloseOrder { at: now() });
+    assert_eq!(events, Ok(vec![OrderEvent::OrderClosed { at: now() }]));
+    events.unwrap().into_iter().for_each(|e| order.apply(e));
+    assert_eq!(order.status(), OrderStatus::Closed);
+    assert_eq!(
+        order.decide(OrderCommand::CloseOrder { at: now() }),
+        Ok(vec![])
+    );
+
+    // given a paid order, when it is closed, then its payment stands
+    let mut paid = link_sent();
+    let events = paid.decide(payment("acct_1", "pi_1")).expect("paid");
+    events.into_iter().for_each(|e| paid.apply(e));
+    assert_eq!(
+        paid.decide(OrderCommand::CloseOrder { at: now() }),
+        Ok(vec![])
+    );
+}

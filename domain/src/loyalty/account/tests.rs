@@ -343,3 +343,35 @@ fn a_purchase_named_like_a_grant_never_touches_the_grant() {
     ));
     assert_eq!(account.balance(), 100, "the welcome bonus stays");
 }
+
+#[test]
+fn closing_voids_every_point_left_and_refuses_what_follows() {
+    // given an account with its welcome bonus and a purchase
+    let mut account = given(vec![
+        open(None, settings()),
+        purchase("p1", 10_000, settings(), 1),
+    ]);
+    let balance = account.balance();
+    assert!(balance > 0);
+
+    // when it is closed
+    let closed = when(&mut account, LoyaltyCommand::CloseAccount { at: at(2) });
+
+    // then its balance is voided once, and nothing more is accepted
+    assert_eq!(
+        closed,
+        Ok(vec![LoyaltyEvent::LoyaltyAccountClosed {
+            points_voided: balance,
+            at: at(2),
+        }])
+    );
+    assert_eq!(account.balance(), 0);
+    assert_eq!(
+        when(&mut account, LoyaltyCommand::CloseAccount { at: at(3) }),
+        Ok(vec![])
+    );
+    assert_eq!(
+        when(&mut account, redeem("r1", 1, 3)),
+        Err(LoyaltyError::Closed)
+    );
+}
