@@ -196,6 +196,24 @@ pub async fn remove_channel(
     channel: &Channel,
     ctx: &CommandContext,
 ) -> Result<i64, CommandError<ChannelOpError>> {
+    let position = record_removal(commands, channel, ctx).await?;
+    if channel.platform() == Platform::Whatsapp && !channel.is_removed() {
+        crate::waha::end_session(commands, channel.id()).await;
+    }
+    Ok(position)
+}
+
+/// The removal's records: `RemoveChannel`, the tenant slot and the Meta app given back,
+/// without ending the provider's session (the hard delete ends it first and records a
+/// failure instead of logging it). Returns the global position of the last event.
+///
+/// # Errors
+/// As [`remove_channel`].
+pub(crate) async fn record_removal(
+    commands: &Commands,
+    channel: &Channel,
+    ctx: &CommandContext,
+) -> Result<i64, CommandError<ChannelOpError>> {
     let channel_id = channel.id();
     let tenant_id = channel.tenant_id();
     let ctx = ctx.clone().for_tenant(tenant_id.0);
@@ -222,9 +240,6 @@ pub async fn remove_channel(
             .await
             .map_err(|e| e.map_rejected(ChannelOpError::MetaApp))?;
         position = position.max(released.position());
-    }
-    if channel.platform() == Platform::Whatsapp && !channel.is_removed() {
-        crate::waha::end_session(commands, channel_id).await;
     }
     Ok(position)
 }

@@ -22,6 +22,7 @@ use std::time::Duration;
 use uuid::Uuid;
 use x8_domain::deadlines::{
     END_SUBSCRIPTION, EXPIRE_POINTS, EXPIRE_TRIAL, NOTIFY_DELIVERY_STATUS, RESTART_SESSION,
+    RUN_ERASURE,
 };
 use x8_domain::tenant::TenantCommand;
 use x8_domain::TenantId;
@@ -210,6 +211,9 @@ impl DeadlineRunner {
                     .map_err(|_| format!("bad delivery id {}", deadline.aggregate_id))?;
                 crate::deliveries::notify_customer(&self.commands, delivery, &ctx).await
             }
+            RUN_ERASURE => crate::erasure::run(&self.commands, &deadline.aggregate_id)
+                .await
+                .map(|_| ()),
             other => Err(format!("unknown deadline kind {other:?}")),
         }
     }

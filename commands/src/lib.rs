@@ -29,6 +29,8 @@
 //! - [`waha_messages`]: WAHA `message` and `message.ack` events as inbound messages and
 //!   receipts.
 //! - [`deadlines`]: the runner that issues due deadlines' commands exactly once.
+//! - [`erasure`]: a business's hard delete: the request, its cancellation, the process
+//!   manager and the external cleanups.
 
 pub mod accounts;
 pub mod billing;
@@ -40,6 +42,7 @@ pub mod context;
 pub mod conversations;
 pub mod deadlines;
 pub mod deliveries;
+pub mod erasure;
 pub mod error;
 pub mod infobip;
 pub mod loyalty;
@@ -69,6 +72,7 @@ use x8_domain::channel::Channel;
 use x8_domain::company::Company;
 use x8_domain::conversation::Conversation;
 use x8_domain::delivery::{Courier, Delivery};
+use x8_domain::erasure::Erasure;
 use x8_domain::loyalty::program::LoyaltyProgram;
 use x8_domain::loyalty::referral::ReferralCode;
 use x8_domain::loyalty::service::Service;
@@ -115,6 +119,14 @@ pub struct Commands {
     pub loyalty_services: Arc<CommandBus<Service>>,
     /// Which account a referral code belongs to.
     pub referral_codes: Arc<CommandBus<ReferralCode>>,
+    /// Hard deletes' processes.
+    pub erasures: Arc<CommandBus<Erasure>>,
+    /// The external cleanups of a hard delete (`X8_N8N_URL`, `X8_KB_CLEANUP_URL`,
+    /// `X8_MEDIA_CLEANUP_URL`; none configured by default).
+    pub cleanups: Arc<dyn erasure::ExternalCleanups>,
+    /// How long after a hard delete is asked for it begins (`X8_ERASURE_GRACE_HOURS`,
+    /// default 0): until then it can be cancelled.
+    pub erasure_grace: chrono::Duration,
     /// Stripe: the API, the price map, the return URLs.
     pub billing: Arc<billing::BillingConfig>,
     /// The clock commands read the time from.
@@ -154,6 +166,9 @@ impl Commands {
             loyalty_programs: Arc::new(CommandBus::new(store)),
             loyalty_services: Arc::new(CommandBus::new(store)),
             referral_codes: Arc::new(CommandBus::new(store)),
+            erasures: Arc::new(CommandBus::new(store)),
+            cleanups: Arc::new(erasure::HttpCleanups::none()),
+            erasure_grace: chrono::Duration::zero(),
             billing: Arc::new(billing::BillingConfig::default()),
             clock,
             store: store.clone(),
@@ -192,6 +207,18 @@ impl Commands {
     pub fn with_waha(mut self, waha: Arc<dyn waha::WahaApi>) -> Self {
         self.waha = waha;
         self.rebuild_senders()
+    }
+
+    /// Calls the external cleanups through `cleanups`.
+    pub fn with_cleanups(mut self, cleanups: Arc<dyn erasure::ExternalCleanups>) -> Self {
+        self.cleanups = cleanups;
+        self
+    }
+
+    /// Begins hard deletes `grace` after they are asked for.
+    pub fn with_erasure_grace(mut self, grace: chrono::Duration) -> Self {
+        self.erasure_grace = grace;
+        self
     }
 
     /// Uses `billing` for Stripe (the default fails every call: Stripe not configured).

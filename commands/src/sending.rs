@@ -69,6 +69,16 @@ pub struct Outgoing<'a> {
 pub trait MessageApi: Send + Sync {
     /// Sends `message`.
     fn send<'a>(&'a self, message: &'a Outgoing<'a>) -> BoxFuture<'a, Result<String, String>>;
+
+    /// Tells the platform to stop sending the connection's updates (a hard delete's step):
+    /// Telegram `deleteWebhook` with `drop_pending_updates`, Viber `set_webhook` with an
+    /// empty `url`. `Ok(false)` when the platform has no webhook of ours to remove (WhatsApp
+    /// goes through WAHA's session, Instagram and Facebook through the Meta app).
+    fn unregister_webhook<'a>(
+        &'a self,
+        channel: &'a Channel,
+        credentials: &'a Credentials,
+    ) -> BoxFuture<'a, Result<bool, String>>;
 }
 
 /// Every platform's API over HTTP.
@@ -179,6 +189,49 @@ impl HttpSenders {
 impl MessageApi for HttpSenders {
     fn send<'a>(&'a self, message: &'a Outgoing<'a>) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(self.send_now(message))
+    }
+
+    fn unregister_webhook<'a>(
+        &'a self,
+        channel: &'a Channel,
+        credentials: &'a Credentials,
+    ) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let credential = |name| {
+                credentials
+                    .get(name)
+                    .ok_or_else(|| format!("the connection has no {name} credential"))
+            };
+            match channel.platform() {
+                Platform::Telegram => {
+                    let url = format!(
+                        "{}/bot{}/deleteWebhook",
+                        self.urls.telegram.trim_end_matches('/'),
+                        credential("bot_token")?
+                    );
+                    let body = json!({ "drop_pending_updates": true });
+                    let answer = post(self.client.post(url).json(&body)).await?;
+                    if answer["ok"].as_bool() != Some(true) {
+                        return Err(describe(&answer, "description"));
+                    }
+                    Ok(true)
+                }
+                Platform::Viber => {
+                    let url = format!("{}/pa/set_webhook", self.urls.viber.trim_end_matches('/'));
+                    let request = self
+                        .client
+                        .post(url)
+                        .header("X-Viber-Auth-Token", credential("auth_token")?)
+                        .json(&json!({ "url": "" }));
+                    let answer = post(request).await?;
+                    if answer["status"].as_i64() != Some(0) {
+                        return Err(describe(&answer, "status_message"));
+                    }
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
     }
 }
 

@@ -311,6 +311,8 @@ pub struct Erasure {
     outcomes: BTreeMap<String, StepOutcome>,
     /// Failed attempts by step key.
     failures: BTreeMap<String, u32>,
+    /// When a failed step is tried again, by step key.
+    retries: BTreeMap<String, DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
 }
 
@@ -330,6 +332,10 @@ impl Erasure {
     /// The failed attempts of a step so far.
     pub fn failures(&self, step: &Step) -> u32 {
         self.failures.get(&step.key()).copied().unwrap_or(0)
+    }
+    /// When a failed step is tried again (`None`: it has not failed, or it completed).
+    pub fn retry_at(&self, step: &Step) -> Option<DateTime<Utc>> {
+        self.retries.get(&step.key()).copied()
     }
     /// Planned steps without an outcome, in order.
     pub fn pending(&self) -> impl Iterator<Item = &Step> {
@@ -472,10 +478,22 @@ impl Aggregate for Erasure {
                 self.planned.extend(steps);
             }
             ErasureEvent::StepCompleted { step, outcome, .. } => {
-                self.outcomes.insert(step.key(), outcome);
+                let key = step.key();
+                self.retries.remove(&key);
+                self.outcomes.insert(key, outcome);
             }
-            ErasureEvent::StepAttemptFailed { step, attempt, .. } => {
-                self.failures.insert(step.key(), attempt);
+            ErasureEvent::StepAttemptFailed {
+                step,
+                attempt,
+                retry_at,
+                ..
+            } => {
+                let key = step.key();
+                match retry_at {
+                    Some(at) => self.retries.insert(key.clone(), at),
+                    None => self.retries.remove(&key),
+                };
+                self.failures.insert(key, attempt);
             }
             ErasureEvent::ErasureCompleted { at } => self.completed_at = Some(at),
         }

@@ -106,6 +106,15 @@ pub trait StripeApi: Send + Sync {
         checkout: PaymentCheckout<'a>,
         idempotency_key: &'a str,
     ) -> BoxFuture<'a, Result<CheckoutSession, StripeError>>;
+    /// `DELETE /v1/subscriptions/{id}`: cancels at once, without proration → the
+    /// subscription object (status `canceled`). A hard delete's step.
+    fn cancel_subscription<'a>(
+        &'a self,
+        subscription_id: &'a str,
+    ) -> BoxFuture<'a, Result<Value, StripeError>>;
+    /// `DELETE /v1/accounts/{id}`: deletes a connected account X8 created (Express). A
+    /// hard delete's step; Stripe refuses while the account holds a balance.
+    fn delete_account<'a>(&'a self, account_id: &'a str) -> BoxFuture<'a, Result<(), StripeError>>;
 }
 
 /// Stripe over HTTP (reqwest).
@@ -136,11 +145,24 @@ impl StripeHttp {
         idempotency_key: Option<&str>,
         account: Option<&str>,
     ) -> Result<Value, StripeError> {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base_url))
-            .bearer_auth(self.api_key.expose_secret())
-            .form(form);
+        let request = self.client.post(format!("{}{path}", self.base_url)).form(form);
+        self.send(request, idempotency_key, account).await
+    }
+
+    /// `DELETE path` (Stripe ignores idempotency keys on DELETE; deleting twice answers
+    /// 404 `resource_missing`).
+    async fn delete(&self, path: &str) -> Result<Value, StripeError> {
+        let request = self.client.delete(format!("{}{path}", self.base_url));
+        self.send(request, None, None).await
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        idempotency_key: Option<&str>,
+        account: Option<&str>,
+    ) -> Result<Value, StripeError> {
+        let mut request = request.bearer_auth(self.api_key.expose_secret());
         if let Some(key) = idempotency_key {
             request = request.header("Idempotency-Key", key);
         }
@@ -313,6 +335,24 @@ impl StripeApi for StripeHttp {
             Self::session(&body)
         })
     }
+
+    fn cancel_subscription<'a>(
+        &'a self,
+        subscription_id: &'a str,
+    ) -> BoxFuture<'a, Result<Value, StripeError>> {
+        Box::pin(async move {
+            self.delete(&format!("/v1/subscriptions/{subscription_id}"))
+                .await
+        })
+    }
+
+    fn delete_account<'a>(&'a self, account_id: &'a str) -> BoxFuture<'a, Result<(), StripeError>> {
+        Box::pin(async move {
+            self.delete(&format!("/v1/accounts/{account_id}"))
+                .await
+                .map(|_| ())
+        })
+    }
 }
 
 /// Stripe when `X8_STRIPE_API_KEY` is unset: every call fails with
@@ -347,6 +387,12 @@ impl StripeApi for StripeNotConfigured {
         _: PaymentCheckout<'a>,
         _: &'a str,
     ) -> BoxFuture<'a, Result<CheckoutSession, StripeError>> {
+        Box::pin(async { Err(StripeError::NotConfigured) })
+    }
+    fn cancel_subscription<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Value, StripeError>> {
+        Box::pin(async { Err(StripeError::NotConfigured) })
+    }
+    fn delete_account<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), StripeError>> {
         Box::pin(async { Err(StripeError::NotConfigured) })
     }
 }

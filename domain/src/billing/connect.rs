@@ -169,12 +169,18 @@ pub struct ConnectAccount {
     status: AccountStatus,
     observed_at: Option<DateTime<Utc>>,
     commission_bps: u32,
+    #[serde(default)]
+    origin: Option<LinkOrigin>,
 }
 
 impl ConnectAccount {
     /// The linked account.
     pub fn account_id(&self) -> Option<&str> {
         self.account_id.as_deref()
+    }
+    /// How the linked account came (X8 created it, or an ADMIN linked an existing one).
+    pub fn origin(&self) -> Option<LinkOrigin> {
+        self.origin
     }
     /// Whether payment links may be sent: an account is linked and takes charges.
     pub fn charges_enabled(&self) -> bool {
@@ -279,9 +285,11 @@ impl Aggregate for ConnectAccount {
             ConnectEvent::ConnectAccountLinked {
                 tenant_id,
                 account_id,
+                origin,
                 ..
             } => {
                 self.tenant_id = Some(tenant_id);
+                self.origin = Some(origin);
                 self.account_id = Some(account_id);
                 self.status = AccountStatus::default();
                 self.observed_at = None;

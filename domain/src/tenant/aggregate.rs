@@ -32,6 +32,10 @@ pub struct PendingErasure {
     pub not_before: DateTime<Utc>,
     /// Whether it began (then it can no longer be cancelled).
     pub started: bool,
+    /// Who asked for it.
+    pub requested_by: UserId,
+    /// When it was asked.
+    pub requested_at: DateTime<Utc>,
 }
 
 /// A business, as far as its own stream tells.
@@ -60,6 +64,9 @@ pub struct Tenant {
     /// The erasure asked for and not cancelled, if any.
     #[serde(default)]
     erasure: Option<PendingErasure>,
+    /// The CLIENT who owns it.
+    #[serde(default)]
+    owner: Option<UserId>,
 }
 
 fn trial_channel_limit() -> Option<u32> {
@@ -74,6 +81,10 @@ impl Tenant {
     /// Lifecycle status.
     pub fn status(&self) -> TenantStatus {
         self.status
+    }
+    /// The CLIENT who owns the business (`None` until registered).
+    pub fn owner(&self) -> Option<UserId> {
+        self.owner
     }
     /// The current manager, if any.
     pub fn manager(&self) -> Option<UserId> {
@@ -285,7 +296,7 @@ impl Tenant {
         let tenant = self.id;
         let pending = self.erasure;
         let events = match *command {
-            C::RequestErasure { .. } | C::CancelErasure { .. } | C::BeginErasure { .. }
+            C::RequestErasure { .. } | C::CancelErasure { .. }
                 if self.status == TenantStatus::Erased =>
             {
                 return Err(TenantError::Erased { tenant })
@@ -473,8 +484,10 @@ impl Aggregate for Tenant {
                 subscription_status,
                 trial_ends_at,
                 channel_limit,
+                owner_user_id,
                 ..
             } => {
+                self.owner = Some(owner_user_id);
                 self.channel_limit = Some(channel_limit);
                 self.id = tenant_id;
                 self.status = TenantStatus::Active;
@@ -512,12 +525,15 @@ impl Aggregate for Tenant {
             TenantEvent::TenantErasureRequested {
                 erasure_id,
                 not_before,
-                ..
+                requested_by,
+                requested_at,
             } => {
                 self.erasure = Some(PendingErasure {
                     erasure_id,
                     not_before,
                     started: false,
+                    requested_by,
+                    requested_at,
                 });
             }
             TenantEvent::TenantErasureCancelled { .. } => self.erasure = None,
