@@ -168,6 +168,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(routes::managers::router())
                 .merge(routes::metrics::router())
                 .merge(routes::deliveries::router())
+                .merge(routes::erasures::router())
                 .merge(routes::webhooks::router(&state)),
         )
         .merge(routes::tracking::router())

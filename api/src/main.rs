@@ -105,7 +105,14 @@ async fn serve() -> anyhow::Result<()> {
     state.commands = state
         .commands
         .with_provider_urls(settings.provider_urls.clone())
-        .with_message_rates(settings.message_rates);
+        .with_message_rates(settings.message_rates)
+        .with_erasure_grace(chrono::Duration::hours(i64::from(
+            settings.erasure_grace_hours,
+        )))
+        .with_cleanups(Arc::new(x8_commands::erasure::HttpCleanups::new(
+            settings.cleanup_urls.clone(),
+            settings.cleanup_token.clone(),
+        )));
     let stripe: Arc<dyn x8_commands::stripe::StripeApi> = match &settings.stripe_api_key {
         Some(key) => Arc::new(StripeHttp::new(&settings.stripe_api_url, key.clone())),
         None => Arc::new(x8_commands::stripe::StripeNotConfigured),

@@ -108,6 +108,7 @@ pub struct IdempotencyKeyHeader {
     nest(
         (path = "/api/v1", api = routes::auth::Api, tags = ["auth"]),
         (path = "/api/v1", api = routes::tenants::Api, tags = ["tenants"]),
+        (path = "/api/v1", api = routes::erasures::Api, tags = ["erasures"]),
         (path = "/api/v1", api = routes::managers::Api, tags = ["managers"]),
         (path = "/api/v1", api = routes::billing::Api, tags = ["billing"]),
         (path = "/api/v1", api = routes::companies::Api, tags = ["companies"]),
@@ -133,6 +134,7 @@ pub struct IdempotencyKeyHeader {
         (name = "operations", description = "Health, readiness, Prometheus, projections, the Meta app pool"),
         (name = "auth", description = "Login and token refresh"),
         (name = "tenants", description = "Businesses, their plan, manager and time zone"),
+        (name = "erasures", description = "Hard delete of a business and its certificate"),
         (name = "managers", description = "Managers and their businesses"),
         (name = "billing", description = "Subscriptions (Stripe) and Stripe Connect"),
         (name = "companies", description = "A business's companies"),

@@ -82,6 +82,15 @@ pub struct Settings {
     pub min_position_timeout: Duration,
     /// `X8_METRICS_TOKEN`: when set, `GET /metrics` needs `Authorization: Bearer <it>`.
     pub metrics_token: Option<SecretString>,
+    /// `X8_ERASURE_GRACE_HOURS`: how long after a hard delete is asked for it begins (it
+    /// can be cancelled until then), default 0.
+    pub erasure_grace_hours: u32,
+    /// `X8_N8N_URL`, `X8_KB_CLEANUP_URL`, `X8_MEDIA_CLEANUP_URL`: the external cleanups a
+    /// hard delete calls (`POST` with the business's id); an unset one is recorded as not
+    /// configured.
+    pub cleanup_urls: std::collections::HashMap<x8_domain::erasure::CleanupTarget, String>,
+    /// `X8_CLEANUP_TOKEN`: when set, sent to the cleanups as `Authorization: Bearer <it>`.
+    pub cleanup_token: Option<SecretString>,
     /// `X8_AUTH_RATE_PER_MINUTE` (20), `X8_AUTH_RATE_BURST` (10), `X8_TRUST_FORWARDED_FOR`
     /// (false): login and registration limits per client address.
     pub auth_rate: crate::rate_limit::AuthRateLimit,
@@ -151,6 +160,19 @@ impl Settings {
                 5000,
             )?),
             metrics_token: optional("X8_METRICS_TOKEN").map(SecretString::from),
+            erasure_grace_hours: parsed("X8_ERASURE_GRACE_HOURS", 0)?,
+            cleanup_urls: {
+                use x8_domain::erasure::CleanupTarget as T;
+                [
+                    (T::Automations, "X8_N8N_URL"),
+                    (T::KnowledgeBases, "X8_KB_CLEANUP_URL"),
+                    (T::Media, "X8_MEDIA_CLEANUP_URL"),
+                ]
+                .into_iter()
+                .filter_map(|(target, name)| optional(name).map(|url| (target, url)))
+                .collect()
+            },
+            cleanup_token: optional("X8_CLEANUP_TOKEN").map(SecretString::from),
             auth_rate: {
                 let defaults = crate::rate_limit::AuthRateLimit::default();
                 crate::rate_limit::AuthRateLimit {

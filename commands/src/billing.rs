@@ -364,6 +364,14 @@ async fn apply_to_subscription(
     command: SubscriptionCommand,
     ctx: &CommandContext,
 ) -> Result<i64, CommandError<BillingError>> {
+    // An erased business's events are acknowledged and change nothing (DOMAIN.md "Hard
+    // delete"): its subscription was cancelled by the erasure.
+    if crate::tenants::is_erased(commands, tenant_id)
+        .await
+        .map_err(CommandError::Infrastructure)?
+    {
+        return Ok(0);
+    }
     let ctx = ctx.clone().for_tenant(tenant_id.0);
     let outcome = commands
         .subscriptions

@@ -173,6 +173,9 @@ impl DeadlineRunner {
                     .aggregate_id
                     .parse()
                     .map_err(|_| format!("bad tenant id {}", deadline.aggregate_id))?;
+                if tenants::is_erased(&self.commands, TenantId(tenant)).await? {
+                    return Ok(());
+                }
                 tenants::execute(
                     &self.commands,
                     TenantId(tenant),
@@ -195,6 +198,9 @@ impl DeadlineRunner {
                     .aggregate_id
                     .parse()
                     .map_err(|_| format!("bad tenant id {}", deadline.aggregate_id))?;
+                if tenants::is_erased(&self.commands, TenantId(tenant)).await? {
+                    return Ok(());
+                }
                 crate::billing::end_at_period_end(&self.commands, TenantId(tenant), &ctx).await
             }
             EXPIRE_POINTS => {

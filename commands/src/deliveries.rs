@@ -381,6 +381,11 @@ pub async fn notify_customer(
     let Some(conversation_id) = delivery.conversation_id() else {
         return Ok(());
     };
+    if let Some(tenant_id) = delivery.tenant_id() {
+        if crate::tenants::is_erased(commands, tenant_id).await? {
+            return Ok(());
+        }
+    }
     if delivery.notified(status) {
         return Ok(());
     }

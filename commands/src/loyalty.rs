@@ -497,12 +497,15 @@ pub async fn expire_points(
     let command = LoyaltyCommand::ExpirePoints {
         at: commands.clock.now(),
     };
-    commands
+    match commands
         .loyalty_accounts
         .execute(&account_id.to_string(), command, ctx)
         .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    {
+        // Closed by its business's erasure: nothing left to expire.
+        Err(CommandError::Rejected(LoyaltyError::Closed)) => Ok(()),
+        other => other.map(|_| ()).map_err(|e| e.to_string()),
+    }
 }
 
 /// Runs an account command and reads `(points, shortfall)` and the balance from the state

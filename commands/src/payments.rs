@@ -321,6 +321,10 @@ pub async fn handle_payment_event(
     if !order.exists() {
         return unmatched(commands, event, "no such order").await;
     }
+    if order.status() == x8_domain::billing::order::OrderStatus::Closed {
+        // Closed by its business's erasure: acknowledged, changes nothing.
+        return Ok(WebhookOutcome::Ignored);
+    }
     let at = event.created_at();
     let payment_ref = |fallback: &str| {
         event

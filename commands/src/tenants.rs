@@ -78,3 +78,16 @@ pub async fn execute(
         .await
         .map_err(|e| e.map_rejected(ManagementError::Tenant))
 }
+
+/// Whether business `tenant_id` is erased or being erased: a deadline of its streams has
+/// nothing left to do then (DOMAIN.md "Hard delete").
+///
+/// # Errors
+/// The store's failure, as text for the deadline's row.
+pub async fn is_erased(commands: &Commands, tenant_id: TenantId) -> Result<bool, String> {
+    commands
+        .tenants
+        .inspect(&tenant_id.to_string(), x8_domain::tenant::Tenant::is_erased)
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -8,6 +8,7 @@ pub mod companies;
 pub mod conversations;
 pub mod dashboards;
 pub mod deliveries;
+pub mod erasures;
 pub mod health;
 pub mod loyalty;
 pub mod managers;
@@ -55,6 +56,22 @@ pub async fn authorize_tenant(
     caller: &crate::auth::Caller,
     tenant_id: x8_domain::TenantId,
 ) -> Result<(), crate::error::ApiError> {
+    if visible_tenant(state, caller, tenant_id).await?.is_erased() {
+        return Err(crate::error::ApiError::tenant_erased());
+    }
+    Ok(())
+}
+
+/// Business `tenant_id` from its own stream, if `caller` may see it (see
+/// [`authorize_tenant`]), also once erased.
+///
+/// # Errors
+/// 404 `not_found` for a business that does not exist or that the caller may not see.
+pub async fn visible_tenant(
+    state: &crate::AppState,
+    caller: &crate::auth::Caller,
+    tenant_id: x8_domain::TenantId,
+) -> Result<x8_domain::tenant::Tenant, crate::error::ApiError> {
     use x8_domain::user::Role;
     let tenant = state.commands.tenants.load(&tenant_id.to_string()).await?;
     let allowed = tenant.status() != x8_domain::tenant::TenantStatus::Unregistered
@@ -63,10 +80,10 @@ pub async fn authorize_tenant(
             Role::Client => caller.tenant_id == Some(tenant_id),
             Role::Manager => tenant.manager() == Some(caller.user_id),
         };
-    match (allowed, tenant.is_erased()) {
-        (false, _) => Err(crate::error::ApiError::not_found()),
-        (true, true) => Err(crate::error::ApiError::tenant_erased()),
-        (true, false) => Ok(()),
+    if allowed {
+        Ok(tenant)
+    } else {
+        Err(crate::error::ApiError::not_found())
     }
 }
 

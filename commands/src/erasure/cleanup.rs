@@ -86,7 +86,10 @@ impl ExternalCleanups for HttpCleanups {
             let mut request = self
                 .client
                 .post(url)
-                .header("Idempotency-Key", format!("{erasure_id}:{}", target.as_str()))
+                .header(
+                    "Idempotency-Key",
+                    format!("{erasure_id}:{}", target.as_str()),
+                )
                 .json(&body);
             if let Some(token) = &self.token {
                 request = request.bearer_auth(token.expose_secret());

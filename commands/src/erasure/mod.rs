@@ -36,9 +36,7 @@ use x8_domain::channel::{ChannelCommand, Platform};
 use x8_domain::company::CompanyCommand;
 use x8_domain::conversation::ConversationCommand;
 use x8_domain::delivery::DeliveryCommand;
-use x8_domain::erasure::{
-    CleanupTarget, Erasure, ErasureCommand, Step, StepKind, StepOutcome,
-};
+use x8_domain::erasure::{CleanupTarget, Erasure, ErasureCommand, Step, StepKind, StepOutcome};
 use x8_domain::loyalty::LoyaltyCommand;
 use x8_domain::tenant::{PendingErasure, Tenant, TenantCommand, TenantError, TenantStatus};
 use x8_domain::user::UserCommand;
@@ -438,7 +436,13 @@ impl Process<'_> {
             StepKind::CancelSubscription => self.cancel_subscription(step, subject).await,
             StepKind::DisconnectConnectAccount => self.disconnect(step, subject).await,
             StepKind::CloseOrder => {
-                compensate(&commands.orders, subject, OrderCommand::CloseOrder { at }, &ctx("close")).await
+                compensate(
+                    &commands.orders,
+                    subject,
+                    OrderCommand::CloseOrder { at },
+                    &ctx("close"),
+                )
+                .await
             }
             StepKind::CloseLoyaltyAccount => {
                 let command = LoyaltyCommand::CloseAccount { at };
@@ -531,7 +535,11 @@ impl Process<'_> {
     }
 
     /// Cancels the Stripe subscription at once and records Stripe's answer.
-    async fn cancel_subscription(&self, step: &Step, subject: &str) -> Result<StepOutcome, StepFailure> {
+    async fn cancel_subscription(
+        &self,
+        step: &Step,
+        subject: &str,
+    ) -> Result<StepOutcome, StepFailure> {
         let commands = self.commands;
         let subscription = commands.subscriptions.load(subject).await?;
         let Some(current) = subscription.current() else {
@@ -563,7 +571,13 @@ impl Process<'_> {
             previous_price_id: None,
             observed_at: self.now(),
         };
-        compensate(&commands.subscriptions, subject, command, &self.step_ctx(step, "record")).await?;
+        compensate(
+            &commands.subscriptions,
+            subject,
+            command,
+            &self.step_ctx(step, "record"),
+        )
+        .await?;
         Ok(StepOutcome::Done)
     }
 
@@ -631,7 +645,10 @@ fn manual(reason: String) -> StepOutcome {
 ///
 /// # Errors
 /// [`sqlx::Error`].
-pub async fn owned_streams(commands: &Commands, tenant_id: TenantId) -> Result<Vec<Step>, sqlx::Error> {
+pub async fn owned_streams(
+    commands: &Commands,
+    tenant_id: TenantId,
+) -> Result<Vec<Step>, sqlx::Error> {
     // language=PostgreSQL
     let streams: Vec<(String, String)> = sqlx::query_as(
         "select aggregate_type, aggregate_id from events where tenant_id = $1

@@ -145,7 +145,10 @@ impl StripeHttp {
         idempotency_key: Option<&str>,
         account: Option<&str>,
     ) -> Result<Value, StripeError> {
-        let request = self.client.post(format!("{}{path}", self.base_url)).form(form);
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base_url))
+            .form(form);
         self.send(request, idempotency_key, account).await
     }
 
