@@ -44,7 +44,7 @@ impl Projection for DeliveriesProjection {
     }
 
     fn tenant_tables(&self) -> &'static [&'static str] {
-        &["delivery_checkpoints", "deliveries", "couriers"]
+        &["deliveries", "couriers"]
     }
 
     fn reset<'a>(

@@ -10,6 +10,7 @@ mod conversations;
 mod dashboards;
 mod deadlines;
 mod deliveries;
+mod erasure;
 mod event_log;
 mod idempotency;
 mod loyalty;

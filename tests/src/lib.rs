@@ -191,6 +191,71 @@ impl TestApp {
         self
     }
 
+    /// Sends the hard delete's external cleanups to `url` (a local fake):
+    /// `{url}/n8n`, `{url}/kb` and `{url}/media`, each only when listed in `targets`.
+    pub fn with_cleanups(
+        mut self,
+        url: &str,
+        targets: &[x8_domain::erasure::CleanupTarget],
+    ) -> Self {
+        use x8_domain::erasure::CleanupTarget as T;
+        let urls = targets
+            .iter()
+            .map(|target| {
+                let path = match target {
+                    T::Automations => "n8n",
+                    T::KnowledgeBases => "kb",
+                    T::Media => "media",
+                };
+                (*target, format!("{url}/{path}"))
+            })
+            .collect();
+        let cleanups = x8_commands::erasure::HttpCleanups::new(urls, None);
+        self.state.commands = self
+            .state
+            .commands
+            .clone()
+            .with_cleanups(Arc::new(cleanups));
+        self.router = test_router(&self.state);
+        self
+    }
+
+    /// Begins hard deletes `hours` after they are asked for.
+    pub fn with_erasure_grace(mut self, hours: i64) -> Self {
+        self.state.commands = self
+            .state
+            .commands
+            .clone()
+            .with_erasure_grace(chrono::Duration::hours(hours));
+        self.router = test_router(&self.state);
+        self
+    }
+
+    /// `DELETE /api/v1/tenants/{id}`, with the owner's `password` when given.
+    pub async fn erase(&self, token: &str, tenant: Uuid, password: Option<&str>) -> TestResponse {
+        let body = password.map(|p| json!({ "password": p }).to_string());
+        self.send(
+            Method::DELETE,
+            &format!("/api/v1/tenants/{tenant}"),
+            Some(token),
+            &[],
+            body,
+        )
+        .await
+    }
+
+    /// Waits until every projection applied the whole log.
+    pub async fn caught_up(&self) {
+        let position = self.max_position().await;
+        for projection in self.state.projections.projections() {
+            self.state
+                .projections
+                .wait_for(projection.name(), position, Duration::from_secs(10))
+                .await
+                .expect("projections catch up");
+        }
+    }
+
     /// Delivers `event` to `POST /api/v1/webhooks/stripe`, signed with `secret` at the
     /// app clock's now.
     pub async fn stripe_webhook(&self, event: &Value, secret: &str) -> TestResponse {

@@ -43,8 +43,10 @@ pub fn router() -> Router<AppState> {
 }
 
 /// These routes' operations for the OpenAPI document (paths relative to `/api/v1`).
+/// `DELETE /tenants/{id}` is listed with the tenants' operations: a path's operations
+/// are documented by one module.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(request, cancel, certificate))]
+#[openapi(paths(cancel, certificate))]
 pub(crate) struct Api;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -55,7 +57,7 @@ struct Confirmation {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-struct ErasureRequested {
+pub(crate) struct ErasureRequested {
     erasure_id: Uuid,
     tenant_id: Uuid,
     /// `requested` (in its grace period) or `started`.
@@ -74,7 +76,7 @@ struct ErasureRequested {
     responses((status = 202, description = "Accepted: the erasure begins at `not_before`",
         body = ErasureRequested), Problems)
 )]
-async fn request(
+pub(crate) async fn request(
     State(state): State<AppState>,
     caller: Caller,
     IdempotencyKey(key): IdempotencyKey,

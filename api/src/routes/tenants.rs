@@ -65,6 +65,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 #[openapi(paths(
     register,
     show,
+    super::erasures::request,
     set_manager,
     unassign_manager,
     suspend,
