@@ -118,9 +118,8 @@ pub async fn cancel(
     let ctx = ctx.clone().for_tenant(tenant_id.0);
     let pending = commands
         .tenants
-        .load(&tenant_id.to_string())
-        .await?
-        .erasure();
+        .inspect(&tenant_id.to_string(), Tenant::erasure)
+        .await?;
     let command = TenantCommand::CancelErasure {
         cancelled_by,
         at: commands.clock.now(),
@@ -198,7 +197,7 @@ pub async fn run_until(
         if !process.run_pending().await? {
             return Ok(RunOutcome::Waiting);
         }
-        if process.plan().await? == 0 {
+        if !process.plan().await? {
             process.finish().await?;
             return Ok(RunOutcome::Completed);
         }
@@ -275,16 +274,15 @@ impl Process<'_> {
         ctx
     }
 
-    async fn record(&self, command: ErasureCommand) -> Result<Erasure, String> {
-        let (_, erasure) = self
+    /// Executes a command on the process's stream; whether it appended.
+    async fn record(&self, command: ErasureCommand) -> Result<bool, String> {
+        let outcome = self
             .commands
             .erasures
-            .execute_and_read(&self.erasure_id.to_string(), command, &self.ctx(), |e| {
-                e.clone()
-            })
+            .execute(&self.erasure_id.to_string(), command, &self.ctx())
             .await
             .map_err(|e| e.to_string())?;
-        Ok(erasure)
+        Ok(outcome.receipt.is_some())
     }
 
     async fn erasure(&self) -> Result<Erasure, String> {
@@ -318,9 +316,8 @@ impl Process<'_> {
     }
 
     /// Plans a step for every stream the business owns in the log and for every external
-    /// cleanup, then the final two. Returns how many steps were new.
-    async fn plan(&self) -> Result<usize, String> {
-        let before = self.erasure().await?.planned().len();
+    /// cleanup, then the final two. Returns whether any step was new.
+    async fn plan(&self) -> Result<bool, String> {
         let mut steps = owned_streams(self.commands, self.tenant_id)
             .await
             .map_err(|e| e.to_string())?;
@@ -337,8 +334,7 @@ impl Process<'_> {
         steps.sort_by_key(|step| step.kind);
         steps.push(Step::new(StepKind::EraseTenant, self.tenant_id));
         steps.push(Step::new(StepKind::DestroyDataKey, self.tenant_id));
-        let erasure = self.record(ErasureCommand::PlanSteps { steps }).await?;
-        Ok(erasure.planned().len() - before)
+        self.record(ErasureCommand::PlanSteps { steps }).await
     }
 
     /// Runs every pending step but the final ones whose retry is due. Returns whether
@@ -642,13 +638,7 @@ fn manual(reason: String) -> StepOutcome {
 
 /// The compensating steps of every stream the business owns in the log (its events carry
 /// its tenant id), in the order the streams first appeared.
-///
-/// # Errors
-/// [`sqlx::Error`].
-pub async fn owned_streams(
-    commands: &Commands,
-    tenant_id: TenantId,
-) -> Result<Vec<Step>, sqlx::Error> {
+async fn owned_streams(commands: &Commands, tenant_id: TenantId) -> Result<Vec<Step>, sqlx::Error> {
     // language=PostgreSQL
     let streams: Vec<(String, String)> = sqlx::query_as(
         "select aggregate_type, aggregate_id from events where tenant_id = $1
