@@ -262,6 +262,21 @@ impl Vault {
     }
 }
 
+/// Whether `scope`'s data key was destroyed (its tenant erased): every value sealed for it
+/// is unreadable for good. Needs no master key (tools that only redact use it).
+///
+/// # Errors
+/// [`VaultError::Database`].
+pub async fn is_key_destroyed(pool: &PgPool, scope: Uuid) -> Result<bool, VaultError> {
+    // language=PostgreSQL
+    let destroyed: Option<bool> =
+        sqlx::query_scalar("select destroyed_at is not null from data_keys where scope = $1")
+            .bind(scope)
+            .fetch_optional(pool)
+            .await?;
+    Ok(destroyed.unwrap_or(false))
+}
+
 /// One scope's data key in memory (zeroised when dropped): seals values and computes
 /// blind indexes without another key lookup. Take it for one request; never keep it.
 pub struct ScopeKey {

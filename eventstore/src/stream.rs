@@ -41,3 +41,26 @@ pub async fn read_stream(
         .fetch_all(executor)
         .await?)
 }
+
+/// Every event of the log, stream after stream (by aggregate type, then id), each stream in
+/// sequence order: what a tool that replays every aggregate reads. Streamed from one
+/// cursor, so memory stays at one row whatever the log's size.
+///
+/// Read it while nothing appends if every stream must be complete; an event committed
+/// during the read appears or not depending on where the cursor is.
+///
+/// # Errors
+/// Each item: [`EventStoreError::Database`].
+pub fn every_stream(
+    pool: &sqlx::PgPool,
+) -> futures::stream::BoxStream<'_, Result<RecordedEvent, EventStoreError>> {
+    use futures::StreamExt as _;
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        // language=PostgreSQL
+        format!("select {COLUMNS} from events order by aggregate_type, aggregate_id, sequence")
+    });
+    sqlx::query_as(SQL.as_str())
+        .fetch(pool)
+        .map(|row| row.map_err(EventStoreError::from))
+        .boxed()
+}

@@ -1,23 +1,15 @@
-//! `x8-replay`: tools for auditors and analysts that read the event log directly.
-//!
-//! One file per subcommand, each with its `Opts` and `run`:
-//! - [`history`]: a stream's events with time, actor, correlation and causation.
-//! - [`lag`]: how far each projection is behind the log.
-//! - [`rebuild`]: empty a projection's read model and replay it from the first event.
-
-mod history;
-mod lag;
-mod rebuild;
+//! `x8-replay`: the command line over the [`x8_replay`] subcommands.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use x8_eventstore::{pool, EventStore};
+use x8_replay::{history, lag, rebuild, verify};
 
 #[derive(Parser)]
 #[command(
     name = "x8-replay",
     version,
-    about = "Read and replay the X8 event log: stream histories, projection lag, rebuilds.",
+    about = "Read and replay the X8 event log: stream histories, projection lag, rebuilds, verification.",
     long_about = "Read and replay the X8 event log.\n\nConnects to DATABASE_URL \
                   (default postgres://postgres@127.0.0.1:5432/x8). Nothing here changes \
                   the event log; `rebuild` only rewrites a read model."
@@ -35,6 +27,10 @@ enum Command {
     Lag(lag::Opts),
     /// Empty a projection's read model and replay it from the first event.
     Rebuild(rebuild::Opts),
+    /// Replay every stream of the log and check the platform's rules against its history
+    /// (balances, plan limits, managers, payments, the global order). Exits with an error
+    /// naming each stream that breaks one.
+    Verify(verify::Opts),
 }
 
 #[tokio::main]
@@ -50,5 +46,6 @@ async fn main() -> anyhow::Result<()> {
         Command::History(opts) => history::run(&store, opts).await,
         Command::Lag(opts) => lag::run(&store, opts).await,
         Command::Rebuild(opts) => rebuild::run(&store, opts).await,
+        Command::Verify(opts) => verify::run(&store, opts).await,
     }
 }

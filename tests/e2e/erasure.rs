@@ -396,6 +396,32 @@ async fn erasing_a_business_compensates_everything_it_owns_and_leaves_nothing_pe
             "{needle}"
         );
     }
+    // and an auditor's history shows them as [erased] around the facts that stay
+    let history = x8_replay::history::entries(&app.store, "delivery", &erased.delivery.to_string())
+        .await
+        .unwrap();
+    let printed = serde_json::to_string(&history).unwrap();
+    assert!(printed.contains(x8_replay::history::ERASED), "{printed}");
+    assert!(PERSONAL.iter().all(|p| !printed.contains(p)), "{printed}");
+    assert_eq!(history[0].event_type, "DeliveryCreated");
+    let kept_history =
+        x8_replay::history::entries(&app.store, "delivery", &kept_delivery.to_string())
+            .await
+            .unwrap();
+    let kept_printed = serde_json::to_string(&kept_history).unwrap();
+    assert!(
+        kept_printed.contains(x8_replay::history::SEALED),
+        "{kept_printed}"
+    );
+    assert!(
+        !kept_printed.contains(x8_replay::history::ERASED),
+        "{kept_printed}"
+    );
+    // and replaying every stream of the log, the erased ones included, breaks no rule
+    let report = x8_replay::verify::verify(&app.store).await.unwrap();
+    assert_eq!(report.violations, vec![], "{report:?}");
+    assert!(report.streams > 20, "{report:?}");
+
     // while the other business's data is intact and readable
     let kept_view = app
         .get_caught_up(&kept_owner, &format!("/api/v1/deliveries/{kept_delivery}"))

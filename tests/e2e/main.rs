@@ -17,6 +17,7 @@ mod loyalty;
 mod metrics;
 mod operations;
 mod projections;
+mod replay;
 mod tenants_api;
 mod vault;
 mod waha;

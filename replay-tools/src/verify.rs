@@ -1,0 +1,338 @@
+//! `x8-replay verify`: replays every aggregate from the log and checks the platform's
+//! invariants against history, not against today's read models.
+//!
+//! What it checks:
+//! - **`$all`**: reading the log from the start in commit-safe order returns every stored
+//!   event exactly once (no position skipped, none read twice).
+//! - **Streams**: each stream's sequence runs 1, 2, 3… with no gap, and every event (after
+//!   the upcasters) is one its aggregate knows and applies.
+//! - **Invariants** (DOMAIN.md), checked before or after each event is applied:
+//!   a loyalty balance is never below zero; a channel slot is never reserved past the
+//!   plan's limit; a business never gets a second manager (a reassignment names the
+//!   manager it had); an order is never paid twice.
+//!
+//! Erased businesses pass like any other: their events stay whole and in order, only the
+//! sealed personal fields in them no longer open (nothing here opens them).
+
+use cqrs_es::Aggregate;
+use futures::TryStreamExt as _;
+use serde::Serialize;
+use std::collections::HashSet;
+use x8_domain::billing::order::{Order, OrderEvent, OrderStatus};
+use x8_domain::loyalty::LoyaltyAccount;
+use x8_domain::tenant::{Tenant, TenantEvent};
+use x8_eventstore::all::{read_all, AllFilter};
+use x8_eventstore::stream::every_stream;
+use x8_eventstore::{Checkpoint, EventStore, RecordedEvent};
+
+/// Options of `verify`.
+#[derive(clap::Args)]
+pub struct Opts {
+    /// Print the report as one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One broken rule, with the stream (and event) where history breaks it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Violation {
+    /// `aggregate_type/aggregate_id`, or `$all` for the global order.
+    pub stream: String,
+    /// The offending event's sequence in its stream, when one event breaks it.
+    pub sequence: Option<i64>,
+    /// What is wrong, in words.
+    pub rule: String,
+}
+
+/// What `verify` read and found.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// Events in the log.
+    pub events: u64,
+    /// Streams replayed.
+    pub streams: u64,
+    /// Every broken rule; empty when history is sound.
+    pub violations: Vec<Violation>,
+}
+
+/// Events read from `$all` per query.
+const BATCH: i64 = 5_000;
+
+/// Replays the whole log and returns what it found. Run it while nothing appends (or
+/// accept that events committed during the run may be counted in one pass and not in the
+/// other, which shows as a `$all` violation).
+///
+/// # Errors
+/// The database failing; a broken rule is a [`Violation`], not an error.
+pub async fn verify(store: &EventStore) -> anyhow::Result<Report> {
+    let mut report = Report::default();
+    report.violations.extend(check_global_order(store).await?);
+    let upcasters = store.upcasters();
+    let mut events = every_stream(store.pool());
+    let mut replay: Option<StreamReplay> = None;
+    while let Some(event) = events.try_next().await? {
+        let event = event.upcast(&upcasters);
+        report.events += 1;
+        if !replay.as_ref().is_some_and(|r| r.holds(&event)) {
+            report.streams += 1;
+            replay = Some(StreamReplay::start(&event));
+        }
+        if let Some(replay) = replay.as_mut() {
+            if let Some(violation) = replay.apply(&event) {
+                report.violations.push(violation);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Prints the report; fails (non-zero exit) naming each offending stream.
+pub async fn run(store: &EventStore, opts: Opts) -> anyhow::Result<()> {
+    let report = verify(store).await?;
+    if opts.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} events in {} streams replayed",
+            report.events, report.streams
+        );
+        for v in &report.violations {
+            match v.sequence {
+                Some(sequence) => println!("VIOLATION {} #{sequence}: {}", v.stream, v.rule),
+                None => println!("VIOLATION {}: {}", v.stream, v.rule),
+            }
+        }
+    }
+    if !report.violations.is_empty() {
+        anyhow::bail!("{} invariant violation(s)", report.violations.len());
+    }
+    if !opts.json {
+        println!("every invariant holds");
+    }
+    Ok(())
+}
+
+/// Reads `$all` from the start and compares what it returns with what the table holds.
+async fn check_global_order(store: &EventStore) -> anyhow::Result<Vec<Violation>> {
+    let mut seen = HashSet::new();
+    let mut twice = Vec::new();
+    let mut after = Checkpoint::START;
+    loop {
+        let batch = read_all(store.pool(), after, BATCH, &AllFilter::default()).await?;
+        let Some(last) = batch.events.last() else {
+            if batch.held_by_horizon {
+                // A writer is still open: its events are behind the horizon, wait for it.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+            break;
+        };
+        after = last.checkpoint();
+        for event in &batch.events {
+            if !seen.insert(event.global_position) {
+                twice.push(event.global_position);
+            }
+        }
+    }
+    // language=PostgreSQL
+    let stored: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(store.pool())
+        .await?;
+    let mut violations: Vec<Violation> = twice
+        .into_iter()
+        .map(|position| Violation {
+            stream: "$all".into(),
+            sequence: None,
+            rule: format!("global position {position} read twice"),
+        })
+        .collect();
+    if seen.len() as i64 != stored {
+        violations.push(Violation {
+            stream: "$all".into(),
+            sequence: None,
+            rule: format!("$all returned {} of the {stored} stored events", seen.len()),
+        });
+    }
+    Ok(violations)
+}
+
+/// One stream being replayed.
+struct StreamReplay {
+    aggregate_type: String,
+    aggregate_id: String,
+    last_sequence: i64,
+    aggregate: Option<Box<dyn Replay>>,
+}
+
+impl StreamReplay {
+    fn start(first: &RecordedEvent) -> Self {
+        Self {
+            aggregate_type: first.aggregate_type.clone(),
+            aggregate_id: first.aggregate_id.clone(),
+            last_sequence: 0,
+            aggregate: replay_for(&first.aggregate_type),
+        }
+    }
+
+    fn holds(&self, event: &RecordedEvent) -> bool {
+        self.aggregate_type == event.aggregate_type && self.aggregate_id == event.aggregate_id
+    }
+
+    /// Applies `event`; the first broken rule, if any.
+    fn apply(&mut self, event: &RecordedEvent) -> Option<Violation> {
+        let expected = self.last_sequence + 1;
+        self.last_sequence = event.sequence;
+        let broken = if event.sequence != expected {
+            Some(format!(
+                "sequence {} where {expected} was expected",
+                event.sequence
+            ))
+        } else {
+            match self.aggregate.as_mut() {
+                // Report an unknown stream type once, at its first event.
+                None if event.sequence == 1 => {
+                    Some(format!("unknown aggregate type {:?}", event.aggregate_type))
+                }
+                None => None,
+                Some(aggregate) => aggregate.apply(event).err(),
+            }
+        };
+        broken.map(|rule| Violation {
+            stream: format!("{}/{}", self.aggregate_type, self.aggregate_id),
+            sequence: Some(event.sequence),
+            rule,
+        })
+    }
+}
+
+/// An aggregate's state, replayed one stored event at a time.
+trait Replay: Send {
+    /// Deserialises `event`, checks the rules and applies it.
+    fn apply(&mut self, event: &RecordedEvent) -> Result<(), String>;
+}
+
+/// A rule checked with the state before an event and the event itself.
+type Before<A> = fn(&A, &<A as Aggregate>::Event) -> Result<(), String>;
+/// A rule checked with the state after an event.
+type After<A> = fn(&A) -> Result<(), String>;
+
+struct Replaying<A: Aggregate> {
+    state: A,
+    before: Before<A>,
+    after: After<A>,
+}
+
+impl<A: Aggregate + 'static> Replaying<A> {
+    fn boxed() -> Box<dyn Replay> {
+        Self::with_rules(|_, _| Ok(()), |_| Ok(()))
+    }
+
+    fn with_rules(before: Before<A>, after: After<A>) -> Box<dyn Replay> {
+        Box::new(Self {
+            state: A::default(),
+            before,
+            after,
+        })
+    }
+}
+
+impl<A: Aggregate> Replay for Replaying<A> {
+    fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
+        let domain_event: A::Event =
+            serde_json::from_value(event.payload.clone()).map_err(|e| {
+                format!(
+                    "{} {}: not a {} event: {e}",
+                    event.event_type,
+                    event.event_version,
+                    A::TYPE
+                )
+            })?;
+        (self.before)(&self.state, &domain_event)?;
+        self.state.apply(domain_event);
+        (self.after)(&self.state)
+    }
+}
+
+/// The replay of an aggregate type, `None` for a type no aggregate has.
+fn replay_for(aggregate_type: &str) -> Option<Box<dyn Replay>> {
+    use x8_domain::{billing, channel, company, conversation, delivery, erasure, loyalty};
+    use x8_domain::{meta_apps, user};
+    Some(match aggregate_type {
+        Tenant::TYPE => Replaying::<Tenant>::with_rules(tenant_rules, |_| Ok(())),
+        LoyaltyAccount::TYPE => Replaying::<LoyaltyAccount>::with_rules(
+            |_, _| Ok(()),
+            |account| {
+                if account.balance() < 0 {
+                    return Err(format!(
+                        "loyalty balance {} points, below zero",
+                        account.balance()
+                    ));
+                }
+                Ok(())
+            },
+        ),
+        Order::TYPE => Replaying::<Order>::with_rules(
+            |order, event| match event {
+                OrderEvent::OrderPaid { .. }
+                    if matches!(order.status(), OrderStatus::Paid | OrderStatus::Refunded) =>
+                {
+                    Err("order paid twice".into())
+                }
+                _ => Ok(()),
+            },
+            |_| Ok(()),
+        ),
+        user::User::TYPE => Replaying::<user::User>::boxed(),
+        company::Company::TYPE => Replaying::<company::Company>::boxed(),
+        channel::Channel::TYPE => Replaying::<channel::Channel>::boxed(),
+        meta_apps::MetaAppPool::TYPE => Replaying::<meta_apps::MetaAppPool>::boxed(),
+        conversation::Conversation::TYPE => Replaying::<conversation::Conversation>::boxed(),
+        delivery::Delivery::TYPE => Replaying::<delivery::Delivery>::boxed(),
+        delivery::Courier::TYPE => Replaying::<delivery::Courier>::boxed(),
+        loyalty::program::LoyaltyProgram::TYPE => {
+            Replaying::<loyalty::program::LoyaltyProgram>::boxed()
+        }
+        loyalty::service::Service::TYPE => Replaying::<loyalty::service::Service>::boxed(),
+        loyalty::referral::ReferralCode::TYPE => {
+            Replaying::<loyalty::referral::ReferralCode>::boxed()
+        }
+        billing::connect::ConnectAccount::TYPE => {
+            Replaying::<billing::connect::ConnectAccount>::boxed()
+        }
+        billing::subscription::Subscription::TYPE => {
+            Replaying::<billing::subscription::Subscription>::boxed()
+        }
+        billing::provider_link::ProviderLink::TYPE => {
+            Replaying::<billing::provider_link::ProviderLink>::boxed()
+        }
+        billing::unmatched::UnmatchedProviderEvent::TYPE => {
+            Replaying::<billing::unmatched::UnmatchedProviderEvent>::boxed()
+        }
+        erasure::Erasure::TYPE => Replaying::<erasure::Erasure>::boxed(),
+        _ => return None,
+    })
+}
+
+/// One manager at a time (a reassignment names the manager the business had); a slot is
+/// never reserved past the plan's limit (DOMAIN.md "People and roles", "Tenant lifecycle
+/// and plans"). A downgrade may leave a business over its limit; reserving more may not.
+fn tenant_rules(tenant: &Tenant, event: &TenantEvent) -> Result<(), String> {
+    match event {
+        TenantEvent::ManagerAssigned { manager_id } => match tenant.manager() {
+            Some(current) => Err(format!(
+                "manager {manager_id} assigned while {current} still manages the business"
+            )),
+            None => Ok(()),
+        },
+        TenantEvent::ManagerReassigned { from, .. } if tenant.manager() != Some(*from) => Err(
+            format!("reassigned from {from}, which was not the business's manager"),
+        ),
+        TenantEvent::ChannelSlotReserved { channels_used, .. } => match tenant.channel_limit() {
+            Some(limit) if *channels_used > limit => Err(format!(
+                "channel slot reserved: {channels_used} connections on a plan of {limit}"
+            )),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
