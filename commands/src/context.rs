@@ -85,6 +85,17 @@ impl CommandContext {
         self
     }
 
+    /// As [`Self::fingerprinted`] unless the caller already identified the request (a
+    /// webhook delivery, a deadline): for commands that carry generated values (sealed
+    /// fields' nonces, fresh tokens), whose own hash would differ on every retry.
+    pub fn or_fingerprinted(self, parts: &[&str]) -> Self {
+        if self.fingerprint.is_some() {
+            self
+        } else {
+            self.fingerprinted(parts)
+        }
+    }
+
     /// Records `tenant_id` as the owner of the command's stream.
     pub fn for_tenant(mut self, tenant_id: Uuid) -> Self {
         self.tenant_id = Some(tenant_id);

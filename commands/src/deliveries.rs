@@ -144,6 +144,14 @@ pub async fn register_courier(
     let name = field("name", &courier.name, 200)?;
     let phone = field("phone", &courier.phone, 40)?;
     let first_name = name.split_whitespace().next().unwrap_or(&name).to_string();
+    // The command carries fresh nonces: fingerprint the request, not the command.
+    let ctx = &ctx.clone().or_fingerprinted(&[
+        "RegisterCourier",
+        &company_id.to_string(),
+        &name,
+        &phone,
+        &courier.zones.join("\n"),
+    ]);
     let courier_id = new_id(ctx);
     let key = scope_key(commands, tenant).await?;
     let seal = |field: &str, value: &str| {
@@ -218,6 +226,22 @@ pub async fn create_delivery(
             return Err(CommandError::Rejected(DeliveryOpError::UnknownConversation));
         }
     }
+    // The command carries fresh nonces and a fresh token: fingerprint the request.
+    let eta = delivery.eta.map(|at| at.to_rfc3339()).unwrap_or_default();
+    let conversation = delivery
+        .conversation_id
+        .map(|id| id.to_string())
+        .unwrap_or_default();
+    let ctx = &ctx.clone().fingerprinted(&[
+        "CreateDelivery",
+        &company_id.to_string(),
+        &delivery.order_reference,
+        &address,
+        delivery.customer_name.as_deref().unwrap_or_default(),
+        delivery.customer_phone.as_deref().unwrap_or_default(),
+        &conversation,
+        &eta,
+    ]);
     let delivery_id = new_id(ctx);
     let key = scope_key(commands, tenant).await?;
     let seal = |field: &str, value: &str| {

@@ -12,10 +12,13 @@ use crate::stripe::PaymentCheckout;
 use crate::Commands;
 use uuid::Uuid;
 use x8_domain::billing::connect::{check_account_id, ConnectCommand, LinkOrigin};
-use x8_domain::billing::order::{ChargeAccount, OrderCommand, OrderError};
+use x8_domain::billing::order::{
+    parse_customer_ref, parse_description, ChargeAccount, OrderCommand, OrderError,
+};
 use x8_domain::billing::provider_link::LinkKind;
 use x8_domain::billing::{Currency, Money};
 use x8_domain::company::CompanyError;
+use x8_domain::tenant::TenantError;
 use x8_domain::TenantId;
 
 impl NamedCommand for ConnectCommand {
@@ -166,22 +169,34 @@ pub struct NewOrder {
     pub description: String,
 }
 
+/// The vault purpose of an order's sealed `field` (`customer_ref`, `description`).
+pub fn order_purpose(order_id: Uuid, field: &str) -> String {
+    format!("order:{order_id}:{field}")
+}
+
 /// The order id a create request makes: derived from the command id, so a retried
 /// request (same `Idempotency-Key`) names the same order.
 pub fn order_id_for(ctx: &CommandContext) -> Uuid {
     Uuid::new_v5(&ctx.command_id, b"order")
 }
 
-/// Creates an order of company `company_id`. Returns its id and position.
+/// Creates an order of company `company_id`, its customer reference and description
+/// sealed with the business's data key. Returns its id and position. A retry with the same
+/// `Idempotency-Key` and body is answered from the first run.
 ///
 /// # Errors
-/// `Company(NotFound)`, `Order(Money | InvalidText)`; see [`crate::CommandBus::execute`].
+/// `Company(NotFound)`, `Order(Money | InvalidText)`, `Tenant(Erased)`; see
+/// [`crate::CommandBus::execute`].
 pub async fn create_order(
     commands: &Commands,
     company_id: Uuid,
     order: NewOrder,
     ctx: &CommandContext,
 ) -> Result<(Uuid, i64), CommandError<BillingError>> {
+    let rejected = |e: OrderError| CommandError::Rejected(e.into());
+    let customer_ref = parse_customer_ref(&order.customer_ref).map_err(rejected)?;
+    let description = parse_description(&order.description).map_err(rejected)?;
+    let currency = Currency::parse(&order.currency).map_err(|e| rejected(OrderError::Money(e)))?;
     let company = commands
         .companies
         .load(&company_id.to_string())
@@ -190,21 +205,37 @@ pub async fn create_order(
     if !company.exists() {
         return Err(CommandError::Rejected(CompanyError::NotFound.into()));
     }
-    let currency = Currency::parse(&order.currency)
-        .map_err(|e| CommandError::Rejected(OrderError::Money(e).into()))?;
     let tenant_id = company.tenant_id();
-    let ctx = ctx.clone().for_tenant(tenant_id.0);
+    // The command carries fresh nonces: fingerprint the request, not the command.
+    let ctx = ctx.clone().for_tenant(tenant_id.0).or_fingerprinted(&[
+        "CreateOrder",
+        &company_id.to_string(),
+        &customer_ref,
+        &order.amount_minor.to_string(),
+        currency.as_str(),
+        &description,
+    ]);
     let order_id = order_id_for(&ctx);
+    let erased = || BillingError::from(TenantError::Erased { tenant: tenant_id });
+    let key = commands
+        .vault
+        .scope_key(tenant_id.0)
+        .await
+        .map_err(|e| e.refusal(erased()))?;
+    let seal = |field: &str, value: &str| {
+        key.seal(&order_purpose(order_id, field), value.as_bytes())
+            .map_err(|e| e.refusal(erased()))
+    };
     let command = OrderCommand::CreateOrder {
         order_id,
         tenant_id,
         company_id,
-        customer_ref: order.customer_ref,
+        customer_ref: seal("customer_ref", &customer_ref)?,
         amount: Money {
             amount_minor: order.amount_minor,
             currency,
         },
-        description: order.description,
+        description: seal("description", &description)?,
         created_at: commands.clock.now(),
     };
     let outcome = execute_order(commands, order_id, command, &ctx).await?;
@@ -245,6 +276,20 @@ pub async fn send_payment_link(
         .check_link(&account)
         .map_err(|e| CommandError::Rejected(e.into()))?;
     let commission_minor = amount.amount_minor * i64::from(connect.commission_bps()) / 10_000;
+    let description = commands
+        .vault
+        .open(
+            tenant_id.0,
+            &order_purpose(order_id, "description"),
+            order.description(),
+        )
+        .await
+        .map_err(|e| {
+            e.refusal(BillingError::from(TenantError::Erased {
+                tenant: tenant_id,
+            }))
+        })?;
+    let description = String::from_utf8_lossy(&description);
     let currency = amount.currency.to_stripe();
     let success_url = commands.billing.url("orders/paid");
     let cancel_url = commands.billing.url("orders/cancelled");
@@ -258,7 +303,7 @@ pub async fn send_payment_link(
                 tenant_id: tenant_id.0,
                 amount_minor: amount.amount_minor,
                 currency: &currency,
-                description: order.description(),
+                description: &description,
                 application_fee_minor: commission_minor,
                 success_url: &success_url,
                 cancel_url: &cancel_url,

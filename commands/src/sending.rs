@@ -321,6 +321,14 @@ pub async fn send(
         .scope_key(tenant.0)
         .await
         .map_err(vault_error)?;
+    // The command carries a fresh nonce: fingerprint the request, not the command.
+    let ctx = &ctx.clone().or_fingerprinted(&[
+        "SendMessage",
+        &id,
+        &reply.text,
+        &format!("{:?}", reply.message_type),
+        if reply.rich_media { "rich" } else { "plain" },
+    ]);
     let message_id = if ctx.client_supplied {
         ctx.command_id
     } else {

@@ -11,6 +11,8 @@
 //!   [`Sealed`] value. An upcaster has no keys, so an address stored in clear by an older
 //!   version is carried as [`Sealed::legacy`] (marked unencrypted, readable without a key);
 //!   such events exist only in databases written before the vault.
+//! - `OrderCreated` 1.0 → 2.0: `customer_ref` and `description` became [`Sealed`]; old
+//!   clear values are carried as legacy the same way.
 
 use crate::plan::{TRIAL_CHANNEL_LIMIT, TRIAL_DAYS};
 use crate::Sealed;
@@ -35,6 +37,14 @@ pub fn all() -> Vec<Box<dyn EventUpcaster>> {
             "UserRegistered",
             "2.0",
             Box::new(|payload| seal_legacy(payload, "UserRegistered", "email")),
+        )),
+        Box::new(SemanticVersionEventUpcaster::new(
+            "OrderCreated",
+            "2.0",
+            Box::new(|payload| {
+                let payload = seal_legacy(payload, "OrderCreated", "customer_ref");
+                seal_legacy(payload, "OrderCreated", "description")
+            }),
         )),
     ]
 }
@@ -159,5 +169,38 @@ mod tests {
             }
         }
         event
+    }
+
+    #[test]
+    fn a_version_1_order_carries_its_customer_and_description_as_legacy() {
+        let old = SerializedEvent::new(
+            "o".into(),
+            1,
+            "order".into(),
+            "OrderCreated".into(),
+            "1.0".into(),
+            json!({"OrderCreated": {
+                "order_id": "00000000-0000-0000-0000-000000000009",
+                "tenant_id": "00000000-0000-0000-0000-000000000001",
+                "company_id": "00000000-0000-0000-0000-000000000002",
+                "customer_ref": "customer-42",
+                "amount": {"amount_minor": 2500, "currency": "USD"},
+                "description": "Two pizzas",
+                "created_at": "2025-01-01T00:00:00Z"
+            }}),
+            json!({}),
+        );
+        let new = upcast(old);
+        let event: crate::billing::order::OrderEvent = serde_json::from_value(new.payload).unwrap();
+        let crate::billing::order::OrderEvent::OrderCreated {
+            customer_ref,
+            description,
+            ..
+        } = event
+        else {
+            panic!("not an order");
+        };
+        assert_eq!(customer_ref, Sealed::legacy("customer-42"));
+        assert_eq!(description, Sealed::legacy("Two pizzas"));
     }
 }

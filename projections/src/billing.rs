@@ -247,8 +247,9 @@ async fn apply_order(
             ..
         } => {
             sqlx::query(
-                "insert into orders (order_id, last_position, tenant_id, company_id, customer_ref,
-                     amount_minor, currency, description, status, created_at)
+                "insert into orders (order_id, last_position, tenant_id, company_id,
+                     customer_ref_sealed, amount_minor, currency, description_sealed, status,
+                     created_at)
                  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                  on conflict (order_id) do nothing",
             )
@@ -256,10 +257,10 @@ async fn apply_order(
             .bind(position)
             .bind(tenant_id.0)
             .bind(company_id)
-            .bind(customer_ref)
+            .bind(customer_ref.0)
             .bind(amount.amount_minor)
             .bind(amount.currency.to_string())
-            .bind(description)
+            .bind(description.0)
             .bind(OrderStatus::NoPaymentLink.as_str())
             .bind(created_at)
             .execute(conn)

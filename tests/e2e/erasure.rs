@@ -18,8 +18,10 @@ const STRIPE_SECRET: &str = "whsec_x8_erasure";
 const PRICES: &str = "price_growth=GROWTH";
 
 /// What the erased business's people wrote or were: none of it may stay readable.
-const PERSONAL: [&str; 8] = [
+const PERSONAL: [&str; 10] = [
     "erase.owner@x8.test",
+    "order-cust-1",
+    "Consultation for Erasović",
     "Erasović",
     "my-secret-diagnosis-4411",
     "Knez Mihailova 12",
@@ -146,7 +148,7 @@ async fn business_with_everything(app: &TestApp, fakes: &Fakes, admin: &str) -> 
 
     // an order, a loyalty account with points
     let order = json!({"customer_ref": "order-cust-1", "amount_minor": 2500, "currency": "eur",
-                       "description": "Consultation"});
+                       "description": "Consultation for Erasović"});
     let path = format!("/api/v1/companies/{company}/orders");
     let order = app.send_json(Method::POST, &path, &owner, &order).await;
     assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.body);

@@ -1,6 +1,8 @@
 //! Idempotent commands: one `Idempotency-Key`, one effect, identical answers.
 
+use axum::http::{Method, StatusCode};
 use futures::future::join_all;
+use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use x8_tests::TestApp;
 
@@ -149,4 +151,64 @@ async fn a_registration_cut_off_after_the_account_resumes_when_the_owner_registe
     app.register_tenant("Cut Shop", "cut@x8.test", None)
         .await
         .assert_problem(409, "email_taken");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_retried_request_with_sealed_fields_is_answered_from_its_first_run(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // given a business with a company
+    let app = TestApp::spawn(connect).await;
+    let (tenant, owner) = app.tenant_with_owner("Sealed Shop", "sealed@x8.test").await;
+    let company = app.company(&owner, tenant).await;
+    let requests = [
+        (
+            format!("/api/v1/companies/{company}/couriers"),
+            json!({"name": "Marko Courier", "phone": "+381601112223", "zones": ["Vračar"]}),
+        ),
+        (
+            format!("/api/v1/companies/{company}/deliveries"),
+            json!({"order_reference": "ORD-9", "address": "Knez Mihailova 1",
+                   "customer_name": "Ana", "customer_phone": "+381609998887"}),
+        ),
+        (
+            format!("/api/v1/companies/{company}/orders"),
+            json!({"customer_ref": "cust-9", "amount_minor": 1200, "currency": "eur",
+                   "description": "Haircut"}),
+        ),
+    ];
+    for (n, (path, body)) in requests.into_iter().enumerate() {
+        let key = format!("retry-{n}");
+        let headers = [("idempotency-key", key.as_str())];
+        // when a request whose command carries sealed values (fresh nonces each run) is
+        // sent twice with one Idempotency-Key
+        let send = || {
+            app.send(
+                Method::POST,
+                &path,
+                Some(&owner),
+                &headers,
+                Some(body.to_string()),
+            )
+        };
+        let first = send().await;
+        let events = app.event_count().await;
+        let again = send().await;
+
+        // then the retry gets the first answer (a delivery's without its token, shown
+        // once) and appends nothing
+        assert_eq!(
+            first.status,
+            StatusCode::CREATED,
+            "{path}: {:?}",
+            first.body
+        );
+        assert!(again.status.is_success(), "{path}: {:?}", again.body);
+        let id = |r: &x8_tests::TestResponse| {
+            ["courier_id", "delivery_id", "order_id"].map(|f| r.body[f].clone())
+        };
+        assert_eq!(id(&again), id(&first), "{path}");
+        assert_eq!(app.event_count().await, events, "{path}");
+    }
 }

@@ -12,7 +12,7 @@
 //! - `GET /api/v1/tenants/{id}/orders?company_id=&status=` → the business's orders, newest
 //!   first (at most 500).
 
-use super::{authorize_company, authorize_tenant, path_id, RequestId};
+use super::{authorize_company, authorize_tenant, open_sealed, path_id, scope_key, RequestId};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -26,7 +26,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
-use x8_commands::payments::{create_order, send_payment_link, NewOrder};
+use x8_commands::payments::{create_order, order_purpose, send_payment_link, NewOrder};
+use x8_commands::vault::ScopeKey;
 use x8_domain::billing::order::OrderStatus;
 use x8_domain::TenantId;
 use x8_projections::billing::NAME as BILLING;
@@ -126,15 +127,17 @@ async fn payment_link(
     ))
 }
 
-/// A row of the `orders` read model.
+/// A row of the `orders` read model, its sealed fields opened.
 #[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct OrderView {
     order_id: Uuid,
     tenant_id: Uuid,
     company_id: Uuid,
+    #[sqlx(skip)]
     customer_ref: String,
     amount_minor: i64,
     currency: String,
+    #[sqlx(skip)]
     description: String,
     status: String,
     payment_link_url: Option<String>,
@@ -149,8 +152,37 @@ struct OrderView {
     refunded_at: Option<DateTime<Utc>>,
 }
 
-const ORDER_COLUMNS: &str = "order_id, tenant_id, company_id, customer_ref, amount_minor,
-    currency, description, status, payment_link_url, payment_ref, commission_minor,
+/// An `orders` row as stored: the customer reference and description sealed.
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    customer_ref_sealed: String,
+    description_sealed: String,
+    #[sqlx(flatten)]
+    view: OrderView,
+}
+
+impl OrderRow {
+    /// The view, its sealed fields opened with the business's `key`.
+    fn open(self, key: &ScopeKey) -> Result<OrderView, ApiError> {
+        let id = self.view.order_id;
+        Ok(OrderView {
+            customer_ref: open_sealed(
+                key,
+                &order_purpose(id, "customer_ref"),
+                &self.customer_ref_sealed,
+            )?,
+            description: open_sealed(
+                key,
+                &order_purpose(id, "description"),
+                &self.description_sealed,
+            )?,
+            ..self.view
+        })
+    }
+}
+
+const ORDER_COLUMNS: &str = "order_id, tenant_id, company_id, customer_ref_sealed, amount_minor,
+    currency, description_sealed, status, payment_link_url, payment_ref, commission_minor,
     amount_paid_minor, duplicate_payments, failure_reason, created_at, link_sent_at, paid_at,
     refunded_at";
 
@@ -168,13 +200,15 @@ async fn show(
 ) -> Result<Json<OrderView>, ApiError> {
     let order_id = authorize_order(&state, &caller, &id).await?;
     state.wait_for(BILLING, position).await?;
-    let view: Option<OrderView> = sqlx::query_as(&format!(
+    let row: Option<OrderRow> = sqlx::query_as(&format!(
         "select {ORDER_COLUMNS} from orders where order_id = $1"
     ))
     .bind(order_id)
     .fetch_optional(&state.pool)
     .await?;
-    view.map(Json).ok_or_else(ApiError::not_found)
+    let row = row.ok_or_else(ApiError::not_found)?;
+    let key = scope_key(&state, row.view.tenant_id).await?;
+    Ok(Json(row.open(&key)?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -201,7 +235,7 @@ async fn list(
     let tenant_id = TenantId(path_id(&id)?);
     authorize_tenant(&state, &caller, tenant_id).await?;
     state.wait_for(BILLING, position).await?;
-    let orders: Vec<OrderView> = sqlx::query_as(&format!(
+    let rows: Vec<OrderRow> = sqlx::query_as(&format!(
         "select {ORDER_COLUMNS} from orders
          where tenant_id = $1 and ($2::uuid is null or company_id = $2)
            and ($3::text is null or status = $3)
@@ -212,5 +246,7 @@ async fn list(
     .bind(filter.status.map(OrderStatus::as_str))
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(orders))
+    let key = scope_key(&state, tenant_id.0).await?;
+    let orders = rows.into_iter().map(|row| row.open(&key));
+    Ok(Json(orders.collect::<Result<_, _>>()?))
 }

@@ -6,9 +6,14 @@
 //! charges. Paying an order twice has one effect: the same payment again changes
 //! nothing; a second, different payment is recorded as a duplicate for the business to
 //! refund, never as a second `paid`.
+//!
+//! The customer reference and the description are personal (a clinic's "root canal for
+//! Ana"): the command side validates them ([`parse_customer_ref`], [`parse_description`])
+//! and seals them with the business's data key before they reach the order; the order
+//! only carries them.
 
 use super::{Money, MoneyError};
-use crate::TenantId;
+use crate::{Sealed, TenantId};
 use chrono::{DateTime, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -68,12 +73,12 @@ pub enum OrderCommand {
         tenant_id: TenantId,
         /// The company selling.
         company_id: Uuid,
-        /// The business's reference of its customer (1 to 200 characters).
-        customer_ref: String,
+        /// The business's reference of its customer ([`parse_customer_ref`]), sealed.
+        customer_ref: Sealed,
         /// What is paid.
         amount: Money,
-        /// What for (1 to 500 characters), shown on the payment page.
-        description: String,
+        /// What for ([`parse_description`]), shown on the payment page; sealed.
+        description: Sealed,
         /// When (UTC).
         created_at: DateTime<Utc>,
     },
@@ -158,12 +163,12 @@ pub enum OrderEvent {
         tenant_id: TenantId,
         /// The company.
         company_id: Uuid,
-        /// The customer reference.
-        customer_ref: String,
+        /// The customer reference, sealed (2.0; 1.0 carried it in clear).
+        customer_ref: Sealed,
         /// The amount.
         amount: Money,
-        /// What for.
-        description: String,
+        /// What for, sealed (2.0; 1.0 carried it in clear).
+        description: Sealed,
         /// When.
         created_at: DateTime<Utc>,
     },
@@ -239,7 +244,11 @@ impl DomainEvent for OrderEvent {
         .to_string()
     }
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        match self {
+            Self::OrderCreated { .. } => "2.0",
+            _ => "1.0",
+        }
+        .to_string()
     }
 }
 
@@ -287,7 +296,7 @@ pub struct Order {
     company_id: Option<Uuid>,
     status: OrderStatus,
     amount: Option<Money>,
-    description: String,
+    description: Sealed,
     account_id: Option<String>,
     payment_ref: Option<String>,
     duplicates: Vec<String>,
@@ -315,7 +324,7 @@ impl Order {
         self.amount.as_ref()
     }
     /// Its description.
-    pub fn description(&self) -> &str {
+    pub fn description(&self) -> &Sealed {
         &self.description
     }
 
@@ -375,9 +384,9 @@ impl Order {
                     order_id,
                     tenant_id,
                     company_id,
-                    customer_ref: text("customer_ref", &customer_ref, 200)?,
+                    customer_ref,
                     amount,
-                    description: text("description", &description, 500)?,
+                    description,
                     created_at,
                 }]
             }
@@ -463,6 +472,22 @@ impl Order {
             },
         })
     }
+}
+
+/// A customer reference: trimmed, 1 to 200 characters.
+///
+/// # Errors
+/// [`OrderError::InvalidText`] naming `customer_ref`.
+pub fn parse_customer_ref(raw: &str) -> Result<String, OrderError> {
+    text("customer_ref", raw, 200)
+}
+
+/// An order's description: trimmed, 1 to 500 characters.
+///
+/// # Errors
+/// [`OrderError::InvalidText`] naming `description`.
+pub fn parse_description(raw: &str) -> Result<String, OrderError> {
+    text("description", raw, 500)
 }
 
 fn text(field: &'static str, raw: &str, max: usize) -> Result<String, OrderError> {

@@ -18,9 +18,9 @@ fn created() -> Order {
             order_id: Uuid::from_u128(9),
             tenant_id: TenantId(Uuid::from_u128(1)),
             company_id: Uuid::from_u128(2),
-            customer_ref: "customer-42".into(),
+            customer_ref: Sealed("x8v1.customer".into()),
             amount: usd(2500),
-            description: "Two pizzas".into(),
+            description: Sealed("x8v1.description".into()),
             created_at: now(),
         })
         .expect("created");
@@ -136,27 +136,36 @@ fn a_failed_payment_allows_a_new_link() {
 
 #[test]
 fn orders_need_a_positive_amount_and_texts() {
-    let create = |amount_minor, customer_ref: &str| OrderCommand::CreateOrder {
+    let create = |amount_minor| OrderCommand::CreateOrder {
         order_id: Uuid::from_u128(9),
         tenant_id: TenantId(Uuid::from_u128(1)),
         company_id: Uuid::from_u128(2),
-        customer_ref: customer_ref.into(),
+        customer_ref: Sealed("x8v1.customer".into()),
         amount: Money {
             amount_minor,
             currency: super::super::Currency::parse("usd").expect("usd"),
         },
-        description: "x".into(),
+        description: Sealed("x8v1.description".into()),
         created_at: now(),
     };
     assert_eq!(
-        Order::default().decide(create(0, "c")),
+        Order::default().decide(create(0)),
         Err(OrderError::Money(MoneyError::NotPositive(0)))
     );
+    // the texts are checked before they are sealed
     assert_eq!(
-        Order::default().decide(create(100, "  ")),
+        parse_customer_ref("  "),
         Err(OrderError::InvalidText {
             field: "customer_ref",
             max: 200
+        })
+    );
+    assert_eq!(parse_customer_ref(" c-42 "), Ok("c-42".to_string()));
+    assert_eq!(
+        parse_description(&"x".repeat(501)),
+        Err(OrderError::InvalidText {
+            field: "description",
+            max: 500
         })
     );
 }
