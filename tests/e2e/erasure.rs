@@ -250,6 +250,18 @@ async fn providers_accept_the_teardown(fakes: &Fakes, telegram_calls: u64) {
 }
 
 /// Runs due deadlines after the projections scheduled them.
+/// The idempotency fingerprint the erased business's registration was recorded with:
+/// SHA-256 of its name and e-mail, which anyone could recompute.
+fn registration_fingerprint() -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in ["RegisterBusiness", "Erase Me Clinic", "erase.owner@x8.test"] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    hex::encode(hash.finalize())
+}
+
 async fn run_deadlines(app: &TestApp) {
     app.caught_up().await;
     app.deadlines().run_due(100).await.unwrap();
@@ -341,6 +353,17 @@ async fn erasing_a_business_compensates_everything_it_owns_and_leaves_nothing_pe
         before.text
     );
 
+    let fingerprinted: i64 =
+        sqlx::query_scalar("select count(*) from commands where fingerprint = $1")
+            .bind(registration_fingerprint())
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        fingerprinted, 2,
+        "the registration's user and tenant commands"
+    );
+
     // when the owner asks for the erasure (twice), with the password re-entered
     let requested = app
         .erase(&erased.owner, erased.tenant, Some(PASSWORD))
@@ -398,6 +421,22 @@ async fn erasing_a_business_compensates_everything_it_owns_and_leaves_nothing_pe
             "{needle}"
         );
     }
+    // and the idempotency records keep no guessable hash of the registration's name and
+    // e-mail (SHA-256 of the request), nor snapshots of its state
+    let registration = registration_fingerprint();
+    let remembered: i64 = sqlx::query_scalar(
+        "select count(*) from commands c join events e on e.global_position = c.first_position
+         where c.fingerprint = $1 or (e.tenant_id = $2 and c.fingerprint <> 'erased'
+               and e.metadata ->> 'correlation_id' <> $3)",
+    )
+    .bind(&registration)
+    .bind(erased.tenant)
+    .bind(&erasure)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(remembered, 0);
+
     // and an auditor's history shows them as [erased] around the facts that stay
     let history = x8_replay::history::entries(&app.store, "delivery", &erased.delivery.to_string())
         .await

@@ -41,6 +41,7 @@ use x8_domain::loyalty::LoyaltyCommand;
 use x8_domain::tenant::{PendingErasure, Tenant, TenantCommand, TenantError, TenantStatus};
 use x8_domain::user::UserCommand;
 use x8_domain::{TenantId, UserId};
+use x8_eventstore::commands::forget_tenant;
 use x8_eventstore::Actor;
 
 pub use cleanup::{CleanupCall, ExternalCleanups, HttpCleanups};
@@ -380,7 +381,8 @@ impl Process<'_> {
         Ok(all_done)
     }
 
-    /// The business is erased, its key destroyed, the process completed.
+    /// The business is erased, its key destroyed, its commands' fingerprints and its
+    /// snapshots forgotten, the process completed.
     async fn finish(&self) -> Result<(), String> {
         let erase = Step::new(StepKind::EraseTenant, self.tenant_id);
         let command = TenantCommand::EraseTenant {
@@ -405,6 +407,13 @@ impl Process<'_> {
             .destroy_key(self.tenant_id.0)
             .await
             .map_err(|e| e.to_string())?;
+        forget_tenant(
+            self.commands.store.pool(),
+            self.tenant_id.0,
+            self.erasure_id,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         self.complete(destroy, StepOutcome::Done).await?;
         self.record(ErasureCommand::Complete { at: self.now() })
             .await?;
