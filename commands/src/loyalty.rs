@@ -13,18 +13,17 @@
 use crate::bus::NamedCommand;
 use crate::context::CommandContext;
 use crate::error::CommandError;
+use crate::vault::{ScopeKey, VaultError};
 use crate::Commands;
 use uuid::Uuid;
 use x8_domain::billing::Money;
+use x8_domain::loyalty::account::parse_customer_ref;
 use x8_domain::loyalty::account::Reversal;
 use x8_domain::loyalty::program::{ProgramCommand, ProgramError, Promotion};
 use x8_domain::loyalty::referral::{self, ReferralCodeCommand, ReferralCodeError};
 use x8_domain::loyalty::service::{ServiceCommand, ServiceError};
 use x8_domain::loyalty::{LoyaltyAccount, LoyaltyCommand, LoyaltyError, LoyaltySettings};
 use x8_domain::TenantId;
-
-/// Namespace of loyalty account ids (UUID v5 under the tenant id, then this name).
-const ACCOUNT_NAMESPACE: Uuid = Uuid::from_u128(0x3b0e_51d2_7a4c_4e8f_9d61_0c2b_8e7f_a514);
 
 /// Candidate referral codes tried before giving up (each collides with probability about
 /// accounts / 10^12).
@@ -100,12 +99,19 @@ impl NamedCommand for ReferralCodeCommand {
     }
 }
 
-/// The account of customer `customer_ref` (trimmed) at business `tenant_id`.
-pub fn account_id(tenant_id: TenantId, customer_ref: &str) -> Uuid {
-    Uuid::new_v5(
-        &Uuid::new_v5(&ACCOUNT_NAMESPACE, tenant_id.0.as_bytes()),
-        customer_ref.trim().as_bytes(),
-    )
+/// The vault purpose of an account's sealed customer reference.
+pub fn customer_ref_purpose(account_id: Uuid) -> String {
+    format!("loyalty_account:{account_id}:customer_ref")
+}
+
+/// The account of customer `customer_ref` (validated) at the business whose data key is
+/// `key`: a blind index of the reference, so the id reveals nothing about the customer and
+/// cannot be recomputed once the business's key is destroyed.
+///
+/// # Errors
+/// See [`ScopeKey::blind_index`].
+pub fn account_id(key: &ScopeKey, customer_ref: &str) -> Result<Uuid, VaultError> {
+    key.blind_index("loyalty_account:customer_ref", customer_ref.as_bytes())
 }
 
 /// A business's loyalty settings now (the defaults until it configures them).
@@ -210,12 +216,20 @@ pub async fn open_account(
     referral_code: Option<&str>,
     ctx: &CommandContext,
 ) -> Result<OpenedAccount, CommandError<LoyaltyOpError>> {
-    let account_id = account_id(tenant_id, customer_ref);
+    let customer_ref = parse_customer_ref(customer_ref)
+        .map_err(|e| CommandError::Rejected(LoyaltyOpError::Account(e)))?;
+    let erased = |e: VaultError| e.refusal(LoyaltyOpError::Account(LoyaltyError::Closed));
+    let key = commands
+        .vault
+        .scope_key(tenant_id.0)
+        .await
+        .map_err(erased)?;
+    let account_id = account_id(&key, &customer_ref).map_err(erased)?;
     let stream = account_id.to_string();
     let ctx = ctx.clone().for_tenant(tenant_id.0).fingerprinted(&[
         "OpenLoyaltyAccount",
         &tenant_id.to_string(),
-        customer_ref.trim(),
+        &customer_ref,
         referral_code.unwrap_or_default(),
     ]);
     let referrer = match referral_code {
@@ -230,7 +244,9 @@ pub async fn open_account(
     let open = LoyaltyCommand::OpenAccount {
         account_id,
         tenant_id,
-        customer_ref: customer_ref.to_string(),
+        customer_ref: key
+            .seal(&customer_ref_purpose(account_id), customer_ref.as_bytes())
+            .map_err(erased)?,
         referral_code: code,
         referred_by: referrer,
         settings,

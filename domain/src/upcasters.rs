@@ -11,8 +11,10 @@
 //!   [`Sealed`] value. An upcaster has no keys, so an address stored in clear by an older
 //!   version is carried as [`Sealed::legacy`] (marked unencrypted, readable without a key);
 //!   such events exist only in databases written before the vault.
-//! - `OrderCreated` 1.0 → 2.0: `customer_ref` and `description` became [`Sealed`]; old
-//!   clear values are carried as legacy the same way.
+//! - `OrderCreated` 1.0 → 2.0: `customer_ref` and `description` became [`Sealed`];
+//!   `LoyaltyAccountOpened` 1.0 → 2.0: `customer_ref` became [`Sealed`]. Old clear values
+//!   are carried as legacy the same way. (Accounts opened under 1.0 keep their id, a UUID
+//!   v5 of the business and the reference; new ones use a blind index.)
 
 use crate::plan::{TRIAL_CHANNEL_LIMIT, TRIAL_DAYS};
 use crate::Sealed;
@@ -45,6 +47,11 @@ pub fn all() -> Vec<Box<dyn EventUpcaster>> {
                 let payload = seal_legacy(payload, "OrderCreated", "customer_ref");
                 seal_legacy(payload, "OrderCreated", "description")
             }),
+        )),
+        Box::new(SemanticVersionEventUpcaster::new(
+            "LoyaltyAccountOpened",
+            "2.0",
+            Box::new(|payload| seal_legacy(payload, "LoyaltyAccountOpened", "customer_ref")),
         )),
     ]
 }
@@ -202,5 +209,31 @@ mod tests {
         };
         assert_eq!(customer_ref, Sealed::legacy("customer-42"));
         assert_eq!(description, Sealed::legacy("Two pizzas"));
+    }
+
+    #[test]
+    fn a_version_1_loyalty_account_carries_its_customer_as_legacy() {
+        let old = SerializedEvent::new(
+            "a".into(),
+            1,
+            "loyalty_account".into(),
+            "LoyaltyAccountOpened".into(),
+            "1.0".into(),
+            json!({"LoyaltyAccountOpened": {
+                "account_id": "00000000-0000-0000-0000-000000000009",
+                "tenant_id": "00000000-0000-0000-0000-000000000001",
+                "customer_ref": "+381601234567",
+                "referral_code": "ABC123",
+                "referred_by": null,
+                "opened_at": "2025-01-01T00:00:00Z"
+            }}),
+            json!({}),
+        );
+        let event: crate::loyalty::LoyaltyEvent =
+            serde_json::from_value(upcast(old).payload).unwrap();
+        let crate::loyalty::LoyaltyEvent::LoyaltyAccountOpened { customer_ref, .. } = event else {
+            panic!("not an opening");
+        };
+        assert_eq!(customer_ref, Sealed::legacy("+381601234567"));
     }
 }

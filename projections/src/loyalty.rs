@@ -122,14 +122,14 @@ async fn apply_account(
         } => {
             // language=PostgreSQL
             sqlx::query(
-                "insert into loyalty_accounts (account_id, tenant_id, customer_ref, referral_code,
-                     referred_by, opened_at, last_activity_at, last_position)
+                "insert into loyalty_accounts (account_id, tenant_id, customer_ref_sealed,
+                     referral_code, referred_by, opened_at, last_activity_at, last_position)
                  values ($1, $2, $3, $4, $5, $6, $6, $7)
                  on conflict (account_id) do nothing",
             )
             .bind(account_id)
             .bind(tenant_id.0)
-            .bind(customer_ref)
+            .bind(customer_ref.0)
             .bind(referral_code)
             .bind(referred_by)
             .bind(opened_at)

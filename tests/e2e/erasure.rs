@@ -18,8 +18,9 @@ const STRIPE_SECRET: &str = "whsec_x8_erasure";
 const PRICES: &str = "price_growth=GROWTH";
 
 /// What the erased business's people wrote or were: none of it may stay readable.
-const PERSONAL: [&str; 10] = [
+const PERSONAL: [&str; 11] = [
     "erase.owner@x8.test",
+    "loyal-customer-+381605557777",
     "order-cust-1",
     "Consultation for Erasović",
     "Erasović",
@@ -162,7 +163,7 @@ async fn business_with_everything(app: &TestApp, fakes: &Fakes, admin: &str) -> 
             Method::POST,
             &path,
             &owner,
-            &json!({"customer_ref": "loyal-1"}),
+            &json!({"customer_ref": "loyal-customer-+381605557777"}),
         )
         .await;
     assert_eq!(account.status, StatusCode::CREATED, "{:?}", account.body);

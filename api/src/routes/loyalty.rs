@@ -43,7 +43,7 @@
 //!
 //! Reads come from the `loyalty` read models and honour `X-Min-Position`.
 
-use super::{authorize_tenant, authorized_tenant, path_id, RequestId};
+use super::{authorize_tenant, authorized_tenant, open_sealed, path_id, scope_key, RequestId};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -57,7 +57,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
-use x8_commands::loyalty::{self as ops, AccountChange};
+use x8_commands::loyalty::{self as ops, customer_ref_purpose, AccountChange};
+use x8_commands::vault::ScopeKey;
 use x8_domain::billing::Money;
 use x8_domain::loyalty::program::{ProgramCommand, Promotion};
 use x8_domain::loyalty::rules::DEFAULT_CASHBACK_BPS;
@@ -474,11 +475,12 @@ async fn nps(
     ))
 }
 
-/// A row of `loyalty_accounts`.
+/// A row of `loyalty_accounts`; `customer_ref` is sealed until [`AccountView::open`].
 #[derive(Serialize, sqlx::FromRow)]
 struct AccountView {
     account_id: Uuid,
     tenant_id: Uuid,
+    #[sqlx(rename = "customer_ref_sealed")]
     customer_ref: String,
     referral_code: String,
     referred_by: Option<Uuid>,
@@ -492,7 +494,17 @@ struct AccountView {
     last_activity_at: DateTime<Utc>,
 }
 
-const ACCOUNT_COLUMNS: &str = "account_id, tenant_id, customer_ref, referral_code, referred_by,
+impl AccountView {
+    /// The row with its customer reference opened with the business's data `key`.
+    fn open(mut self, key: &ScopeKey) -> Result<Self, ApiError> {
+        let purpose = customer_ref_purpose(self.account_id);
+        self.customer_ref = open_sealed(key, &purpose, &self.customer_ref)?;
+        Ok(self)
+    }
+}
+
+const ACCOUNT_COLUMNS: &str =
+    "account_id, tenant_id, customer_ref_sealed, referral_code, referred_by,
     balance, points_issued, points_redeemed, points_expired, points_reversed, nps, opened_at,
     last_activity_at";
 
@@ -536,13 +548,15 @@ async fn show_account(
     let (_, account_id) = account(&state, &caller, &id).await?;
     state.wait_for(LOYALTY, position).await?;
     // language=PostgreSQL
-    let account: AccountView = sqlx::query_as(&format!(
+    let account: AccountView = sqlx::query_as::<_, AccountView>(&format!(
         "select {ACCOUNT_COLUMNS} from loyalty_accounts where account_id = $1"
     ))
     .bind(account_id)
     .fetch_optional(&state.pool)
     .await?
     .ok_or_else(ApiError::not_found)?;
+    let key = scope_key(&state, account.tenant_id).await?;
+    let account = account.open(&key)?;
     // language=PostgreSQL
     let history: Vec<TransactionView> = sqlx::query_as(
         "select global_position as position, kind, reference, points, amount_minor, currency,
@@ -581,6 +595,11 @@ async fn list_accounts(
     .bind(tenant_id.0)
     .fetch_all(&state.pool)
     .await?;
+    let key = scope_key(&state, tenant_id.0).await?;
+    let accounts = accounts
+        .into_iter()
+        .map(|account| account.open(&key))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(json!({ "accounts": accounts })))
 }
 

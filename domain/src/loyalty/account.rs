@@ -14,11 +14,16 @@
 //!   safe to run twice);
 //! - a referral rewards the referrer once per referred account, never itself.
 //!
+//! The customer reference is personal (often a phone or an e-mail): the command side
+//! validates it ([`parse_customer_ref`]), seals it with the business's data key and derives
+//! the account id from it as a blind index under the same key, so after an erasure nobody
+//! can link an account to a customer, not even by trying every phone number.
+//!
 //! [`cashback_points`]: super::cashback_points
 
 use super::{cashback_points, LoyaltySettings};
 use crate::billing::Money;
-use crate::TenantId;
+use crate::{Sealed, TenantId};
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -38,8 +43,8 @@ pub enum LoyaltyCommand {
         account_id: Uuid,
         /// The business.
         tenant_id: TenantId,
-        /// The business's reference of its customer.
-        customer_ref: String,
+        /// The business's reference of its customer ([`parse_customer_ref`]), sealed.
+        customer_ref: Sealed,
         /// This account's own referral code.
         referral_code: String,
         /// The account whose referral code was used, if any.
@@ -150,8 +155,8 @@ pub enum LoyaltyEvent {
         account_id: Uuid,
         /// The business.
         tenant_id: TenantId,
-        /// The customer reference.
-        customer_ref: String,
+        /// The customer reference, sealed (2.0; 1.0 carried it in clear).
+        customer_ref: Sealed,
         /// Its referral code.
         referral_code: String,
         /// Who referred it.
@@ -250,7 +255,11 @@ impl DomainEvent for LoyaltyEvent {
         .to_string()
     }
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        match self {
+            Self::LoyaltyAccountOpened { .. } => "2.0",
+            _ => "1.0",
+        }
+        .to_string()
     }
 }
 
@@ -317,7 +326,7 @@ struct Transfer {
 pub struct LoyaltyAccount {
     account_id: Option<Uuid>,
     tenant_id: Option<TenantId>,
-    customer_ref: String,
+    customer_ref: Sealed,
     referral_code: String,
     referred_by: Option<Uuid>,
     /// Oldest first.
@@ -344,7 +353,7 @@ impl LoyaltyAccount {
         self.tenant_id
     }
     /// The customer reference.
-    pub fn customer_ref(&self) -> &str {
+    pub fn customer_ref(&self) -> &Sealed {
         &self.customer_ref
     }
     /// Its referral code.
@@ -406,7 +415,6 @@ impl LoyaltyAccount {
             if referred_by == Some(account_id) {
                 return Err(LoyaltyError::SelfReferral);
             }
-            let customer_ref = reference("customer_ref", &customer_ref)?;
             let expires_at = Self::expiry(at, settings.expiry_days);
             let mut events = vec![E::LoyaltyAccountOpened {
                 account_id,
@@ -617,6 +625,14 @@ impl LoyaltyAccount {
 
 fn purchase_transfer_id(reference: &str) -> String {
     format!("purchase:{reference}")
+}
+
+/// A customer reference: trimmed, 1 to 200 characters.
+///
+/// # Errors
+/// [`LoyaltyError::InvalidReference`] naming `customer_ref`.
+pub fn parse_customer_ref(raw: &str) -> Result<String, LoyaltyError> {
+    reference("customer_ref", raw)
 }
 
 fn reference(field: &'static str, raw: &str) -> Result<String, LoyaltyError> {

@@ -24,7 +24,7 @@ fn open(referred_by: Option<Uuid>, settings: LoyaltySettings) -> LoyaltyCommand 
     LoyaltyCommand::OpenAccount {
         account_id: account_id(),
         tenant_id: TenantId(Uuid::from_u128(9)),
-        customer_ref: "customer-1".into(),
+        customer_ref: Sealed("x8v1.customer".into()),
         referral_code: "ABCD1234".into(),
         referred_by,
         settings,
@@ -373,5 +373,21 @@ fn closing_voids_every_point_left_and_refuses_what_follows() {
     assert_eq!(
         when(&mut account, redeem("r1", 1, 3)),
         Err(LoyaltyError::Closed)
+    );
+}
+
+#[test]
+fn a_customer_reference_is_checked_before_it_is_sealed() {
+    assert_eq!(
+        parse_customer_ref(" +381601234567 "),
+        Ok("+381601234567".into())
+    );
+    assert_eq!(
+        parse_customer_ref(" "),
+        Err(LoyaltyError::InvalidReference("customer_ref"))
+    );
+    assert_eq!(
+        parse_customer_ref(&"9".repeat(MAX_REFERENCE + 1)),
+        Err(LoyaltyError::InvalidReference("customer_ref"))
     );
 }

@@ -10,3 +10,11 @@ update orders
 set customer_ref_sealed = 'x8v0.' || rtrim(translate(replace(encode(convert_to(customer_ref_sealed, 'UTF8'), 'base64'), E'\n', ''), '+/', '-_'), '='),
     description_sealed  = 'x8v0.' || rtrim(translate(replace(encode(convert_to(description_sealed, 'UTF8'), 'base64'), E'\n', ''), '+/', '-_'), '=')
 where customer_ref_sealed not like 'x8v_.%';
+
+-- Loyalty accounts' customer reference, sealed since LoyaltyAccountOpened 2.0 (see
+-- domain/src/loyalty/account.rs): the same treatment.
+alter table loyalty_accounts rename column customer_ref to customer_ref_sealed;
+
+update loyalty_accounts
+set customer_ref_sealed = 'x8v0.' || rtrim(translate(replace(encode(convert_to(customer_ref_sealed, 'UTF8'), 'base64'), E'\n', ''), '+/', '-_'), '=')
+where customer_ref_sealed not like 'x8v_.%';
