@@ -232,7 +232,7 @@ pub async fn create_delivery(
         .conversation_id
         .map(|id| id.to_string())
         .unwrap_or_default();
-    let ctx = &ctx.clone().fingerprinted(&[
+    let ctx = &ctx.clone().or_fingerprinted(&[
         "CreateDelivery",
         &company_id.to_string(),
         &delivery.order_reference,

@@ -174,6 +174,11 @@ pub fn order_purpose(order_id: Uuid, field: &str) -> String {
     format!("order:{order_id}:{field}")
 }
 
+/// The refusal when the business's data key is gone (it was erased).
+fn erased(tenant: TenantId) -> BillingError {
+    TenantError::Erased { tenant }.into()
+}
+
 /// The order id a create request makes: derived from the command id, so a retried
 /// request (same `Idempotency-Key`) names the same order.
 pub fn order_id_for(ctx: &CommandContext) -> Uuid {
@@ -216,15 +221,14 @@ pub async fn create_order(
         &description,
     ]);
     let order_id = order_id_for(&ctx);
-    let erased = || BillingError::from(TenantError::Erased { tenant: tenant_id });
     let key = commands
         .vault
         .scope_key(tenant_id.0)
         .await
-        .map_err(|e| e.refusal(erased()))?;
+        .map_err(|e| e.refusal(erased(tenant_id)))?;
     let seal = |field: &str, value: &str| {
         key.seal(&order_purpose(order_id, field), value.as_bytes())
-            .map_err(|e| e.refusal(erased()))
+            .map_err(|e| e.refusal(erased(tenant_id)))
     };
     let command = OrderCommand::CreateOrder {
         order_id,
@@ -284,11 +288,7 @@ pub async fn send_payment_link(
             order.description(),
         )
         .await
-        .map_err(|e| {
-            e.refusal(BillingError::from(TenantError::Erased {
-                tenant: tenant_id,
-            }))
-        })?;
+        .map_err(|e| e.refusal(erased(tenant_id)))?;
     let description = String::from_utf8_lossy(&description);
     let currency = amount.currency.to_stripe();
     let success_url = commands.billing.url("orders/paid");
