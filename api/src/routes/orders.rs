@@ -127,17 +127,18 @@ async fn payment_link(
     ))
 }
 
-/// A row of the `orders` read model, its sealed fields opened.
+/// A row of the `orders` read model; `customer_ref` and `description` are sealed until
+/// [`OrderView::open`].
 #[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct OrderView {
     order_id: Uuid,
     tenant_id: Uuid,
     company_id: Uuid,
-    #[sqlx(skip)]
+    #[sqlx(rename = "customer_ref_sealed")]
     customer_ref: String,
     amount_minor: i64,
     currency: String,
-    #[sqlx(skip)]
+    #[sqlx(rename = "description_sealed")]
     description: String,
     status: String,
     payment_link_url: Option<String>,
@@ -152,32 +153,14 @@ struct OrderView {
     refunded_at: Option<DateTime<Utc>>,
 }
 
-/// An `orders` row as stored: the customer reference and description sealed.
-#[derive(sqlx::FromRow)]
-struct OrderRow {
-    customer_ref_sealed: String,
-    description_sealed: String,
-    #[sqlx(flatten)]
-    view: OrderView,
-}
-
-impl OrderRow {
-    /// The view, its sealed fields opened with the business's `key`.
-    fn open(self, key: &ScopeKey) -> Result<OrderView, ApiError> {
-        let id = self.view.order_id;
-        Ok(OrderView {
-            customer_ref: open_sealed(
-                key,
-                &order_purpose(id, "customer_ref"),
-                &self.customer_ref_sealed,
-            )?,
-            description: open_sealed(
-                key,
-                &order_purpose(id, "description"),
-                &self.description_sealed,
-            )?,
-            ..self.view
-        })
+impl OrderView {
+    /// The row with its sealed fields opened with the business's data `key`.
+    fn open(mut self, key: &ScopeKey) -> Result<Self, ApiError> {
+        let id = self.order_id;
+        self.customer_ref =
+            open_sealed(key, &order_purpose(id, "customer_ref"), &self.customer_ref)?;
+        self.description = open_sealed(key, &order_purpose(id, "description"), &self.description)?;
+        Ok(self)
     }
 }
 
@@ -200,14 +183,14 @@ async fn show(
 ) -> Result<Json<OrderView>, ApiError> {
     let order_id = authorize_order(&state, &caller, &id).await?;
     state.wait_for(BILLING, position).await?;
-    let row: Option<OrderRow> = sqlx::query_as(&format!(
+    let row: Option<OrderView> = sqlx::query_as(&format!(
         "select {ORDER_COLUMNS} from orders where order_id = $1"
     ))
     .bind(order_id)
     .fetch_optional(&state.pool)
     .await?;
     let row = row.ok_or_else(ApiError::not_found)?;
-    let key = scope_key(&state, row.view.tenant_id).await?;
+    let key = scope_key(&state, row.tenant_id).await?;
     Ok(Json(row.open(&key)?))
 }
 
@@ -235,7 +218,7 @@ async fn list(
     let tenant_id = TenantId(path_id(&id)?);
     authorize_tenant(&state, &caller, tenant_id).await?;
     state.wait_for(BILLING, position).await?;
-    let rows: Vec<OrderRow> = sqlx::query_as(&format!(
+    let rows: Vec<OrderView> = sqlx::query_as(&format!(
         "select {ORDER_COLUMNS} from orders
          where tenant_id = $1 and ($2::uuid is null or company_id = $2)
            and ($3::text is null or status = $3)
