@@ -12,13 +12,14 @@ use crate::bus::NamedCommand;
 use crate::context::CommandContext;
 use crate::error::CommandError;
 use crate::passwords::{self, PasswordError};
-use crate::vault::PLATFORM_SCOPE;
+use crate::vault::{ScopeKey, VaultError, PLATFORM_SCOPE};
 use crate::Commands;
+use cqrs_es::Aggregate;
 use uuid::Uuid;
 use x8_domain::email::InvalidEmail;
-use x8_domain::tenant::{TenantCommand, TenantError, TenantStatus};
+use x8_domain::tenant::{Tenant, TenantCommand, TenantError, TenantStatus};
 use x8_domain::user::{PasswordHash, Role, User, UserCommand, UserError};
-use x8_domain::{Email, TenantId, UserId};
+use x8_domain::{Email, Sealed, TenantId, UserId};
 
 /// Why an account could not be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,7 +90,15 @@ pub async fn register_business(
         .map_err(|e| CommandError::Rejected(e.into()))?;
 
     let new_tenant = TenantId::new();
-    let sealed_email = seal_email(commands, new_tenant.0, &email).await?;
+    let sealed = seal_account(
+        commands,
+        new_tenant.0,
+        user_id,
+        &email,
+        name,
+        &password_hash,
+    )
+    .await?;
     let registered = commands
         .users
         .execute(
@@ -97,10 +106,10 @@ pub async fn register_business(
             UserCommand::RegisterUser {
                 user_id,
                 email: email.clone(),
-                sealed_email,
-                name: name.trim().to_string(),
+                sealed_email: sealed.email,
+                name: sealed.name,
                 role: Role::Client,
-                password_hash,
+                password_hash: sealed.password_hash,
                 tenant_id: Some(new_tenant),
             },
             &ctx.step("user"),
@@ -125,15 +134,16 @@ pub async fn register_business(
             UserError::TenantRoleMismatch,
         )))?;
 
+    let key = scope_key(commands, tenant_id.0).await?;
     let outcome = commands
         .tenants
         .execute(
             &tenant_id.to_string(),
             TenantCommand::RegisterTenant {
                 tenant_id,
-                name: name.to_string(),
+                name: seal(&key, &tenant_name_purpose(tenant_id.0), name)?,
                 owner_user_id: user_id,
-                owner_email: seal_email(commands, tenant_id.0, &email).await?,
+                owner_email: seal(&key, EMAIL_PURPOSE, email.as_str())?,
                 registered_at: commands.clock.now(),
             },
             &ctx.step("tenant"),
@@ -160,7 +170,15 @@ async fn is_interrupted_registration(
     let Some(tenant_id) = owner.tenant_id() else {
         return Ok(false);
     };
-    if owner.name() != name {
+    let scope = tenant_id.0;
+    let opened = |purpose: String, sealed| async move {
+        commands
+            .vault
+            .open(scope, &purpose, sealed)
+            .await
+            .map_err(|e| CommandError::Infrastructure(e.to_string()))
+    };
+    if *opened(user_purpose(owner.id(), "name"), owner.name()).await? != *name.as_bytes() {
         return Ok(false);
     }
     let tenant = commands
@@ -171,7 +189,7 @@ async fn is_interrupted_registration(
     if tenant.status() != TenantStatus::Unregistered {
         return Ok(false);
     }
-    Ok(passwords::verify(password, owner.password_hash().clone()).await)
+    verify_password(commands, owner, password).await
 }
 
 /// Registers platform staff: a MANAGER or an ADMIN. Returns the user id and the position.
@@ -187,6 +205,7 @@ pub async fn register_staff(
     ctx: &CommandContext,
 ) -> Result<(UserId, i64), CommandError<AccountError>> {
     let email = Email::parse(email).map_err(|e| CommandError::Rejected(e.into()))?;
+    let name = name.trim();
     let ctx =
         ctx.clone()
             .fingerprinted(&["RegisterStaff", &role.to_string(), name, email.as_str()]);
@@ -194,17 +213,26 @@ pub async fn register_staff(
     let password_hash = passwords::hash(password)
         .await
         .map_err(|e| CommandError::Rejected(e.into()))?;
+    let sealed = seal_account(
+        commands,
+        PLATFORM_SCOPE,
+        user_id,
+        &email,
+        name,
+        &password_hash,
+    )
+    .await?;
     let outcome = commands
         .users
         .execute(
             &user_id.to_string(),
             UserCommand::RegisterUser {
                 user_id,
-                sealed_email: seal_email(commands, PLATFORM_SCOPE, &email).await?,
+                sealed_email: sealed.email,
                 email,
-                name: name.trim().to_string(),
+                name: sealed.name,
                 role,
-                password_hash,
+                password_hash: sealed.password_hash,
                 tenant_id: None,
             },
             &ctx,
@@ -214,21 +242,97 @@ pub async fn register_staff(
     Ok((user_id, outcome.position()))
 }
 
-/// Seals an e-mail address for `scope` (a tenant, or the platform for staff).
-async fn seal_email(
+/// An account's personal fields, sealed for its scope.
+struct SealedAccount {
+    email: Sealed,
+    name: Sealed,
+    password_hash: Sealed,
+}
+
+/// Seals an account's address, name and password hash for `scope` (its business, or the
+/// platform for staff) with one key lookup.
+async fn seal_account(
     commands: &Commands,
-    scope: uuid::Uuid,
+    scope: Uuid,
+    user_id: UserId,
     email: &Email,
-) -> Result<x8_domain::Sealed, CommandError<AccountError>> {
+    name: &str,
+    password_hash: &PasswordHash,
+) -> Result<SealedAccount, CommandError<AccountError>> {
+    let key = scope_key(commands, scope).await?;
+    Ok(SealedAccount {
+        email: seal(&key, EMAIL_PURPOSE, email.as_str())?,
+        name: seal(&key, &user_purpose(user_id, "name"), name)?,
+        password_hash: seal(
+            &key,
+            &user_purpose(user_id, "password_hash"),
+            &password_hash.0,
+        )?,
+    })
+}
+
+async fn scope_key(
+    commands: &Commands,
+    scope: Uuid,
+) -> Result<ScopeKey, CommandError<AccountError>> {
     commands
         .vault
-        .seal(scope, EMAIL_PURPOSE, email.as_str().as_bytes())
+        .scope_key(scope)
         .await
+        .map_err(|e| CommandError::Infrastructure(e.to_string()))
+}
+
+fn seal(
+    key: &ScopeKey,
+    purpose: &str,
+    plaintext: &str,
+) -> Result<Sealed, CommandError<AccountError>> {
+    key.seal(purpose, plaintext.as_bytes())
         .map_err(|e| CommandError::Infrastructure(e.to_string()))
 }
 
 /// The vault purpose of sealed e-mail addresses (owner and staff accounts).
 pub const EMAIL_PURPOSE: &str = "email";
+
+/// The vault purpose of a user's sealed `field` (`name`, `password_hash`).
+pub fn user_purpose(user_id: UserId, field: &str) -> String {
+    Sealed::purpose(User::TYPE, user_id, field)
+}
+
+/// The vault purpose of a business's sealed name.
+pub fn tenant_name_purpose(tenant_id: Uuid) -> String {
+    Sealed::purpose(Tenant::TYPE, tenant_id, "name")
+}
+
+/// The vault scope of `user`'s sealed fields: its business, or the platform for staff.
+pub fn user_scope(user: &User) -> Uuid {
+    user.tenant_id().map_or(PLATFORM_SCOPE, |tenant| tenant.0)
+}
+
+/// Whether `password` is `user`'s: opens the sealed hash with the account's scope key and
+/// verifies it (argon2id, on a blocking thread). An account whose business was erased has
+/// no readable hash: `false`.
+///
+/// # Errors
+/// [`CommandError::Infrastructure`] when the key cannot be read or the hash does not open.
+pub async fn verify_password<E: std::error::Error>(
+    commands: &Commands,
+    user: &User,
+    password: String,
+) -> Result<bool, CommandError<E>> {
+    let purpose = user_purpose(user.id(), "password_hash");
+    let hash = match commands
+        .vault
+        .open(user_scope(user), &purpose, user.password_hash())
+        .await
+    {
+        Ok(hash) => hash,
+        Err(VaultError::KeyDestroyed(_)) => return Ok(false),
+        Err(err) => return Err(CommandError::Infrastructure(err.to_string())),
+    };
+    let hash = PasswordHash(String::from_utf8_lossy(&hash).into_owned());
+    Ok(passwords::verify(password, hash).await)
+}
 
 /// A well-formed argon2id hash of a random password, verified against when the account
 /// does not exist so that a login takes as long for unknown addresses as for known ones.
@@ -256,7 +360,7 @@ pub async fn authenticate(
         passwords::verify(password, PasswordHash(DUMMY_HASH.into())).await;
         return Ok(None);
     }
-    let valid = passwords::verify(password, user.password_hash().clone()).await;
+    let valid = verify_password(commands, &user, password).await?;
     Ok(valid.then_some(user))
 }
 

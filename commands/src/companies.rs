@@ -6,10 +6,13 @@ use crate::bus::NamedCommand;
 use crate::context::CommandContext;
 use crate::error::CommandError;
 use crate::Commands;
+use cqrs_es::Aggregate;
 use uuid::Uuid;
-use x8_domain::company::{parse_name, CompanyCommand, CompanyError, CompanyStatus, CompanyType};
+use x8_domain::company::{
+    parse_name, Company, CompanyCommand, CompanyError, CompanyStatus, CompanyType,
+};
 use x8_domain::tenant::{TenantCommand, TenantError, TenantEvent};
-use x8_domain::TenantId;
+use x8_domain::{Sealed, TenantId};
 
 impl NamedCommand for CompanyCommand {
     fn command_name(&self) -> &'static str {
@@ -95,6 +98,7 @@ pub async fn create_company(
             "event {position} is not a code allocation"
         )));
     };
+    let name = seal_name(commands, tenant_id, company_id, &name).await?;
     let created = commands
         .companies
         .execute(
@@ -118,7 +122,8 @@ pub async fn create_company(
 }
 
 /// Renames and/or changes the status of a company of `tenant_id`. Returns the global
-/// position of the last change (0 when nothing changed).
+/// position of the last change (0 when nothing changed). A name is validated and, unless
+/// it is the current one (which changes nothing), sealed with the business's data key.
 ///
 /// # Errors
 /// As [`create_company`].
@@ -130,9 +135,21 @@ pub async fn update_company(
     status: Option<CompanyStatus>,
     ctx: &CommandContext,
 ) -> Result<i64, CommandError<CompanyOpError>> {
-    let ctx = ctx.clone().for_tenant(tenant_id.0);
+    let name = name
+        .map(|name| parse_name(&name).map_err(|e| CommandError::Rejected(e.into())))
+        .transpose()?;
+    let ctx = ctx.clone().for_tenant(tenant_id.0).or_fingerprinted(&[
+        "UpdateCompany",
+        &company_id.to_string(),
+        name.as_deref().unwrap_or_default(),
+        &format!("{status:?}"),
+    ]);
+    let rename = match name {
+        Some(name) => renaming(commands, tenant_id, company_id, &name).await?,
+        None => None,
+    };
     let mut position = 0;
-    let changes = name
+    let changes = rename
         .map(|name| ("rename", CompanyCommand::RenameCompany { name }))
         .into_iter()
         .chain(status.map(|status| ("status", CompanyCommand::ChangeCompanyStatus { status })));
@@ -145,4 +162,55 @@ pub async fn update_company(
         position = position.max(outcome.position());
     }
     Ok(position)
+}
+
+/// The sealed new name of `company_id`, or `None` when `name` is its current name (the
+/// aggregate cannot compare sealed values, so renaming to the same name is decided here).
+async fn renaming(
+    commands: &Commands,
+    tenant_id: TenantId,
+    company_id: Uuid,
+    name: &str,
+) -> Result<Option<Sealed>, CommandError<CompanyOpError>> {
+    let company = commands
+        .companies
+        .load(&company_id.to_string())
+        .await
+        .map_err(|e| e.map_rejected(CompanyOpError::Company))?;
+    if company.exists() {
+        let current = commands
+            .vault
+            .open(tenant_id.0, &name_purpose(company_id), company.name())
+            .await
+            .map_err(|e| e.refusal(erased(tenant_id)))?;
+        if *current == *name.as_bytes() {
+            return Ok(None);
+        }
+    }
+    seal_name(commands, tenant_id, company_id, name)
+        .await
+        .map(Some)
+}
+
+/// Seals a company's validated name with its business's data key.
+async fn seal_name(
+    commands: &Commands,
+    tenant_id: TenantId,
+    company_id: Uuid,
+    name: &str,
+) -> Result<Sealed, CommandError<CompanyOpError>> {
+    commands
+        .vault
+        .seal(tenant_id.0, &name_purpose(company_id), name.as_bytes())
+        .await
+        .map_err(|e| e.refusal(erased(tenant_id)))
+}
+
+fn erased(tenant: TenantId) -> CompanyOpError {
+    TenantError::Erased { tenant }.into()
+}
+
+/// The vault purpose of a company's sealed name.
+pub fn name_purpose(company_id: Uuid) -> String {
+    Sealed::purpose(Company::TYPE, company_id, "name")
 }

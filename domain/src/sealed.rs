@@ -22,6 +22,13 @@ impl Sealed {
     /// Prefix of legacy, unencrypted values (from events older than the vault).
     pub const LEGACY: &'static str = "x8v0.";
 
+    /// The purpose a field of an aggregate is sealed for: `<aggregate type>:<id>:<field>`,
+    /// e.g. `tenant:<uuid>:name`. The purpose is bound into the ciphertext (associated
+    /// data), so a sealed value cannot be passed off as another field or another stream's.
+    pub fn purpose(aggregate_type: &str, id: impl fmt::Display, field: &str) -> String {
+        format!("{aggregate_type}:{id}:{field}")
+    }
+
     /// Wraps a plaintext found in an old event, marked as such.
     pub fn legacy(plaintext: &str) -> Self {
         use base64::Engine as _;

@@ -11,6 +11,10 @@
 //!   [`Sealed`] value. An upcaster has no keys, so an address stored in clear by an older
 //!   version is carried as [`Sealed::legacy`] (marked unencrypted, readable without a key);
 //!   such events exist only in databases written before the vault.
+//! - `TenantRegistered` 3.0 → 4.0 and `UserRegistered` 2.0 → 3.0: the business's and the
+//!   user's display names and the user's password hash became [`Sealed`]; so did
+//!   company names (`CompanyCreated` and `CompanyRenamed` 1.0 → 2.0). Old clear values are
+//!   carried as legacy the same way.
 //! - `OrderCreated` 1.0 → 2.0: `customer_ref` and `description` became [`Sealed`];
 //!   `LoyaltyAccountOpened` 1.0 → 2.0: `customer_ref` became [`Sealed`]. Old clear values
 //!   are carried as legacy the same way. (Accounts opened under 1.0 keep their id, a UUID
@@ -36,9 +40,32 @@ pub fn all() -> Vec<Box<dyn EventUpcaster>> {
             Box::new(|payload| seal_legacy(payload, "TenantRegistered", "owner_email")),
         )),
         Box::new(SemanticVersionEventUpcaster::new(
+            "TenantRegistered",
+            "4.0",
+            Box::new(|payload| seal_legacy(payload, "TenantRegistered", "name")),
+        )),
+        Box::new(SemanticVersionEventUpcaster::new(
             "UserRegistered",
             "2.0",
             Box::new(|payload| seal_legacy(payload, "UserRegistered", "email")),
+        )),
+        Box::new(SemanticVersionEventUpcaster::new(
+            "UserRegistered",
+            "3.0",
+            Box::new(|payload| {
+                let payload = seal_legacy(payload, "UserRegistered", "name");
+                seal_legacy(payload, "UserRegistered", "password_hash")
+            }),
+        )),
+        Box::new(SemanticVersionEventUpcaster::new(
+            "CompanyCreated",
+            "2.0",
+            Box::new(|payload| seal_legacy(payload, "CompanyCreated", "name")),
+        )),
+        Box::new(SemanticVersionEventUpcaster::new(
+            "CompanyRenamed",
+            "2.0",
+            Box::new(|payload| seal_legacy(payload, "CompanyRenamed", "name")),
         )),
         Box::new(SemanticVersionEventUpcaster::new(
             "OrderCreated",
@@ -118,17 +145,19 @@ mod tests {
             json!({}),
         );
         let new = upcast(old);
-        assert_eq!(new.event_version, "3.0.0");
+        assert_eq!(new.event_version, "4.0.0");
         let event: TenantEvent = serde_json::from_value(new.payload).unwrap();
         let TenantEvent::TenantRegistered {
             trial_ends_at,
             channel_limit,
             owner_email,
+            name,
             ..
         } = event
         else {
             panic!("not a registration");
         };
+        assert_eq!(name, Sealed::legacy("Old Shop"));
         assert_eq!(trial_ends_at.to_rfc3339(), "2025-01-08T00:00:00+00:00");
         assert_eq!(channel_limit, 1);
         assert_eq!(owner_email, Sealed::legacy("old@shop.test"));
@@ -154,17 +183,25 @@ mod tests {
         );
         let new = upcast(old);
         let event: crate::user::UserEvent = serde_json::from_value(new.payload).unwrap();
-        let crate::user::UserEvent::UserRegistered { email, .. } = event else {
+        let crate::user::UserEvent::UserRegistered {
+            email,
+            name,
+            password_hash,
+            ..
+        } = event
+        else {
             panic!("a registration");
         };
         assert_eq!(email, Sealed::legacy("old@shop.test"));
+        assert_eq!(name, Sealed::legacy("Old"));
+        assert_eq!(password_hash, Sealed::legacy("$argon2id$stub"));
     }
 
     #[test]
     fn current_versions_are_not_upcast() {
         for upcaster in all() {
-            assert!(!upcaster.can_upcast("TenantRegistered", "3.0"));
-            assert!(!upcaster.can_upcast("UserRegistered", "2.0"));
+            assert!(!upcaster.can_upcast("TenantRegistered", "4.0"));
+            assert!(!upcaster.can_upcast("UserRegistered", "3.0"));
         }
     }
 
@@ -235,5 +272,50 @@ mod tests {
             panic!("not an opening");
         };
         assert_eq!(customer_ref, Sealed::legacy("+381601234567"));
+    }
+
+    #[test]
+    fn version_1_company_names_are_carried_as_legacy() {
+        let created = SerializedEvent::new(
+            "c".into(),
+            1,
+            "company".into(),
+            "CompanyCreated".into(),
+            "1.0".into(),
+            json!({"CompanyCreated": {
+                "tenant_id": "00000000-0000-0000-0000-000000000001",
+                "code": "COMP001",
+                "position": 1,
+                "name": "Ana's Bakery",
+                "company_type": "Product"
+            }}),
+            json!({}),
+        );
+        let renamed = SerializedEvent::new(
+            "c".into(),
+            2,
+            "company".into(),
+            "CompanyRenamed".into(),
+            "1.0".into(),
+            json!({"CompanyRenamed": {"name": "Ana's Cakes"}}),
+            json!({}),
+        );
+        let names: Vec<Sealed> = [created, renamed]
+            .into_iter()
+            .map(
+                |old| match serde_json::from_value(upcast(old).payload).unwrap() {
+                    crate::company::CompanyEvent::CompanyCreated { name, .. }
+                    | crate::company::CompanyEvent::CompanyRenamed { name } => name,
+                    other => panic!("unexpected {other:?}"),
+                },
+            )
+            .collect();
+        assert_eq!(
+            names,
+            [
+                Sealed::legacy("Ana's Bakery"),
+                Sealed::legacy("Ana's Cakes")
+            ]
+        );
     }
 }

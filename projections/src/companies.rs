@@ -31,7 +31,7 @@ impl Projection for CompaniesProjection {
             // language=PostgreSQL
             let query = match payload(event)? {
                 CompanyEvent::CompanyCreated { tenant_id, code, position: number, name, company_type } => sqlx::query(
-                    "insert into companies (company_id, tenant_id, code, position, name, company_type,
+                    "insert into companies (company_id, tenant_id, code, position, name_sealed, company_type,
                                             status, created_at, last_position)
                      values ($1, $2, $3, $4, $5, $6, 'ACTIVE', $7, $8)
                      on conflict (company_id) do nothing",
@@ -40,16 +40,16 @@ impl Projection for CompaniesProjection {
                 .bind(tenant_id.0)
                 .bind(code)
                 .bind(number as i32)
-                .bind(name)
+                .bind(name.0)
                 .bind(format!("{company_type:?}"))
                 .bind(event.recorded_at)
                 .bind(position),
                 CompanyEvent::CompanyRenamed { name } => sqlx::query(
-                    "update companies set name = $2, last_position = $3
+                    "update companies set name_sealed = $2, last_position = $3
                      where company_id = $1 and last_position < $3",
                 )
                 .bind(company_id)
-                .bind(name)
+                .bind(name.0)
                 .bind(position),
                 CompanyEvent::CompanyStatusChanged { to, .. } => sqlx::query(
                     "update companies set status = $2, last_position = $3

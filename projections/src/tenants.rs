@@ -73,13 +73,13 @@ async fn apply(
         } => {
             // language=PostgreSQL
             sqlx::query(
-                "insert into tenants (tenant_id, name, status, plan, subscription_status,
+                "insert into tenants (tenant_id, name_sealed, status, plan, subscription_status,
                      channel_limit, trial_ends_at, owner_user_id, registered_at, last_position)
                  values ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $9)
                  on conflict (tenant_id) do nothing",
             )
             .bind(tenant_id)
-            .bind(name)
+            .bind(name.as_str())
             .bind(plan.as_str())
             .bind(subscription_status.as_str())
             .bind(channel_limit as i32)

@@ -18,7 +18,9 @@ const STRIPE_SECRET: &str = "whsec_x8_erasure";
 const PRICES: &str = "price_growth=GROWTH";
 
 /// What the erased business's people wrote or were: none of it may stay readable.
-const PERSONAL: [&str; 11] = [
+const PERSONAL: [&str; 13] = [
+    "Erase Me Clinic",
+    "Dental Care Erasović",
     "erase.owner@x8.test",
     "loyal-customer-+381605557777",
     "order-cust-1",
@@ -98,7 +100,15 @@ async fn business_with_everything(app: &TestApp, fakes: &Fakes, admin: &str) -> 
         .await;
     let plan = app.set_plan(admin, tenant, json!({"plan": "GROWTH"})).await;
     assert_eq!(plan.status, StatusCode::OK, "{:?}", plan.body);
-    let company = app.company(&owner, tenant).await;
+    let created = app
+        .create_company(&owner, tenant, "Dental Care Erasović", "Service")
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let company: Uuid = created.body["company_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
 
     // channels and a customer's message
     let telegram = app
@@ -462,6 +472,14 @@ async fn erasing_a_business_compensates_everything_it_owns_and_leaves_nothing_pe
     assert!(report.streams > 20, "{report:?}");
 
     // while the other business's data is intact and readable
+    let kept_tenant = app
+        .get_caught_up(&kept_owner, &format!("/api/v1/tenants/{kept}"))
+        .await;
+    assert_eq!(
+        kept_tenant.body["name"], "Keep Me Bakery",
+        "{:?}",
+        kept_tenant.body
+    );
     let kept_view = app
         .get_caught_up(&kept_owner, &format!("/api/v1/deliveries/{kept_delivery}"))
         .await;

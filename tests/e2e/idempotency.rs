@@ -113,13 +113,16 @@ async fn a_registration_cut_off_after_the_account_resumes_when_the_owner_registe
     let hash = x8_commands::passwords::hash(x8_tests::PASSWORD.into())
         .await
         .unwrap();
-    let sealed_email = app
+    let key = app
         .state
         .commands
         .vault
-        .seal(orphan_tenant.0, "email", email.as_str().as_bytes())
+        .scope_key(orphan_tenant.0)
         .await
         .unwrap();
+    let seal = |purpose: &str, plaintext: &str| key.seal(purpose, plaintext.as_bytes()).unwrap();
+    let user_purpose = |field| x8_commands::accounts::user_purpose(user_id, field);
+    let sealed_email = seal("email", email.as_str());
     app.state
         .commands
         .users
@@ -129,9 +132,9 @@ async fn a_registration_cut_off_after_the_account_resumes_when_the_owner_registe
                 user_id,
                 email,
                 sealed_email,
-                name: "Cut Shop".into(),
+                name: seal(&user_purpose("name"), "Cut Shop"),
                 role: x8_domain::user::Role::Client,
-                password_hash: hash,
+                password_hash: seal(&user_purpose("password_hash"), &hash.0),
                 tenant_id: Some(orphan_tenant),
             },
             &x8_commands::CommandContext::new(x8_eventstore::Actor::Anonymous),

@@ -221,13 +221,14 @@ struct StatusCount {
 }
 
 /// The client dashboard of `tenant`, or `None` when the read model has no such business.
+/// The business's and its companies' names are sealed: the caller opens them.
 ///
 /// # Errors
 /// [`sqlx::Error`] when a query fails.
 pub async fn client(pool: &PgPool, tenant: Uuid) -> Result<Option<ClientDashboard>, sqlx::Error> {
     // language=PostgreSQL
     let Some(row): Option<TenantRow> = sqlx::query_as(
-        "select name, status, plan, subscription_status, time_zone, channels_used,
+        "select name_sealed as name, status, plan, subscription_status, time_zone, channels_used,
                 channel_limit, over_limit, trial_ends_at
          from tenants where tenant_id = $1",
     )
@@ -239,7 +240,8 @@ pub async fn client(pool: &PgPool, tenant: Uuid) -> Result<Option<ClientDashboar
     };
     // language=PostgreSQL
     let companies: Vec<CompanyRow> = sqlx::query_as(
-        "select company_id, code, name from companies where tenant_id = $1 order by position",
+        "select company_id, code, name_sealed as name from companies
+         where tenant_id = $1 order by position",
     )
     .bind(tenant)
     .fetch_all(pool)
@@ -407,14 +409,15 @@ pub struct ManagedBusiness {
     pub last_activity_at: Option<DateTime<Utc>>,
 }
 
-/// The businesses assigned to `manager`, by name.
+/// The businesses assigned to `manager`, their names sealed (the caller opens them, then
+/// sorts by name).
 ///
 /// # Errors
 /// [`sqlx::Error`] when the query fails.
 pub async fn manager(pool: &PgPool, manager: Uuid) -> Result<Vec<ManagedBusiness>, sqlx::Error> {
     // language=PostgreSQL
     sqlx::query_as(
-        "select t.tenant_id, t.name, t.status, t.plan, t.subscription_status,
+        "select t.tenant_id, t.name_sealed as name, t.status, t.plan, t.subscription_status,
                 case when t.subscription_status = 'trialing' and s.current_period_end is null
                      then t.trial_ends_at else s.current_period_end end as renews_at,
                 coalesce(s.cancel_at_period_end, false) as cancel_at_period_end,
@@ -426,8 +429,7 @@ pub async fn manager(pool: &PgPool, manager: Uuid) -> Result<Vec<ManagedBusiness
          from tenants t
          left join subscriptions s on s.tenant_id = t.tenant_id
          left join tenant_activity a on a.tenant_id = t.tenant_id
-         where t.manager_id = $1
-         order by t.name, t.tenant_id",
+         where t.manager_id = $1",
     )
     .bind(manager)
     .fetch_all(pool)

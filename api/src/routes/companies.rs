@@ -9,7 +9,9 @@
 //!
 //! Who: the owning CLIENT, its assigned MANAGER, ADMINs; anyone else gets 404.
 
-use super::{authorize_company, authorize_tenant, path_id, RequestId};
+use super::{
+    authorize_company, authorize_tenant, open_company_names, path_id, scope_key, RequestId,
+};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -100,6 +102,7 @@ struct CompanyView {
     tenant_id: Uuid,
     code: String,
     position: i32,
+    #[sqlx(rename = "name_sealed")]
     name: String,
     #[serde(rename = "type")]
     company_type: String,
@@ -140,12 +143,14 @@ async fn list(
     let tenant_id = TenantId(path_id(&id)?);
     authorize_tenant(&state, &caller, tenant_id).await?;
     wait_for_views(&state, position).await?;
-    let companies = sqlx::query_as(&format!(
+    let mut companies: Vec<CompanyView> = sqlx::query_as(&format!(
         "{SELECT_COMPANIES} where c.tenant_id = $1 order by c.position"
     ))
     .bind(tenant_id.0)
     .fetch_all(&state.pool)
     .await?;
+    let key = scope_key(&state, tenant_id.0).await?;
+    open_company_names(&key, &mut companies, |c| (c.company_id, &mut c.name))?;
     Ok(Json(companies))
 }
 
@@ -170,6 +175,10 @@ async fn show(
             .await?
             .ok_or_else(ApiError::not_found)?;
     authorize_tenant(&state, &caller, TenantId(company.tenant_id)).await?;
+    let key = scope_key(&state, company.tenant_id).await?;
+    let mut companies = [company];
+    open_company_names(&key, &mut companies, |c| (c.company_id, &mut c.name))?;
+    let [company] = companies;
     Ok(Json(company))
 }
 

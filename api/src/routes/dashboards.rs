@@ -15,7 +15,9 @@
 //! A CLIENT sees its own business, a MANAGER its businesses and its own dashboard, an
 //! ADMIN everything; anything else is 404.
 
-use super::{authorized_tenant, path_id};
+use super::{
+    authorized_tenant, open_business_names, open_company_names, open_sealed, path_id, scope_key,
+};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -27,6 +29,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use uuid::Uuid;
+use x8_commands::accounts::tenant_name_purpose;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -65,10 +68,15 @@ pub(crate) async fn client(
 ) -> Result<Json<ClientDashboard>, ApiError> {
     let tenant_id = authorized_tenant(&state, &caller, &id).await?;
     caught_up(&state, position).await?;
-    dashboards::client(&state.pool, tenant_id.0)
+    let mut dashboard = dashboards::client(&state.pool, tenant_id.0)
         .await?
-        .map(Json)
-        .ok_or_else(ApiError::not_found)
+        .ok_or_else(ApiError::not_found)?;
+    let key = scope_key(&state, tenant_id.0).await?;
+    dashboard.name = open_sealed(&key, &tenant_name_purpose(tenant_id.0), &dashboard.name)?;
+    open_company_names(&key, &mut dashboard.companies, |c| {
+        (c.company_id, &mut c.name)
+    })?;
+    Ok(Json(dashboard))
 }
 
 /// A manager's businesses.
@@ -95,7 +103,11 @@ pub(crate) async fn manager(
     let manager_id = path_id(&id)?;
     caller.require_manager_or_admin(manager_id)?;
     caught_up(&state, position).await?;
-    let businesses = dashboards::manager(&state.pool, manager_id).await?;
+    let mut businesses = dashboards::manager(&state.pool, manager_id).await?;
+    open_business_names(&state, &mut businesses, |b| (b.tenant_id, &mut b.name)).await?;
+    businesses.sort_by(|a, b| {
+        (a.name.to_lowercase(), a.tenant_id).cmp(&(b.name.to_lowercase(), b.tenant_id))
+    });
     Ok(Json(ManagerDashboard {
         manager_id,
         businesses,

@@ -193,7 +193,13 @@ async fn confirm_password(state: &AppState, caller: &Caller, body: &[u8]) -> Res
         .load(&caller.user_id.to_string())
         .await?;
     let valid = user.is_registered()
-        && x8_commands::passwords::verify(password, user.password_hash().clone()).await;
+        && x8_commands::accounts::verify_password::<std::convert::Infallible>(
+            &state.commands,
+            &user,
+            password,
+        )
+        .await
+        .map_err(ApiError::internal)?;
     if valid {
         Ok(())
     } else {

@@ -2,7 +2,7 @@
 //! - `POST /api/v1/managers` (ADMIN) `{email, password, name}` → 201 `{manager_id, position}`
 //! - `GET /api/v1/managers/{id}/clients` (ADMIN, or that MANAGER) → its businesses
 
-use super::{path_id, RequestId};
+use super::{open_business_names, path_id, RequestId};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -107,8 +107,8 @@ async fn clients(
     caller.require_manager_or_admin(manager_id)?;
     state.wait_for(TENANTS, position).await?;
     // language=PostgreSQL
-    let clients = sqlx::query_as(
-        "select t.tenant_id, t.name, t.status, t.plan, t.subscription_status, t.trial_ends_at,
+    let mut clients: Vec<Client> = sqlx::query_as(
+        "select t.tenant_id, t.name_sealed as name, t.status, t.plan, t.subscription_status, t.trial_ends_at,
                 m.assigned_at
          from manager_clients m join tenants t using (tenant_id)
          where m.manager_id = $1
@@ -117,5 +117,6 @@ async fn clients(
     .bind(manager_id)
     .fetch_all(&state.pool)
     .await?;
+    open_business_names(&state, &mut clients, |c| (c.tenant_id, &mut c.name)).await?;
     Ok(Json(clients))
 }

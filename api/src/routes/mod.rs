@@ -21,6 +21,8 @@ pub mod webhooks;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use uuid::Uuid;
+use x8_commands::accounts::tenant_name_purpose;
+use x8_commands::companies::name_purpose as company_name_purpose;
 
 /// The id of the current request (from `x-request-id`), used as correlation id.
 pub struct RequestId(pub Uuid);
@@ -153,6 +155,51 @@ pub fn open_sealed(
         .open(purpose, &x8_domain::Sealed(sealed.to_string()))
         .map_err(vault_problem)?;
     Ok(String::from_utf8_lossy(&plaintext).into_owned())
+}
+
+/// Opens, in place, the sealed business names of `rows` (one key query for them all):
+/// `field` gives each row's business and its sealed name. A business erased since its row
+/// was read (its key is gone, its row about to be deleted) reads `[erased]`.
+///
+/// # Errors
+/// 500 when the keys cannot be read or a name does not open.
+pub async fn open_business_names<T>(
+    state: &crate::AppState,
+    rows: &mut [T],
+    field: impl Fn(&mut T) -> (Uuid, &mut String),
+) -> Result<(), crate::error::ApiError> {
+    let tenants: Vec<Uuid> = rows.iter_mut().map(|row| field(row).0).collect();
+    let keys = state
+        .commands
+        .vault
+        .existing_scope_keys(&tenants)
+        .await
+        .map_err(crate::error::ApiError::internal)?;
+    for row in rows {
+        let (tenant, name) = field(row);
+        *name = match keys.get(&tenant) {
+            Some(key) => open_sealed(key, &tenant_name_purpose(tenant), name)?,
+            None => "[erased]".into(),
+        };
+    }
+    Ok(())
+}
+
+/// Opens, in place, the sealed names of companies of the business whose data `key` is
+/// given: `field` gives each row's company and its sealed name.
+///
+/// # Errors
+/// 500 for a name that does not open.
+pub fn open_company_names<T>(
+    key: &x8_commands::vault::ScopeKey,
+    rows: &mut [T],
+    field: impl Fn(&mut T) -> (Uuid, &mut String),
+) -> Result<(), crate::error::ApiError> {
+    for row in rows {
+        let (company, name) = field(row);
+        *name = open_sealed(key, &company_name_purpose(company), name)?;
+    }
+    Ok(())
 }
 
 fn vault_problem(err: x8_commands::vault::VaultError) -> crate::error::ApiError {

@@ -21,7 +21,7 @@
 //! A CLIENT sees only its own business, a MANAGER only those assigned to it, an ADMIN all;
 //! anything else is 404, so existence is not revealed.
 
-use super::{authorize_tenant, path_id, RequestId};
+use super::{authorize_tenant, open_business_names, path_id, RequestId};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -125,6 +125,7 @@ async fn register(
 #[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct TenantView {
     tenant_id: Uuid,
+    #[sqlx(rename = "name_sealed")]
     name: String,
     status: String,
     plan: String,
@@ -161,6 +162,9 @@ async fn show(
         .fetch_optional(&state.pool)
         .await?
         .ok_or_else(ApiError::not_found)?;
+    let mut views = [view];
+    open_business_names(&state, &mut views, |v| (v.tenant_id, &mut v.name)).await?;
+    let [view] = views;
     Ok(Json(view))
 }
 

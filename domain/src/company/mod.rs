@@ -8,7 +8,7 @@
 //! is then created with it. A creation cut off between the two steps leaves a gap in the
 //! numbering (like a database sequence), never a duplicate.
 
-use crate::TenantId;
+use crate::{Sealed, TenantId};
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -69,15 +69,17 @@ pub enum CompanyCommand {
         code: String,
         /// Its position in the tenant (1 for `COMP001`).
         position: u32,
-        /// Display name, 1 to 200 characters after trimming.
-        name: String,
+        /// Display name, sealed with the tenant's data key (purpose `company:<id>:name`);
+        /// the caller validated it with [`parse_name`] before sealing.
+        name: Sealed,
         /// Product, Service or Hybrid.
         company_type: CompanyType,
     },
-    /// Rename.
+    /// Rename. The caller validated the name with [`parse_name`] and sends no command
+    /// when it equals the current one (sealed values cannot be compared here).
     RenameCompany {
-        /// The new name.
-        name: String,
+        /// The new name, sealed like the first.
+        name: Sealed,
     },
     /// Change the status.
     ChangeCompanyStatus {
@@ -95,7 +97,8 @@ pub enum CompanyCommand {
 /// What happened to a company.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CompanyEvent {
-    /// The company was created (status ACTIVE).
+    /// The company was created (status ACTIVE). Version 2.0 seals `name` (see
+    /// [`crate::upcasters`]).
     CompanyCreated {
         /// The owning business.
         tenant_id: TenantId,
@@ -103,15 +106,15 @@ pub enum CompanyEvent {
         code: String,
         /// Its position in the tenant.
         position: u32,
-        /// Name.
-        name: String,
+        /// Name, sealed (purpose `company:<id>:name`).
+        name: Sealed,
         /// Type.
         company_type: CompanyType,
     },
-    /// Renamed.
+    /// Renamed. Version 2.0 seals `name`.
     CompanyRenamed {
-        /// The new name.
-        name: String,
+        /// The new name, sealed (purpose `company:<id>:name`).
+        name: Sealed,
     },
     /// Status changed.
     CompanyStatusChanged {
@@ -138,7 +141,11 @@ impl DomainEvent for CompanyEvent {
         .into()
     }
     fn event_version(&self) -> String {
-        "1.0".into()
+        match self {
+            Self::CompanyCreated { .. } | Self::CompanyRenamed { .. } => "2.0",
+            Self::CompanyStatusChanged { .. } | Self::CompanyClosed { .. } => "1.0",
+        }
+        .into()
     }
 }
 
@@ -164,7 +171,7 @@ pub enum CompanyError {
 pub struct Company {
     created: bool,
     tenant_id: TenantId,
-    name: String,
+    name: Sealed,
     status: CompanyStatus,
     #[serde(default)]
     closed: bool,
@@ -178,6 +185,10 @@ impl Company {
     /// The owning business.
     pub fn tenant_id(&self) -> TenantId {
         self.tenant_id
+    }
+    /// The current name, sealed.
+    pub fn name(&self) -> &Sealed {
+        &self.name
     }
 
     /// Decides a command. Pure.
@@ -200,7 +211,7 @@ impl Company {
                     tenant_id,
                     code,
                     position,
-                    name: parse_name(&name)?,
+                    name,
                     company_type,
                 }])
             }
@@ -212,12 +223,7 @@ impl Company {
             }),
             _ if self.closed => Err(CompanyError::Closed),
             CompanyCommand::RenameCompany { name } => {
-                let name = parse_name(&name)?;
-                Ok(if name == self.name {
-                    vec![]
-                } else {
-                    vec![CompanyEvent::CompanyRenamed { name }]
-                })
+                Ok(vec![CompanyEvent::CompanyRenamed { name }])
             }
             CompanyCommand::ChangeCompanyStatus { status } => Ok(if status == self.status {
                 vec![]
@@ -278,9 +284,13 @@ mod tests {
             tenant_id: TenantId(Uuid::from_u128(1)),
             code: "COMP001".into(),
             position: 1,
-            name: "Bakery".into(),
+            name: sealed("Bakery"),
             company_type: CompanyType::Product,
         }
+    }
+
+    fn sealed(name: &str) -> Sealed {
+        Sealed(format!("x8v1.{name}"))
     }
 
     #[test]
@@ -291,32 +301,43 @@ mod tests {
     }
 
     #[test]
-    fn a_company_is_created_active_with_a_trimmed_name() {
+    fn a_company_is_created_active_with_its_sealed_name() {
         TestFramework::<Company>::with(())
             .given_no_previous_events()
             .when(CompanyCommand::CreateCompany {
                 tenant_id: TenantId(Uuid::from_u128(1)),
                 code: "COMP001".into(),
                 position: 1,
-                name: "  Bakery ".into(),
+                name: sealed("Bakery"),
                 company_type: CompanyType::Product,
             })
             .then_expect_events(vec![created()]);
     }
 
     #[test]
-    fn a_blank_name_is_refused() {
+    fn a_name_is_trimmed_and_a_blank_or_overlong_one_refused_before_sealing() {
+        assert_eq!(parse_name("  Bakery ").unwrap(), "Bakery");
+        assert_eq!(parse_name(" "), Err(CompanyError::InvalidName));
+        assert_eq!(parse_name(&"x".repeat(201)), Err(CompanyError::InvalidName));
+    }
+
+    #[test]
+    fn a_rename_records_the_new_sealed_name() {
         TestFramework::<Company>::with(())
             .given(vec![created()])
-            .when(CompanyCommand::RenameCompany { name: " ".into() })
-            .then_expect_error(CompanyError::InvalidName);
+            .when(CompanyCommand::RenameCompany {
+                name: sealed("Bakery 2"),
+            })
+            .then_expect_events(vec![CompanyEvent::CompanyRenamed {
+                name: sealed("Bakery 2"),
+            }]);
     }
 
     #[test]
     fn a_missing_company_cannot_be_renamed() {
         TestFramework::<Company>::with(())
             .given_no_previous_events()
-            .when(CompanyCommand::RenameCompany { name: "X".into() })
+            .when(CompanyCommand::RenameCompany { name: sealed("X") })
             .then_expect_error(CompanyError::NotFound);
     }
 
@@ -357,7 +378,7 @@ mod tests {
             .then_expect_events(vec![]);
         TestFramework::<Company>::with(())
             .given(vec![created(), closed])
-            .when(CompanyCommand::RenameCompany { name: "X".into() })
+            .when(CompanyCommand::RenameCompany { name: sealed("X") })
             .then_expect_error(CompanyError::Closed);
     }
 }

@@ -151,7 +151,6 @@ impl Tenant {
             if self.status != TenantStatus::Unregistered {
                 return Err(TenantError::AlreadyRegistered { tenant: self.id });
             }
-            let name = parse_name(&name)?;
             return Ok(vec![E::TenantRegistered {
                 tenant_id,
                 name,

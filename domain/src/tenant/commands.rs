@@ -12,8 +12,9 @@ pub enum TenantCommand {
     RegisterTenant {
         /// The new business's id (also the stream id).
         tenant_id: TenantId,
-        /// Display name, 1 to 200 characters after trimming.
-        name: String,
+        /// Display name, sealed with the tenant's data key; the caller validated it with
+        /// [`super::parse_name`] (1 to 200 characters after trimming) before sealing.
+        name: Sealed,
         /// The CLIENT user who owns the business.
         owner_user_id: UserId,
         /// The owner's address, sealed with the tenant's data key.

@@ -52,13 +52,13 @@ pub enum PlanChangeOrigin {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TenantEvent {
     /// A business registered. Version 2.0 added `plan`, `subscription_status`,
-    /// `channel_limit` and `trial_ends_at`; 3.0 seals `owner_email` (see
+    /// `channel_limit` and `trial_ends_at`; 3.0 seals `owner_email`, 4.0 `name` (see
     /// [`crate::upcasters`]).
     TenantRegistered {
         /// The business.
         tenant_id: TenantId,
-        /// Display name.
-        name: String,
+        /// Display name, sealed with the tenant's data key (purpose `tenant:<id>:name`).
+        name: Sealed,
         /// The CLIENT owner.
         owner_user_id: UserId,
         /// The owner's address, sealed with the tenant's data key.
@@ -215,7 +215,7 @@ impl DomainEvent for TenantEvent {
 
     fn event_version(&self) -> String {
         match self {
-            Self::TenantRegistered { .. } => "3.0",
+            Self::TenantRegistered { .. } => "4.0",
             _ => "1.0",
         }
         .to_string()

@@ -55,12 +55,13 @@ pub enum UserCommand {
         /// The same address sealed (the CLIENT's tenant key, or the platform's for staff):
         /// what the event stores.
         sealed_email: Sealed,
-        /// Display name.
-        name: String,
+        /// Display name, sealed (purpose `user:<id>:name`, same scope as the address).
+        name: Sealed,
         /// Role.
         role: Role,
-        /// argon2id hash of the password.
-        password_hash: PasswordHash,
+        /// The argon2id [`PasswordHash`], sealed (purpose `user:<id>:password_hash`), so an
+        /// erased account's hash cannot be attacked offline.
+        password_hash: Sealed,
         /// For a CLIENT, the business it owns.
         tenant_id: Option<TenantId>,
     },
@@ -76,18 +77,19 @@ pub enum UserCommand {
 /// What happened to a user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum UserEvent {
-    /// The account was created. Version 2.0 seals `email` (see [`crate::upcasters`]).
+    /// The account was created. Version 2.0 seals `email`, 3.0 `name` and
+    /// `password_hash` (see [`crate::upcasters`]).
     UserRegistered {
         /// The account id.
         user_id: UserId,
         /// Login address, sealed.
         email: Sealed,
-        /// Display name.
-        name: String,
+        /// Display name, sealed (purpose `user:<id>:name`).
+        name: Sealed,
         /// Role.
         role: Role,
-        /// argon2id hash of the password.
-        password_hash: PasswordHash,
+        /// The argon2id hash of the password, sealed (purpose `user:<id>:password_hash`).
+        password_hash: Sealed,
         /// For a CLIENT, the business it owns.
         tenant_id: Option<TenantId>,
     },
@@ -107,7 +109,7 @@ impl DomainEvent for UserEvent {
     }
     fn event_version(&self) -> String {
         match self {
-            Self::UserRegistered { .. } => "2.0".into(),
+            Self::UserRegistered { .. } => "3.0".into(),
             Self::UserClosed { .. } => "1.0".into(),
         }
     }
@@ -139,9 +141,9 @@ pub struct User {
     registered: bool,
     id: UserId,
     email: Option<Sealed>,
-    name: String,
+    name: Sealed,
     role: Role,
-    password_hash: PasswordHash,
+    password_hash: Sealed,
     tenant_id: Option<TenantId>,
     #[serde(default)]
     closed: bool,
@@ -164,16 +166,16 @@ impl User {
     pub fn role(&self) -> Role {
         self.role
     }
-    /// The password hash, to verify a login against.
-    pub fn password_hash(&self) -> &PasswordHash {
+    /// The sealed password hash, to open and verify a login against.
+    pub fn password_hash(&self) -> &Sealed {
         &self.password_hash
     }
     /// For a CLIENT, its business.
     pub fn tenant_id(&self) -> Option<TenantId> {
         self.tenant_id
     }
-    /// Display name.
-    pub fn name(&self) -> &str {
+    /// Display name, sealed.
+    pub fn name(&self) -> &Sealed {
         &self.name
     }
 
@@ -204,7 +206,7 @@ impl User {
                 Ok(vec![UserEvent::UserRegistered {
                     user_id,
                     email: sealed_email,
-                    name: name.trim().to_string(),
+                    name,
                     role,
                     password_hash,
                     tenant_id,
@@ -278,9 +280,9 @@ mod tests {
             user_id: UserId::for_email(&email()),
             email: email(),
             sealed_email: sealed(),
-            name: "Ana".into(),
+            name: Sealed("x8v1.sealed-name".into()),
             role,
-            password_hash: PasswordHash("$argon2id$stub".into()),
+            password_hash: Sealed("x8v1.sealed-hash".into()),
             tenant_id,
         }
     }
@@ -288,9 +290,9 @@ mod tests {
         UserEvent::UserRegistered {
             user_id: UserId::for_email(&email()),
             email: sealed(),
-            name: "Ana".into(),
+            name: Sealed("x8v1.sealed-name".into()),
             role: Role::Manager,
-            password_hash: PasswordHash("$argon2id$stub".into()),
+            password_hash: Sealed("x8v1.sealed-hash".into()),
             tenant_id: None,
         }
     }
