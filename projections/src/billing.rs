@@ -42,19 +42,13 @@ impl Projection for BillingProjection {
         &["orders", "connect_accounts", "subscriptions"]
     }
 
-    fn reset<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            // language=PostgreSQL
-            sqlx::query(
-                "truncate subscriptions, connect_accounts, orders, unmatched_provider_events",
-            )
-            .execute(conn)
-            .await?;
-            Ok(())
-        })
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "subscriptions",
+            "connect_accounts",
+            "orders",
+            "unmatched_provider_events",
+        ]
     }
 }
 

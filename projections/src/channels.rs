@@ -38,17 +38,8 @@ impl Projection for ChannelsProjection {
         &["channels"]
     }
 
-    fn reset<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            // language=PostgreSQL
-            sqlx::query("truncate channels, meta_apps")
-                .execute(conn)
-                .await?;
-            Ok(())
-        })
+    fn tables(&self) -> &'static [&'static str] {
+        &["channels", "meta_apps"]
     }
 }
 

@@ -74,14 +74,7 @@ impl Projection for CompaniesProjection {
         &["companies"]
     }
 
-    fn reset<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            // language=PostgreSQL
-            sqlx::query("truncate companies").execute(conn).await?;
-            Ok(())
-        })
+    fn tables(&self) -> &'static [&'static str] {
+        &["companies"]
     }
 }

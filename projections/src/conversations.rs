@@ -41,17 +41,8 @@ impl Projection for ConversationsProjection {
         &["conversation_messages", "conversations"]
     }
 
-    fn reset<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            // language=PostgreSQL
-            sqlx::query("truncate conversations, conversation_messages")
-                .execute(conn)
-                .await?;
-            Ok(())
-        })
+    fn tables(&self) -> &'static [&'static str] {
+        &["conversations", "conversation_messages"]
     }
 }
 

@@ -111,13 +111,10 @@ impl Projection for DeadlinesProjection {
         })
     }
 
-    /// Keeps the table: scheduled and executed deadlines are history, and re-applying the
-    /// events re-inserts nothing.
-    fn reset<'a>(
-        &'a self,
-        _conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async { Ok(()) })
+    /// None: the schedule records which deadlines ran, so a rebuild replays into it (its
+    /// inserts never schedule twice) instead of replacing it.
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
     }
 }
 

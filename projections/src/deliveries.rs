@@ -47,17 +47,8 @@ impl Projection for DeliveriesProjection {
         &["deliveries", "couriers"]
     }
 
-    fn reset<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            // language=PostgreSQL
-            sqlx::query("truncate couriers, deliveries, delivery_checkpoints")
-                .execute(conn)
-                .await?;
-            Ok(())
-        })
+    fn tables(&self) -> &'static [&'static str] {
+        &["couriers", "deliveries", "delivery_checkpoints"]
     }
 }
 

@@ -37,17 +37,8 @@ impl Projection for ErasuresProjection {
         })
     }
 
-    fn reset<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            // language=PostgreSQL
-            sqlx::query("truncate erasures, erasure_steps")
-                .execute(conn)
-                .await?;
-            Ok(())
-        })
+    fn tables(&self) -> &'static [&'static str] {
+        &["erasures", "erasure_steps"]
     }
 }
 

@@ -7,8 +7,10 @@
 //! # Layout
 //! - [`projection`]: the [`Projection`] trait a read model implements.
 //! - [`runner`]: applying batches atomically with their checkpoint, one active runner per
-//!   projection across processes, lag, rebuild, and waiting for a position
-//!   (read-your-writes).
+//!   projection across processes, lag, and waiting for a position (read-your-writes).
+//! - [`rebuild`]: blue/green rebuilds into fresh tables swapped in when caught up.
+//! - [`checksum`]: deterministic digests of read models, to compare a rebuild with the
+//!   live model.
 //! - [`tenants`]: the `tenants` and `manager_clients` read models.
 //! - [`deadlines`]: schedules durable deadlines (e.g. a trial's end) from events.
 //! - [`companies`]: the `companies` read model.
@@ -23,6 +25,7 @@
 
 pub mod billing;
 pub mod channels;
+pub mod checksum;
 pub mod companies;
 pub mod conversations;
 pub mod deadlines;
@@ -31,10 +34,12 @@ pub mod erasures;
 pub mod loyalty;
 pub mod metrics;
 pub mod projection;
+pub mod rebuild;
 pub mod runner;
 pub mod tenants;
 
 pub use projection::{Projection, ProjectionError};
+pub use rebuild::RebuildReport;
 pub use runner::{ProjectionLag, ProjectionRunner};
 
 use std::sync::Arc;

@@ -53,20 +53,14 @@ impl Projection for LoyaltyProjection {
         ]
     }
 
-    fn reset<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            // language=PostgreSQL
-            sqlx::query(
-                "truncate loyalty_programs, loyalty_accounts, loyalty_transactions,
-                     loyalty_promotions, loyalty_services",
-            )
-            .execute(conn)
-            .await?;
-            Ok(())
-        })
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "loyalty_programs",
+            "loyalty_accounts",
+            "loyalty_transactions",
+            "loyalty_promotions",
+            "loyalty_services",
+        ]
     }
 }
 

@@ -96,20 +96,13 @@ impl Projection for MetricsProjection {
         &["metric_dimensions", "tenant_activity"]
     }
 
-    fn reset<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            // language=PostgreSQL
-            sqlx::query(
-                "truncate metric_dimensions, metric_buckets, metric_response_times,
-                     tenant_activity",
-            )
-            .execute(conn)
-            .await?;
-            Ok(())
-        })
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "metric_dimensions",
+            "metric_buckets",
+            "metric_response_times",
+            "tenant_activity",
+        ]
     }
 }
 

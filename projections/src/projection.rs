@@ -48,11 +48,11 @@ pub trait Projection: Send + Sync + 'static {
         &[]
     }
 
-    /// Empties the read model, for a rebuild.
-    fn reset<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+    /// The read model's tables, parents before children (a child's foreign key points to
+    /// a table listed before it). A rebuild builds fresh copies of them and swaps them in,
+    /// and `x8-replay checksum` digests them. Empty for a projection whose table is not
+    /// only derived data (the deadline schedule, which records what ran).
+    fn tables(&self) -> &'static [&'static str];
 }
 
 /// Deserialises an event's payload into the domain event type `E`.

@@ -76,10 +76,10 @@ pub enum WaitError {
 /// Runs projections against one event store.
 #[derive(Clone)]
 pub struct ProjectionRunner {
-    store: EventStore,
+    pub(crate) store: EventStore,
     projections: Vec<Arc<dyn Projection>>,
     batch_size: i64,
-    upcasters: Arc<Vec<Box<dyn cqrs_es::persist::EventUpcaster>>>,
+    pub(crate) upcasters: Arc<Vec<Box<dyn cqrs_es::persist::EventUpcaster>>>,
 }
 
 impl ProjectionRunner {
@@ -252,31 +252,6 @@ impl ProjectionRunner {
         }
     }
 
-    /// Empties `projection`'s read model and resets its checkpoint to the start, in one
-    /// transaction under the projection's lock; the runner then replays it from the start.
-    ///
-    /// # Errors
-    /// [`ProjectionError`]; nothing changes on error.
-    pub async fn rebuild(&self, projection: &dyn Projection) -> Result<(), ProjectionError> {
-        let mut tx = self.store.pool().begin().await?;
-        // language=PostgreSQL
-        sqlx::query("select pg_advisory_xact_lock(hashtext('x8.projection'), hashtext($1))")
-            .bind(projection.name())
-            .execute(&mut *tx)
-            .await?;
-        projection.reset(&mut tx).await?;
-        // language=PostgreSQL
-        sqlx::query(
-            "update projection_checkpoints set transaction_id = '0'::xid8, global_position = 0,
-             updated_at = now() where projection_name = $1",
-        )
-        .bind(projection.name())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// How far `name` is behind.
     ///
     /// # Errors
@@ -353,7 +328,7 @@ impl ProjectionRunner {
 }
 
 /// Deletes an erased business's rows from the projection's [`Projection::tenant_tables`].
-async fn delete_tenant_rows(
+pub(crate) async fn delete_tenant_rows(
     conn: &mut PgConnection,
     projection: &dyn Projection,
     tenant_id: Uuid,
@@ -368,7 +343,7 @@ async fn delete_tenant_rows(
     Ok(())
 }
 
-async fn read_checkpoint(
+pub(crate) async fn read_checkpoint(
     conn: &mut sqlx::PgConnection,
     name: &str,
 ) -> Result<Checkpoint, sqlx::Error> {

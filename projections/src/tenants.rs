@@ -39,17 +39,8 @@ impl Projection for TenantsProjection {
         &["manager_clients", "tenants"]
     }
 
-    fn reset<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            // language=PostgreSQL
-            sqlx::query("truncate tenants, manager_clients")
-                .execute(conn)
-                .await?;
-            Ok(())
-        })
+    fn tables(&self) -> &'static [&'static str] {
+        &["tenants", "manager_clients"]
     }
 }
 

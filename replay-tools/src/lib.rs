@@ -4,10 +4,40 @@
 //! parses the command line); the library form lets the end-to-end tests call them:
 //! - [`history`]: a stream's events with time, actor, correlation, causation and data.
 //! - [`lag`]: how far each projection is behind the log.
-//! - [`rebuild`]: empty a projection's read model and replay it from the first event.
+//! - [`rebuild`]: rebuild read models blue/green, reporting events per second.
+//! - [`checksum`]: deterministic digests of read models.
 //! - [`verify`]: replay every aggregate and check the invariants from history.
 
+pub mod checksum;
 pub mod history;
 pub mod lag;
+pub mod progress;
 pub mod rebuild;
 pub mod verify;
+
+use std::sync::Arc;
+use x8_projections::{Projection, ProjectionRunner};
+
+/// The projections `selection` names: `all`, or one projection's name.
+///
+/// # Errors
+/// An unknown name, listing the known ones.
+pub fn select(
+    runner: &ProjectionRunner,
+    selection: &str,
+) -> anyhow::Result<Vec<Arc<dyn Projection>>> {
+    let selected: Vec<_> = runner
+        .projections()
+        .iter()
+        .filter(|p| selection == "all" || p.name() == selection)
+        .cloned()
+        .collect();
+    if selected.is_empty() {
+        let names: Vec<_> = runner.projections().iter().map(|p| p.name()).collect();
+        anyhow::bail!(
+            "no projection named {selection:?}; known: {}, or all",
+            names.join(", ")
+        );
+    }
+    Ok(selected)
+}

@@ -3,13 +3,13 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use x8_eventstore::{pool, EventStore};
-use x8_replay::{history, lag, rebuild, verify};
+use x8_replay::{checksum, history, lag, rebuild, verify};
 
 #[derive(Parser)]
 #[command(
     name = "x8-replay",
     version,
-    about = "Read and replay the X8 event log: stream histories, projection lag, rebuilds, verification.",
+    about = "Read and replay the X8 event log: stream histories, projection lag, rebuilds, checksums, verification.",
     long_about = "Read and replay the X8 event log.\n\nConnects to DATABASE_URL \
                   (default postgres://postgres@127.0.0.1:5432/x8). Nothing here changes \
                   the event log; `rebuild` only rewrites a read model."
@@ -25,8 +25,12 @@ enum Command {
     History(history::Opts),
     /// Show how many events each projection still has to apply.
     Lag(lag::Opts),
-    /// Empty a projection's read model and replay it from the first event.
+    /// Rebuild a read model (or all) from the first event into fresh tables, then swap
+    /// them in; dashboards keep answering from the old tables meanwhile.
     Rebuild(rebuild::Opts),
+    /// Print a fingerprint of a read model's contents (or of all), to compare a rebuild
+    /// with the live model: equal contents give equal fingerprints.
+    Checksum(checksum::Opts),
     /// Replay every stream of the log and check the platform's rules against its history
     /// (balances, plan limits, managers, payments, the global order). Exits with an error
     /// naming each stream that breaks one.
@@ -46,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         Command::History(opts) => history::run(&store, opts).await,
         Command::Lag(opts) => lag::run(&store, opts).await,
         Command::Rebuild(opts) => rebuild::run(&store, opts).await,
+        Command::Checksum(opts) => checksum::run(&store, opts).await,
         Command::Verify(opts) => verify::run(&store, opts).await,
     }
 }

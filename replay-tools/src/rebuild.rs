@@ -1,8 +1,9 @@
-//! `x8-replay rebuild <projection | all>`: empty a read model and replay it from the start.
+//! `x8-replay rebuild <projection | all>`: rebuild read models blue/green: each is replayed
+//! from the first event into fresh tables while the live ones keep answering, then swapped
+//! in (see `x8_projections::rebuild`).
 
-use anyhow::bail;
+use crate::progress;
 use clap::Args;
-use std::time::Instant;
 use x8_eventstore::EventStore;
 use x8_projections::ProjectionRunner;
 
@@ -13,33 +14,26 @@ pub struct Opts {
     projection: String,
 }
 
-/// Rebuilds and reports events per second.
+/// Rebuilds the selected projections and reports events per second for each.
+///
+/// # Errors
+/// An unknown projection name; a failed rebuild (its live read model is untouched).
 pub async fn run(store: &EventStore, opts: Opts) -> anyhow::Result<()> {
     let runner = ProjectionRunner::new(store.clone(), x8_projections::all());
     runner.register().await?;
-    let selected: Vec<_> = runner
-        .projections()
-        .iter()
-        .filter(|p| opts.projection == "all" || p.name() == opts.projection)
-        .cloned()
-        .collect();
-    if selected.is_empty() {
-        let names: Vec<_> = runner.projections().iter().map(|p| p.name()).collect();
-        bail!(
-            "no projection named {:?}; known: {}",
-            opts.projection,
-            names.join(", ")
-        );
-    }
-    for projection in selected {
-        let started = Instant::now();
-        runner.rebuild(projection.as_ref()).await?;
-        let events = runner.catch_up(projection.as_ref()).await?;
-        let seconds = started.elapsed().as_secs_f64();
+    let total = progress::events_in_log(store).await?;
+    for projection in crate::select(&runner, &opts.projection)? {
+        let bar = progress::bar(total, projection.name());
+        let report = runner
+            .rebuild(projection.as_ref(), &|events| bar.set_position(events))
+            .await?;
+        bar.finish_and_clear();
         println!(
-            "{}: {events} events in {seconds:.2} s ({:.0} events/s)",
+            "{}: {} events in {:.2} s ({:.0} events/s)",
             projection.name(),
-            events as f64 / seconds.max(1e-9)
+            report.events,
+            report.seconds,
+            report.events_per_second()
         );
     }
     Ok(())

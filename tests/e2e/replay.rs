@@ -1,9 +1,15 @@
-//! `x8-replay` against a real log: `verify` names the stream whose history breaks a rule.
+//! `x8-replay` against a real log: `verify` names the stream whose history breaks a rule;
+//! a blue/green `rebuild` keeps the read models answering and ends equal to them
+//! (`checksum`).
 //! (The erasure tests check `history` and `verify` over an erased business.)
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
+use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
+use x8_projections::ProjectionRunner;
+use x8_replay::checksum::checksums;
 use x8_replay::verify::verify;
 use x8_tests::TestApp;
 
@@ -76,4 +82,99 @@ async fn verify_passes_a_sound_log_and_names_each_stream_that_breaks_a_rule(
                 && rule.contains("was expected")),
         "{found:?}"
     );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_blue_green_rebuild_keeps_answering_and_ends_equal_to_the_live_model(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    // given businesses with a manager, companies, a courier and a delivery (a read model
+    // whose child table has a foreign key), every projection caught up
+    let app = TestApp::spawn(db).await;
+    let admin = app.admin().await;
+    let (manager, _) = app.manager(&admin, "m1@x8.test").await;
+    let mut tenants = Vec::new();
+    for i in 0..3 {
+        let (tenant, owner) = app
+            .tenant_with_owner(&format!("Shop {i}"), &format!("owner{i}@x8.test"))
+            .await;
+        app.assign_manager(&admin, tenant, manager, None).await;
+        let company = app.company(&owner, tenant).await;
+        let courier = json!({"name": "Marko", "phone": "+381601234567", "zones": ["Vračar"]});
+        let path = format!("/api/v1/companies/{company}/couriers");
+        let registered = app.send_json(Method::POST, &path, &owner, &courier).await;
+        assert_eq!(
+            registered.status,
+            StatusCode::CREATED,
+            "{:?}",
+            registered.body
+        );
+        let delivery = json!({"order_reference": format!("ORD-{i}"), "address": "Knez Mihailova 1",
+                              "customer_name": "Ana", "customer_phone": "+381609998887"});
+        let path = format!("/api/v1/companies/{company}/deliveries");
+        let created = app.send_json(Method::POST, &path, &owner, &delivery).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let delivery = created.body["delivery_id"].as_str().unwrap();
+        let checkpoint = json!({"location": {"lat": 44.81, "lng": 20.46},
+                                "occurred_at": "2026-11-22T10:00:00Z"});
+        let path = format!("/api/v1/deliveries/{delivery}/checkpoints");
+        let moved = app
+            .send_json(Method::POST, &path, &owner, &checkpoint)
+            .await;
+        assert_eq!(moved.status, StatusCode::CREATED, "{:?}", moved.body);
+        tenants.push((tenant, owner));
+    }
+    app.caught_up().await;
+    let live = checksums(&app.store, "all").await.unwrap();
+    let deliveries = live.iter().find(|c| c.projection == "deliveries").unwrap();
+    assert!(
+        deliveries.tables.iter().all(|t| t.rows > 0),
+        "{deliveries:?}"
+    );
+
+    // when every projection is rebuilt while an owner keeps reading its business
+    let done = AtomicBool::new(false);
+    let (tenant, owner) = &tenants[0];
+    let reads = async {
+        let mut statuses = Vec::new();
+        while !done.load(Ordering::SeqCst) {
+            let path = format!("/api/v1/tenants/{tenant}");
+            statuses.push(app.get_caught_up(owner, &path).await.status);
+        }
+        statuses
+    };
+    let rebuild = async {
+        let runner = ProjectionRunner::new(app.store.clone(), x8_projections::all());
+        let mut reports = Vec::new();
+        for projection in runner.projections() {
+            reports.push(runner.rebuild(projection.as_ref(), &|_| {}).await.unwrap());
+        }
+        done.store(true, Ordering::SeqCst);
+        reports
+    };
+    let (statuses, reports) = tokio::join!(reads, rebuild);
+
+    // then every read was answered, each rebuild replayed the whole log, and the rebuilt
+    // read models are row for row the live ones
+    assert!(!statuses.is_empty());
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    let events = app.event_count().await as u64;
+    assert!(reports.iter().all(|r| r.events == events), "{reports:?}");
+    assert_eq!(checksums(&app.store, "all").await.unwrap(), live);
+
+    // and the live runners go on from the rebuilt models' checkpoints
+    let (after, owner) = app
+        .tenant_with_owner("After Rebuild", "after@x8.test")
+        .await;
+    let view = app
+        .get_caught_up(&owner, &format!("/api/v1/tenants/{after}"))
+        .await;
+    assert_eq!(view.body["name"], "After Rebuild", "{:?}", view.body);
+    app.caught_up().await;
+    let tenants_now = checksums(&app.store, "tenants").await.unwrap();
+    assert_eq!(tenants_now[0].tables[0].rows, 4);
 }

@@ -1,0 +1,281 @@
+//! Blue/green rebuilds (as Marten's projection versions): a projection is replayed from the
+//! first event into fresh copies of its [`Projection::tables`] in a shadow schema
+//! (`x8_rebuild_<name>`) while the live tables keep answering; once the copy has caught up,
+//! one transaction under the projection's lock applies the last events, drops the live
+//! tables, moves the copies in and sets the checkpoint. Readers see the old model or the
+//! new one, never an empty or half-built one.
+//!
+//! - The copies are `like … including all` (columns, defaults, checks, indexes) plus the
+//!   foreign keys between the projection's own tables, re-pointed at the copies.
+//! - The replay runs with `search_path = shadow, live`: the projection's unqualified table
+//!   names resolve to the copies, everything else (the event log, the checkpoints) to the
+//!   live schema. A projection without tables (the deadline schedule) thus replays into its
+//!   live table, whose inserts never schedule twice.
+//! - A crash or an error before the swap leaves the live model untouched; the next rebuild
+//!   drops the stale shadow schema. One rebuild per projection at a time (a session
+//!   advisory lock).
+
+use crate::projection::{erased_tenant, Projection, ProjectionError};
+use crate::runner::{delete_tenant_rows, ProjectionRunner};
+use sqlx::PgConnection;
+use std::time::Instant;
+use x8_eventstore::all::{read_all, AllFilter};
+use x8_eventstore::Checkpoint;
+
+/// Events per transaction while replaying into the copies.
+const REBUILD_BATCH: i64 = 5_000;
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct RebuildReport {
+    /// Events of the log replayed (the projection skips those it does not care about).
+    pub events: u64,
+    /// Wall time from start to swap, in seconds.
+    pub seconds: f64,
+}
+
+impl RebuildReport {
+    /// Events replayed per second.
+    pub fn events_per_second(&self) -> f64 {
+        self.events as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// The live and shadow schema of one rebuild.
+struct Schemas {
+    live: String,
+    shadow: String,
+}
+
+impl ProjectionRunner {
+    /// Rebuilds `projection` blue/green (see the module docs), calling `progress` with the
+    /// number of events replayed so far after each batch.
+    ///
+    /// # Errors
+    /// [`ProjectionError::Other`] when another rebuild of the projection is running or its
+    /// name is not a plain identifier; any other [`ProjectionError`] from the replay. The
+    /// live read model is untouched unless the whole rebuild succeeded.
+    pub async fn rebuild(
+        &self,
+        projection: &dyn Projection,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<RebuildReport, ProjectionError> {
+        let started = Instant::now();
+        let name = projection.name();
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(ProjectionError::Other(format!(
+                "projection name {name:?} is not a plain identifier"
+            )));
+        }
+        let _guard = self.exclusive_rebuild(name).await?;
+        let schemas = self.prepare_shadow(projection).await?;
+
+        let mut checkpoint = Checkpoint::START;
+        let mut events = 0u64;
+        loop {
+            let mut tx = self.store.pool().begin().await?;
+            use_shadow(&mut tx, &schemas).await?;
+            // language=PostgreSQL
+            sqlx::query("set local synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+            let applied = self
+                .replay_batch(&mut tx, projection, &mut checkpoint)
+                .await?;
+            tx.commit().await?;
+            events += applied;
+            progress(events);
+            if applied < REBUILD_BATCH as u64 {
+                break;
+            }
+        }
+
+        let mut tx = self.store.pool().begin().await?;
+        // language=PostgreSQL
+        sqlx::query("select pg_advisory_xact_lock(hashtext('x8.projection'), hashtext($1))")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        use_shadow(&mut tx, &schemas).await?;
+        loop {
+            let applied = self
+                .replay_batch(&mut tx, projection, &mut checkpoint)
+                .await?;
+            events += applied;
+            if applied == 0 {
+                break;
+            }
+        }
+        swap(&mut tx, projection, &schemas, checkpoint).await?;
+        tx.commit().await?;
+        progress(events);
+        Ok(RebuildReport {
+            events,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Holds the projection's rebuild lock (a session advisory lock on a connection kept
+    /// for the rebuild's duration).
+    async fn exclusive_rebuild(&self, name: &str) -> Result<PgConnection, ProjectionError> {
+        let mut conn = self.store.pool().acquire().await?.detach();
+        // language=PostgreSQL
+        let (locked,): (bool,) =
+            sqlx::query_as("select pg_try_advisory_lock(hashtext('x8.rebuild'), hashtext($1))")
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await?;
+        if !locked {
+            return Err(ProjectionError::Other(format!(
+                "a rebuild of {name} is already running"
+            )));
+        }
+        // The lock goes with the session, and the connection is detached from the pool: it
+        // is closed when dropped (releasing the lock), never reused still holding it.
+        Ok(conn)
+    }
+
+    /// Creates the shadow schema with empty copies of the projection's tables.
+    async fn prepare_shadow(
+        &self,
+        projection: &dyn Projection,
+    ) -> Result<Schemas, ProjectionError> {
+        let mut tx = self.store.pool().begin().await?;
+        // language=PostgreSQL
+        let live: String = sqlx::query_scalar("select current_schema()")
+            .fetch_one(&mut *tx)
+            .await?;
+        let schemas = Schemas {
+            shadow: format!("x8_rebuild_{}", projection.name()),
+            live,
+        };
+        let Schemas { live, shadow } = &schemas;
+        // language=PostgreSQL
+        sqlx::query(&format!(r#"drop schema if exists "{shadow}" cascade"#))
+            .execute(&mut *tx)
+            .await?;
+        // language=PostgreSQL
+        sqlx::query(&format!(r#"create schema "{shadow}""#))
+            .execute(&mut *tx)
+            .await?;
+        let tables: Vec<String> = projection.tables().iter().map(|t| t.to_string()).collect();
+        for table in &tables {
+            // language=PostgreSQL
+            sqlx::query(&format!(
+                r#"create table "{shadow}"."{table}" (like "{live}"."{table}" including all)"#
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Foreign keys as the live schema prints them (unqualified names of its own
+        // tables), re-created where those names resolve to the copies.
+        // language=PostgreSQL
+        let foreign_keys: Vec<(String, String, String)> = sqlx::query_as(
+            "select cl.relname::text, co.conname::text, pg_get_constraintdef(co.oid)
+             from pg_constraint co
+             join pg_class cl on cl.oid = co.conrelid
+             join pg_namespace ns on ns.oid = cl.relnamespace
+             where co.contype = 'f' and ns.nspname = $1 and cl.relname = any($2)",
+        )
+        .bind(live)
+        .bind(&tables)
+        .fetch_all(&mut *tx)
+        .await?;
+        use_shadow(&mut tx, &schemas).await?;
+        for (table, constraint, definition) in foreign_keys {
+            // language=PostgreSQL
+            sqlx::query(&format!(
+                r#"alter table "{shadow}"."{table}" add constraint "{constraint}" {definition}"#
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(schemas)
+    }
+
+    /// Applies the next batch after `checkpoint` through `conn` and advances it. Returns the
+    /// number of events read.
+    async fn replay_batch(
+        &self,
+        conn: &mut PgConnection,
+        projection: &dyn Projection,
+        checkpoint: &mut Checkpoint,
+    ) -> Result<u64, ProjectionError> {
+        let batch = read_all(
+            &mut *conn,
+            *checkpoint,
+            REBUILD_BATCH,
+            &AllFilter::default(),
+        )
+        .await
+        .map_err(|e| ProjectionError::Other(e.to_string()))?;
+        let count = batch.events.len() as u64;
+        for event in batch.events {
+            *checkpoint = event.checkpoint();
+            let event = event.upcast(&self.upcasters);
+            projection.apply(conn, &event).await?;
+            if let Some(tenant_id) = erased_tenant(&event) {
+                delete_tenant_rows(conn, projection, tenant_id).await?;
+            }
+        }
+        Ok(count)
+    }
+}
+
+/// Points the transaction's unqualified names at the copies first.
+async fn use_shadow(conn: &mut PgConnection, schemas: &Schemas) -> Result<(), sqlx::Error> {
+    let Schemas { live, shadow } = schemas;
+    // language=PostgreSQL
+    sqlx::query(&format!(r#"set local search_path = "{shadow}", "{live}""#))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the live tables with the copies and sets the checkpoint, in the caller's
+/// transaction.
+async fn swap(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    schemas: &Schemas,
+    checkpoint: Checkpoint,
+) -> Result<(), sqlx::Error> {
+    let Schemas { live, shadow } = schemas;
+    for table in projection.tables().iter().rev() {
+        // language=PostgreSQL
+        sqlx::query(&format!(r#"drop table "{live}"."{table}""#))
+            .execute(&mut *conn)
+            .await?;
+    }
+    for table in projection.tables() {
+        // language=PostgreSQL
+        sqlx::query(&format!(
+            r#"alter table "{shadow}"."{table}" set schema "{live}""#
+        ))
+        .execute(&mut *conn)
+        .await?;
+    }
+    // language=PostgreSQL
+    sqlx::query(&format!(r#"drop schema "{shadow}""#))
+        .execute(&mut *conn)
+        .await?;
+    // language=PostgreSQL
+    sqlx::query(&format!(
+        r#"insert into "{live}".projection_checkpoints
+               (projection_name, transaction_id, global_position, updated_at)
+           values ($1, $2::text::xid8, $3, now())
+           on conflict (projection_name) do update
+           set transaction_id = excluded.transaction_id,
+               global_position = excluded.global_position, updated_at = now()"#
+    ))
+    .bind(projection.name())
+    .bind(checkpoint.transaction_id.to_string())
+    .bind(checkpoint.global_position)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
