@@ -32,13 +32,19 @@ pub const SEALED: &str = "[sealed]";
 /// What a sealed field shows once its business was erased (the key destroyed).
 pub const ERASED: &str = "[erased]";
 
-/// One event as the history shows it.
+/// One event as the history (and `export`) shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
-    /// Version of the stream after the event (1-based).
-    pub sequence: i64,
     /// Its place in `$all`.
     pub global_position: i64,
+    /// The business it belongs to; `None` for platform streams (staff, the Meta app pool).
+    pub tenant_id: Option<uuid::Uuid>,
+    /// The stream's kind, e.g. `order`.
+    pub aggregate_type: String,
+    /// The stream's id.
+    pub aggregate_id: String,
+    /// Version of the stream after the event (1-based).
+    pub sequence: i64,
     /// When it was appended (UTC).
     pub recorded_at: chrono::DateTime<chrono::Utc>,
     /// Event type, e.g. `OrderPaid`.
@@ -77,7 +83,7 @@ pub async fn entries(
     let upcasters = store.upcasters();
     Ok(events
         .into_iter()
-        .map(|event| entry(event.upcast(&upcasters), shown))
+        .map(|event| Entry::of(event.upcast(&upcasters), shown))
         .collect())
 }
 
@@ -111,39 +117,46 @@ pub async fn run(store: &EventStore, opts: Opts) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn entry(event: RecordedEvent, sealed: &str) -> Entry {
-    let meta = |key: &str| {
-        event
-            .metadata
-            .get(key)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    // Events are externally tagged (`{"OrderPaid": {...}}`): show the body.
-    let mut data = match event.payload {
-        Value::Object(mut tagged)
-            if tagged.len() == 1 && tagged.contains_key(&event.event_type) =>
-        {
-            tagged.remove(&event.event_type).unwrap_or(Value::Null)
+impl Entry {
+    /// The event as shown, every sealed value replaced by `sealed` ([`SEALED`] or
+    /// [`ERASED`]).
+    pub fn of(event: RecordedEvent, sealed: &str) -> Self {
+        let meta = |key: &str| {
+            event
+                .metadata
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        // Events are externally tagged (`{"OrderPaid": {...}}`): show the body.
+        let mut data = match event.payload {
+            Value::Object(mut tagged)
+                if tagged.len() == 1 && tagged.contains_key(&event.event_type) =>
+            {
+                tagged.remove(&event.event_type).unwrap_or(Value::Null)
+            }
+            other => other,
+        };
+        redact(&mut data, sealed);
+        Entry {
+            global_position: event.global_position,
+            tenant_id: event.tenant_id,
+            aggregate_type: event.aggregate_type,
+            aggregate_id: event.aggregate_id,
+            sequence: event.sequence,
+            recorded_at: event.recorded_at,
+            actor: meta(ACTOR),
+            correlation_id: meta(CORRELATION_ID),
+            causation_id: meta(CAUSATION_ID),
+            event_type: event.event_type,
+            event_version: event.event_version,
+            data,
         }
-        other => other,
-    };
-    redact(&mut data, sealed);
-    Entry {
-        sequence: event.sequence,
-        global_position: event.global_position,
-        recorded_at: event.recorded_at,
-        actor: meta(ACTOR),
-        correlation_id: meta(CORRELATION_ID),
-        causation_id: meta(CAUSATION_ID),
-        event_type: event.event_type,
-        event_version: event.event_version,
-        data,
     }
 }
 
 /// Replaces every sealed value (see [`Sealed`]) anywhere in `value` with `shown`.
-fn redact(value: &mut Value, shown: &str) {
+pub(crate) fn redact(value: &mut Value, shown: &str) {
     match value {
         Value::String(s) if s.starts_with(Sealed::V1) || s.starts_with(Sealed::LEGACY) => {
             *s = shown.to_string();

@@ -6,9 +6,11 @@
 //! - [`lag`]: how far each projection is behind the log.
 //! - [`rebuild`]: rebuild read models blue/green, reporting events per second.
 //! - [`checksum`]: deterministic digests of read models.
+//! - [`export`]: events of a time range for analysts, as JSON lines or CSV.
 //! - [`verify`]: replay every aggregate and check the invariants from history.
 
 pub mod checksum;
+pub mod export;
 pub mod history;
 pub mod lag;
 pub mod progress;
@@ -40,4 +42,25 @@ pub fn select(
         );
     }
     Ok(selected)
+}
+
+/// The next page of `$all` after `after` (up to `limit` events matching `filter`), waiting
+/// while a writer that is still open holds newer events behind the read horizon: empty
+/// only at the end of the log.
+///
+/// # Errors
+/// The database fails.
+pub async fn next_page(
+    store: &x8_eventstore::EventStore,
+    after: x8_eventstore::Checkpoint,
+    limit: i64,
+    filter: &x8_eventstore::all::AllFilter,
+) -> anyhow::Result<Vec<x8_eventstore::RecordedEvent>> {
+    loop {
+        let batch = x8_eventstore::all::read_all(store.pool(), after, limit, filter).await?;
+        if !batch.events.is_empty() || !batch.held_by_horizon {
+            return Ok(batch.events);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use x8_eventstore::{pool, EventStore};
-use x8_replay::{checksum, history, lag, rebuild, verify};
+use x8_replay::{checksum, export, history, lag, rebuild, verify};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +31,9 @@ enum Command {
     /// Print a fingerprint of a read model's contents (or of all), to compare a rebuild
     /// with the live model: equal contents give equal fingerprints.
     Checksum(checksum::Opts),
+    /// Write the events of a time range (optionally one business's, or one kind's) as JSON
+    /// lines or CSV, for analysis; personal fields are never included.
+    Export(export::Opts),
     /// Replay every stream of the log and check the platform's rules against its history
     /// (balances, plan limits, managers, payments, the global order). Exits with an error
     /// naming each stream that breaks one.
@@ -51,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Lag(opts) => lag::run(&store, opts).await,
         Command::Rebuild(opts) => rebuild::run(&store, opts).await,
         Command::Checksum(opts) => checksum::run(&store, opts).await,
+        Command::Export(opts) => export::run(&store, opts).await,
         Command::Verify(opts) => verify::run(&store, opts).await,
     }
 }

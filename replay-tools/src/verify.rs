@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use x8_domain::billing::order::{Order, OrderEvent, OrderStatus};
 use x8_domain::loyalty::LoyaltyAccount;
 use x8_domain::tenant::{Tenant, TenantEvent};
-use x8_eventstore::all::{read_all, AllFilter};
+use x8_eventstore::all::AllFilter;
 use x8_eventstore::stream::every_stream;
 use x8_eventstore::{Checkpoint, EventStore, RecordedEvent};
 
@@ -118,17 +118,12 @@ async fn check_global_order(store: &EventStore) -> anyhow::Result<Vec<Violation>
     let mut twice = Vec::new();
     let mut after = Checkpoint::START;
     loop {
-        let batch = read_all(store.pool(), after, BATCH, &AllFilter::default()).await?;
-        let Some(last) = batch.events.last() else {
-            if batch.held_by_horizon {
-                // A writer is still open: its events are behind the horizon, wait for it.
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                continue;
-            }
+        let events = crate::next_page(store, after, BATCH, &AllFilter::default()).await?;
+        let Some(last) = events.last() else {
             break;
         };
         after = last.checkpoint();
-        for event in &batch.events {
+        for event in &events {
             if !seen.insert(event.global_position) {
                 twice.push(event.global_position);
             }
