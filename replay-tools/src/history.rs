@@ -1,15 +1,16 @@
 //! `x8-replay history <aggregate_type> <id>`: a stream's events for auditors.
 //!
 //! Each event with its time, actor, correlation and causation ids and its data. Sealed
-//! personal fields (e-mails, names, phones, message texts, credentials) are never printed:
-//! they show as `[sealed]`, or as `[erased]` once the business was erased and its data key
-//! destroyed (crypto-shredding, DOMAIN.md "Hard delete"). The amounts, times and statuses
-//! around them stay readable.
+//! personal fields (e-mails, names, phones, message texts, credentials) are opened for an
+//! auditor who holds the master key (`X8_MASTER_KEY`) while the business's data key
+//! exists; otherwise they show as `[sealed]`, and as `[erased]` once the business was
+//! erased and its key destroyed (crypto-shredding, DOMAIN.md "Hard delete"). The amounts,
+//! times and statuses around them stay readable.
 
 use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
-use x8_commands::vault::{is_key_destroyed, PLATFORM_SCOPE};
+use x8_commands::vault::{is_key_destroyed, MasterKey, Vault, PLATFORM_SCOPE};
 use x8_domain::Sealed;
 use x8_eventstore::metadata::{ACTOR, CAUSATION_ID, CORRELATION_ID};
 use x8_eventstore::stream::{read_stream, StreamRange};
@@ -25,6 +26,9 @@ pub struct Opts {
     /// Print one JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
+    /// Show personal fields as `[sealed]` even when `X8_MASTER_KEY` is set.
+    #[arg(long)]
+    redacted: bool,
 }
 
 /// What a sealed field shows while its business's data key exists.
@@ -87,9 +91,121 @@ pub async fn entries(
         .collect())
 }
 
-/// Prints the stream.
+/// The stream's events, oldest first, with every sealed field opened when the business's
+/// data key exists and `vault` (the master key) is given; values that do not open (or an
+/// erased business's) are redacted as by [`entries`].
+///
+/// A value's purpose is found from where it sits: `<stream kind>:<stream id>:<field>`
+/// (`tenant:<id>:name`), with the parent field as prefix (`customer_name`), under an id
+/// beside it (`courier_id` → `courier:<id>:<field>`), or the account e-mail and channel
+/// credentials purposes. The purpose is authenticated, so a wrong guess never opens.
+///
+/// # Errors
+/// As [`entries`]; the key cannot be read.
+pub async fn opened_entries(
+    store: &EventStore,
+    vault: &Vault,
+    aggregate_type: &str,
+    id: &str,
+) -> anyhow::Result<Vec<Entry>> {
+    let mut entries = entries(store, aggregate_type, id).await?;
+    let events = read_stream(store.pool(), aggregate_type, id, StreamRange::default()).await?;
+    let scope = events
+        .first()
+        .and_then(|e| e.tenant_id)
+        .unwrap_or(PLATFORM_SCOPE);
+    let keys = vault.existing_scope_keys(&[scope]).await?;
+    let Some(key) = keys.get(&scope) else {
+        return Ok(entries);
+    };
+    let upcasters = store.upcasters();
+    for (entry, event) in entries.iter_mut().zip(events) {
+        let mut data = Entry::sealed(event.upcast(&upcasters)).data;
+        if let Value::Object(body) = &mut data {
+            let siblings = body.clone();
+            for (field, value) in body.iter_mut() {
+                open_all(value, None, field, &|parent, field, sealed| {
+                    candidates(aggregate_type, id, parent, field, &siblings)
+                        .iter()
+                        .find_map(|purpose| key.open(purpose, sealed).ok())
+                        .map(|plain| String::from_utf8_lossy(&plain).into_owned())
+                });
+            }
+        }
+        entry.data = data;
+    }
+    Ok(entries)
+}
+
+/// The purposes a sealed `field` (inside `parent`, if nested) of a stream's event may have
+/// been sealed for, most likely first.
+fn candidates(
+    aggregate_type: &str,
+    id: &str,
+    parent: Option<&str>,
+    field: &str,
+    siblings: &serde_json::Map<String, Value>,
+) -> Vec<String> {
+    let mut purposes = vec![Sealed::purpose(aggregate_type, id, field)];
+    if let Some(parent) = parent {
+        // `{parent}_{field}`; a delivery's `recipient` is sealed under the API's names.
+        for prefix in [parent, "customer"] {
+            let nested = format!("{prefix}_{field}");
+            purposes.push(Sealed::purpose(aggregate_type, id, &nested));
+        }
+    }
+    for (name, value) in siblings {
+        if let (Some(kind), Some(other)) = (name.strip_suffix("_id"), value.as_str()) {
+            purposes.push(Sealed::purpose(kind, other, field));
+        }
+    }
+    purposes.push(x8_commands::accounts::EMAIL_PURPOSE.into());
+    purposes.push(format!("channel-credentials:{id}"));
+    purposes
+}
+
+/// Opens one sealed value given its parent field (if nested) and field: the plaintext, or
+/// `None` when no purpose opens it.
+type Opener<'a> = dyn Fn(Option<&str>, &str, &Sealed) -> Option<String> + 'a;
+
+/// Replaces each sealed value under `value` (named `field`, inside `parent`) by what
+/// `open` gives, or [`SEALED`].
+fn open_all(
+    value: &mut Value,
+    parent: Option<&str>,
+    field: &str,
+    open: &Opener<'_>,
+) {
+    match value {
+        Value::String(s) if s.starts_with(Sealed::V1) || s.starts_with(Sealed::LEGACY) => {
+            let sealed = Sealed(s.clone());
+            *s = open(parent, field, &sealed).unwrap_or_else(|| SEALED.to_string());
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| open_all(v, parent, field, open)),
+        Value::Object(fields) => {
+            for (name, v) in fields.iter_mut() {
+                open_all(v, Some(field), name, open);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Prints the stream; with `X8_MASTER_KEY` set (and no `--redacted`), personal fields are
+/// opened.
 pub async fn run(store: &EventStore, opts: Opts) -> anyhow::Result<()> {
-    let entries = entries(store, &opts.aggregate_type, &opts.id).await?;
+    let master = std::env::var("X8_MASTER_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty() && !opts.redacted);
+    let entries = match master {
+        Some(master) => {
+            let vault = Vault::new(store.pool().clone(), MasterKey::from_base64(&master)?);
+            opened_entries(store, &vault, &opts.aggregate_type, &opts.id).await?
+        }
+        None => entries(store, &opts.aggregate_type, &opts.id).await?,
+    };
     if !opts.json {
         println!(
             "{:>4}  {:<32}  {:<26}  {:<7}  {:<50}  {:<36}  {:<36}  data",
@@ -121,6 +237,13 @@ impl Entry {
     /// The event as shown, every sealed value replaced by `sealed` ([`SEALED`] or
     /// [`ERASED`]).
     pub fn of(event: RecordedEvent, sealed: &str) -> Self {
+        let mut entry = Self::sealed(event);
+        redact(&mut entry.data, sealed);
+        entry
+    }
+
+    /// The event with its sealed values as stored.
+    fn sealed(event: RecordedEvent) -> Self {
         let meta = |key: &str| {
             event
                 .metadata
@@ -129,7 +252,7 @@ impl Entry {
                 .map(str::to_string)
         };
         // Events are externally tagged (`{"OrderPaid": {...}}`): show the body.
-        let mut data = match event.payload {
+        let data = match event.payload {
             Value::Object(mut tagged)
                 if tagged.len() == 1 && tagged.contains_key(&event.event_type) =>
             {
@@ -137,7 +260,6 @@ impl Entry {
             }
             other => other,
         };
-        redact(&mut data, sealed);
         Entry {
             global_position: event.global_position,
             tenant_id: event.tenant_id,

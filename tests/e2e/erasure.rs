@@ -466,6 +466,36 @@ async fn erasing_a_business_compensates_everything_it_owns_and_leaves_nothing_pe
         !kept_printed.contains(x8_replay::history::ERASED),
         "{kept_printed}"
     );
+    // (an auditor holding the master key reads the kept business's fields, and still
+    // nothing of the erased one's)
+    let (store, vault) = (&app.store, &app.state.commands.vault);
+    let opened = |kind: &'static str, id: String| async move {
+        let entries = x8_replay::history::opened_entries(store, vault, kind, &id)
+            .await
+            .unwrap();
+        serde_json::to_string(&entries).unwrap()
+    };
+    let kept_opened = opened("delivery", kept_delivery.to_string()).await;
+    for personal in ["Bulevar Kralja Aleksandra 73", "Petar Kept"] {
+        assert!(kept_opened.contains(personal), "{kept_opened}");
+    }
+    assert!(
+        !kept_opened.contains(x8_replay::history::SEALED),
+        "{kept_opened}"
+    );
+    let kept_registration = opened("tenant", kept.to_string()).await;
+    for personal in ["Keep Me Bakery", "keep.owner@x8.test"] {
+        assert!(kept_registration.contains(personal), "{kept_registration}");
+    }
+    let erased_opened = opened("delivery", erased.delivery.to_string()).await;
+    assert!(
+        PERSONAL.iter().all(|p| !erased_opened.contains(p)),
+        "{erased_opened}"
+    );
+    assert!(
+        erased_opened.contains(x8_replay::history::ERASED),
+        "{erased_opened}"
+    );
     // and replaying every stream of the log, the erased ones included, breaks no rule
     let report = x8_replay::verify::verify(&app.store).await.unwrap();
     assert_eq!(report.violations, vec![], "{report:?}");
