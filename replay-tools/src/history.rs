@@ -108,33 +108,35 @@ pub async fn opened_entries(
     aggregate_type: &str,
     id: &str,
 ) -> anyhow::Result<Vec<Entry>> {
-    let mut entries = entries(store, aggregate_type, id).await?;
     let events = read_stream(store.pool(), aggregate_type, id, StreamRange::default()).await?;
     let scope = events
         .first()
         .and_then(|e| e.tenant_id)
         .unwrap_or(PLATFORM_SCOPE);
     let keys = vault.existing_scope_keys(&[scope]).await?;
-    let Some(key) = keys.get(&scope) else {
-        return Ok(entries);
+    let Some(key) = keys.get(&scope).filter(|_| !events.is_empty()) else {
+        // No key (the business was erased) or no events: redacted, or the error.
+        return entries(store, aggregate_type, id).await;
     };
     let upcasters = store.upcasters();
-    for (entry, event) in entries.iter_mut().zip(events) {
-        let mut data = Entry::sealed(event.upcast(&upcasters)).data;
-        if let Value::Object(body) = &mut data {
-            let siblings = body.clone();
-            for (field, value) in body.iter_mut() {
-                open_all(value, None, field, &|parent, field, sealed| {
-                    candidates(aggregate_type, id, parent, field, &siblings)
-                        .iter()
-                        .find_map(|purpose| key.open(purpose, sealed).ok())
-                        .map(|plain| String::from_utf8_lossy(&plain).into_owned())
-                });
+    Ok(events
+        .into_iter()
+        .map(|event| {
+            let mut entry = Entry::sealed(event.upcast(&upcasters));
+            if let Value::Object(body) = &mut entry.data {
+                let siblings = body.clone();
+                for (field, value) in body.iter_mut() {
+                    open_all(value, None, field, &|parent, field, sealed| {
+                        candidates(aggregate_type, id, parent, field, &siblings)
+                            .iter()
+                            .find_map(|purpose| key.open(purpose, sealed).ok())
+                            .map(|plain| String::from_utf8_lossy(&plain).into_owned())
+                    });
+                }
             }
-        }
-        entry.data = data;
-    }
-    Ok(entries)
+            entry
+        })
+        .collect())
 }
 
 /// The purposes a sealed `field` (inside `parent`, if nested) of a stream's event may have
@@ -170,12 +172,7 @@ type Opener<'a> = dyn Fn(Option<&str>, &str, &Sealed) -> Option<String> + 'a;
 
 /// Replaces each sealed value under `value` (named `field`, inside `parent`) by what
 /// `open` gives, or [`SEALED`].
-fn open_all(
-    value: &mut Value,
-    parent: Option<&str>,
-    field: &str,
-    open: &Opener<'_>,
-) {
+fn open_all(value: &mut Value, parent: Option<&str>, field: &str, open: &Opener<'_>) {
     match value {
         Value::String(s) if s.starts_with(Sealed::V1) || s.starts_with(Sealed::LEGACY) => {
             let sealed = Sealed(s.clone());
