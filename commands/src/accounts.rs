@@ -170,15 +170,13 @@ async fn is_interrupted_registration(
     let Some(tenant_id) = owner.tenant_id() else {
         return Ok(false);
     };
-    let scope = tenant_id.0;
-    let opened = |purpose: String, sealed| async move {
-        commands
-            .vault
-            .open(scope, &purpose, sealed)
-            .await
-            .map_err(|e| CommandError::Infrastructure(e.to_string()))
-    };
-    if *opened(user_purpose(owner.id(), "name"), owner.name()).await? != *name.as_bytes() {
+    let purpose = user_purpose(owner.id(), "name");
+    let current = commands
+        .vault
+        .open(tenant_id.0, &purpose, owner.name())
+        .await
+        .map_err(|e| CommandError::Infrastructure(e.to_string()))?;
+    if *current != *name.as_bytes() {
         return Ok(false);
     }
     let tenant = commands

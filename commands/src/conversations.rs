@@ -79,7 +79,7 @@ pub fn conversation_id(
 
 /// The vault purpose of a conversation's field: binds a sealed value to its conversation.
 pub fn purpose(conversation_id: Uuid, field: &str) -> String {
-    format!("conversation:{conversation_id}:{field}")
+    Sealed::purpose("conversation", conversation_id, field)
 }
 
 /// The contact as a provider names it, in plaintext (sealed by [`open`] and [`receive`]).

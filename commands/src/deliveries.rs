@@ -67,12 +67,12 @@ impl NamedCommand for CourierCommand {
 
 /// The vault purpose of a courier's field.
 pub fn courier_purpose(courier_id: Uuid, field: &str) -> String {
-    format!("courier:{courier_id}:{field}")
+    Sealed::purpose("courier", courier_id, field)
 }
 
 /// The vault purpose of a delivery's field.
 pub fn delivery_purpose(delivery_id: Uuid, field: &str) -> String {
-    format!("delivery:{delivery_id}:{field}")
+    Sealed::purpose("delivery", delivery_id, field)
 }
 
 /// The SHA-256 (hex) a tracking token is stored and looked up as.

@@ -101,7 +101,7 @@ impl NamedCommand for ReferralCodeCommand {
 
 /// The vault purpose of an account's sealed customer reference.
 pub fn customer_ref_purpose(account_id: Uuid) -> String {
-    format!("loyalty_account:{account_id}:customer_ref")
+    x8_domain::Sealed::purpose("loyalty_account", account_id, "customer_ref")
 }
 
 /// The account of customer `customer_ref` (validated) at the business whose data key is

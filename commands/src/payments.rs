@@ -171,7 +171,7 @@ pub struct NewOrder {
 
 /// The vault purpose of an order's sealed `field` (`customer_ref`, `description`).
 pub fn order_purpose(order_id: Uuid, field: &str) -> String {
-    format!("order:{order_id}:{field}")
+    x8_domain::Sealed::purpose("order", order_id, field)
 }
 
 /// The refusal when the business's data key is gone (it was erased).
