@@ -10,7 +10,7 @@
 use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
-use x8_commands::vault::{is_key_destroyed, MasterKey, Vault, PLATFORM_SCOPE};
+use x8_commands::vault::{is_key_destroyed, MasterKey, ScopeKey, Vault, PLATFORM_SCOPE};
 use x8_domain::Sealed;
 use x8_eventstore::metadata::{ACTOR, CAUSATION_ID, CORRELATION_ID};
 use x8_eventstore::stream::{read_stream, StreamRange};
@@ -123,20 +123,28 @@ pub async fn opened_entries(
         .into_iter()
         .map(|event| {
             let mut entry = Entry::sealed(event.upcast(&upcasters));
-            if let Value::Object(body) = &mut entry.data {
-                let siblings = body.clone();
-                for (field, value) in body.iter_mut() {
-                    open_all(value, None, field, &|parent, field, sealed| {
-                        candidates(aggregate_type, id, parent, field, &siblings)
-                            .iter()
-                            .find_map(|purpose| key.open(purpose, sealed).ok())
-                            .map(|plain| String::from_utf8_lossy(&plain).into_owned())
-                    });
-                }
-            }
+            open_sealed_fields(&mut entry.data, key, aggregate_type, id);
             entry
         })
         .collect())
+}
+
+/// Opens every sealed value of `body` (an event's fields, or a stream's state) with the
+/// business's `key`, finding each one's purpose from where it sits in stream
+/// `aggregate_type/id` (see [`opened_entries`]); a value that does not open shows as
+/// [`SEALED`].
+pub(crate) fn open_sealed_fields(body: &mut Value, key: &ScopeKey, aggregate_type: &str, id: &str) {
+    if let Value::Object(body) = body {
+        let siblings = body.clone();
+        for (field, value) in body.iter_mut() {
+            open_all(value, None, field, &|parent, field, sealed| {
+                candidates(aggregate_type, id, parent, field, &siblings)
+                    .iter()
+                    .find_map(|purpose| key.open(purpose, sealed).ok())
+                    .map(|plain| String::from_utf8_lossy(&plain).into_owned())
+            });
+        }
+    }
 }
 
 /// The purposes a sealed `field` (inside `parent`, if nested) of a stream's event may have
@@ -193,14 +201,8 @@ fn open_all(value: &mut Value, parent: Option<&str>, field: &str, open: &Opener<
 /// Prints the stream; with `X8_MASTER_KEY` set (and no `--redacted`), personal fields are
 /// opened.
 pub async fn run(store: &EventStore, opts: Opts) -> anyhow::Result<()> {
-    let master = std::env::var("X8_MASTER_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty() && !opts.redacted);
-    let entries = match master {
-        Some(master) => {
-            let vault = Vault::new(store.pool().clone(), MasterKey::from_base64(&master)?);
-            opened_entries(store, &vault, &opts.aggregate_type, &opts.id).await?
-        }
+    let entries = match auditor_vault(store, opts.redacted)? {
+        Some(vault) => opened_entries(store, &vault, &opts.aggregate_type, &opts.id).await?,
         None => entries(store, &opts.aggregate_type, &opts.id).await?,
     };
     if !opts.json {
@@ -228,6 +230,24 @@ pub async fn run(store: &EventStore, opts: Opts) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The vault an auditor opens personal fields with: `X8_MASTER_KEY` when set, unless the
+/// output is to stay `redacted`.
+///
+/// # Errors
+/// `X8_MASTER_KEY` is not a base64 key of 32 bytes.
+pub(crate) fn auditor_vault(store: &EventStore, redacted: bool) -> anyhow::Result<Option<Vault>> {
+    let master = std::env::var("X8_MASTER_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty() && !redacted);
+    Ok(match master {
+        Some(master) => Some(Vault::new(
+            store.pool().clone(),
+            MasterKey::from_base64(&master)?,
+        )),
+        None => None,
+    })
 }
 
 impl Entry {

@@ -5,16 +5,19 @@
 //! - [`history`]: a stream's events with time, actor, correlation, causation and data.
 //! - [`lag`]: how far each projection is behind the log.
 //! - [`rebuild`]: rebuild read models blue/green, reporting events per second.
+//! - [`state`]: an aggregate's state as of a time or version.
 //! - [`checksum`]: deterministic digests of read models.
 //! - [`export`]: events of a time range for analysts, as JSON lines or CSV.
 //! - [`verify`]: replay every aggregate and check the invariants from history.
 
+mod aggregates;
 pub mod checksum;
 pub mod export;
 pub mod history;
 pub mod lag;
 pub mod progress;
 pub mod rebuild;
+pub mod state;
 pub mod verify;
 
 use std::sync::Arc;

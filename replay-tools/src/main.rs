@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use x8_eventstore::{pool, EventStore};
-use x8_replay::{checksum, export, history, lag, rebuild, verify};
+use x8_replay::{checksum, export, history, lag, rebuild, state, verify};
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +23,9 @@ struct Cli {
 enum Command {
     /// Show every event of one stream, oldest first, with who caused it and why.
     History(history::Opts),
+    /// Show what one stream's record (an order, a loyalty account, a business…) was at a
+    /// given time or after its Nth event, rebuilt from its events up to then.
+    State(state::Opts),
     /// Show how many events each projection still has to apply.
     Lag(lag::Opts),
     /// Rebuild a read model (or all) from the first event into fresh tables, then swap
@@ -51,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let store = EventStore::new(pool).with_upcasters(x8_domain::upcasters::all);
     match cli.command {
         Command::History(opts) => history::run(&store, opts).await,
+        Command::State(opts) => state::run(&store, opts).await,
         Command::Lag(opts) => lag::run(&store, opts).await,
         Command::Rebuild(opts) => rebuild::run(&store, opts).await,
         Command::Checksum(opts) => checksum::run(&store, opts).await,

@@ -14,13 +14,10 @@
 //! Erased businesses pass like any other: their events stay whole and in order, only the
 //! sealed personal fields in them no longer open (nothing here opens them).
 
-use cqrs_es::Aggregate;
+use crate::aggregates::{replay_for, Replay};
 use futures::TryStreamExt as _;
 use serde::Serialize;
 use std::collections::HashSet;
-use x8_domain::billing::order::{Order, OrderEvent, OrderStatus};
-use x8_domain::loyalty::LoyaltyAccount;
-use x8_domain::tenant::{Tenant, TenantEvent};
 use x8_eventstore::all::AllFilter;
 use x8_eventstore::stream::every_stream;
 use x8_eventstore::{Checkpoint, EventStore, RecordedEvent};
@@ -189,7 +186,7 @@ impl StreamReplay {
                     Some(format!("unknown aggregate type {:?}", event.aggregate_type))
                 }
                 None => None,
-                Some(aggregate) => aggregate.apply(event).err(),
+                Some(aggregate) => aggregate.apply(event).err().map(|b| b.to_string()),
             }
         };
         broken.map(|rule| Violation {
@@ -197,137 +194,5 @@ impl StreamReplay {
             sequence: Some(event.sequence),
             rule,
         })
-    }
-}
-
-/// An aggregate's state, replayed one stored event at a time.
-trait Replay: Send {
-    /// Deserialises `event`, checks the rules and applies it.
-    fn apply(&mut self, event: &RecordedEvent) -> Result<(), String>;
-}
-
-/// A rule checked with the state before an event and the event itself.
-type Before<A> = fn(&A, &<A as Aggregate>::Event) -> Result<(), String>;
-/// A rule checked with the state after an event.
-type After<A> = fn(&A) -> Result<(), String>;
-
-struct Replaying<A: Aggregate> {
-    state: A,
-    before: Before<A>,
-    after: After<A>,
-}
-
-impl<A: Aggregate + 'static> Replaying<A> {
-    fn boxed() -> Box<dyn Replay> {
-        Self::with_rules(|_, _| Ok(()), |_| Ok(()))
-    }
-
-    fn with_rules(before: Before<A>, after: After<A>) -> Box<dyn Replay> {
-        Box::new(Self {
-            state: A::default(),
-            before,
-            after,
-        })
-    }
-}
-
-impl<A: Aggregate> Replay for Replaying<A> {
-    fn apply(&mut self, event: &RecordedEvent) -> Result<(), String> {
-        let domain_event: A::Event =
-            serde_json::from_value(event.payload.clone()).map_err(|e| {
-                format!(
-                    "{} {}: not a {} event: {e}",
-                    event.event_type,
-                    event.event_version,
-                    A::TYPE
-                )
-            })?;
-        (self.before)(&self.state, &domain_event)?;
-        self.state.apply(domain_event);
-        (self.after)(&self.state)
-    }
-}
-
-/// The replay of an aggregate type, `None` for a type no aggregate has.
-fn replay_for(aggregate_type: &str) -> Option<Box<dyn Replay>> {
-    use x8_domain::{billing, channel, company, conversation, delivery, erasure, loyalty};
-    use x8_domain::{meta_apps, user};
-    Some(match aggregate_type {
-        Tenant::TYPE => Replaying::<Tenant>::with_rules(tenant_rules, |_| Ok(())),
-        LoyaltyAccount::TYPE => Replaying::<LoyaltyAccount>::with_rules(
-            |_, _| Ok(()),
-            |account| {
-                if account.balance() < 0 {
-                    return Err(format!(
-                        "loyalty balance {} points, below zero",
-                        account.balance()
-                    ));
-                }
-                Ok(())
-            },
-        ),
-        Order::TYPE => Replaying::<Order>::with_rules(
-            |order, event| match event {
-                OrderEvent::OrderPaid { .. }
-                    if matches!(order.status(), OrderStatus::Paid | OrderStatus::Refunded) =>
-                {
-                    Err("order paid twice".into())
-                }
-                _ => Ok(()),
-            },
-            |_| Ok(()),
-        ),
-        user::User::TYPE => Replaying::<user::User>::boxed(),
-        company::Company::TYPE => Replaying::<company::Company>::boxed(),
-        channel::Channel::TYPE => Replaying::<channel::Channel>::boxed(),
-        meta_apps::MetaAppPool::TYPE => Replaying::<meta_apps::MetaAppPool>::boxed(),
-        conversation::Conversation::TYPE => Replaying::<conversation::Conversation>::boxed(),
-        delivery::Delivery::TYPE => Replaying::<delivery::Delivery>::boxed(),
-        delivery::Courier::TYPE => Replaying::<delivery::Courier>::boxed(),
-        loyalty::program::LoyaltyProgram::TYPE => {
-            Replaying::<loyalty::program::LoyaltyProgram>::boxed()
-        }
-        loyalty::service::Service::TYPE => Replaying::<loyalty::service::Service>::boxed(),
-        loyalty::referral::ReferralCode::TYPE => {
-            Replaying::<loyalty::referral::ReferralCode>::boxed()
-        }
-        billing::connect::ConnectAccount::TYPE => {
-            Replaying::<billing::connect::ConnectAccount>::boxed()
-        }
-        billing::subscription::Subscription::TYPE => {
-            Replaying::<billing::subscription::Subscription>::boxed()
-        }
-        billing::provider_link::ProviderLink::TYPE => {
-            Replaying::<billing::provider_link::ProviderLink>::boxed()
-        }
-        billing::unmatched::UnmatchedProviderEvent::TYPE => {
-            Replaying::<billing::unmatched::UnmatchedProviderEvent>::boxed()
-        }
-        erasure::Erasure::TYPE => Replaying::<erasure::Erasure>::boxed(),
-        _ => return None,
-    })
-}
-
-/// One manager at a time (a reassignment names the manager the business had); a slot is
-/// never reserved past the plan's limit (DOMAIN.md "People and roles", "Tenant lifecycle
-/// and plans"). A downgrade may leave a business over its limit; reserving more may not.
-fn tenant_rules(tenant: &Tenant, event: &TenantEvent) -> Result<(), String> {
-    match event {
-        TenantEvent::ManagerAssigned { manager_id } => match tenant.manager() {
-            Some(current) => Err(format!(
-                "manager {manager_id} assigned while {current} still manages the business"
-            )),
-            None => Ok(()),
-        },
-        TenantEvent::ManagerReassigned { from, .. } if tenant.manager() != Some(*from) => Err(
-            format!("reassigned from {from}, which was not the business's manager"),
-        ),
-        TenantEvent::ChannelSlotReserved { channels_used, .. } => match tenant.channel_limit() {
-            Some(limit) if *channels_used > limit => Err(format!(
-                "channel slot reserved: {channels_used} connections on a plan of {limit}"
-            )),
-            _ => Ok(()),
-        },
-        _ => Ok(()),
     }
 }

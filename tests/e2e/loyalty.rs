@@ -717,3 +717,78 @@ async fn bad_input_and_other_tenants_change_nothing(_: PgPoolOptions, db: PgConn
         .assert_problem(404, "not_found");
     assert_eq!(business.app.event_count().await, before);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_account_s_state_replays_as_of_a_version_or_a_time(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    use x8_replay::state::{state_at, AsOf};
+    // Given an account that earned on a purchase and then redeemed
+    let business = Business::new(db, json!({ "welcome_bonus_points": 100 })).await;
+    let (account, _) = business.account("c-1", None).await;
+    let id = account.to_string();
+    assert_eq!(business.purchase(account, 5_000, "p-1").await.status, 201);
+    let store = &business.app.store;
+    let before_redemption = state_at(store, "loyalty_account", &id, None, None)
+        .await
+        .unwrap();
+    assert_eq!(business.redeem(account, 30, "r-1").await.status, 201);
+
+    // When the state is asked as of the version before the redemption, then it has not
+    // redeemed yet, and equals the state read at that time
+    let vault = &business.app.state.commands.vault;
+    let version = before_redemption.version;
+    let at_version = state_at(
+        store,
+        "loyalty_account",
+        &id,
+        Some(AsOf::Version(version)),
+        Some(vault),
+    )
+    .await
+    .unwrap();
+    assert_eq!(at_version.version, version);
+    assert_eq!(at_version.state["redemptions"], json!({}));
+    assert_eq!(
+        at_version.state["customer_ref"], "c-1",
+        "opened with the key"
+    );
+    assert!(at_version.violations.is_empty());
+    let at_time = state_at(
+        store,
+        "loyalty_account",
+        &id,
+        Some(AsOf::Time(before_redemption.last_event_at)),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(at_time.version, version);
+    assert_eq!(at_time.state["transfers"], at_version.state["transfers"]);
+    assert_eq!(at_time.state["customer_ref"], "[sealed]", "no key given");
+
+    // And now it has redeemed
+    let now = state_at(store, "loyalty_account", &id, None, None)
+        .await
+        .unwrap();
+    assert!(now.version > version);
+    assert_eq!(now.state["redemptions"]["r-1"], 30);
+
+    // And a moment before the account, or an unknown kind of stream, is a clear error
+    let long_ago = before_redemption.last_event_at - Duration::days(365);
+    let none = state_at(
+        store,
+        "loyalty_account",
+        &id,
+        Some(AsOf::Time(long_ago)),
+        None,
+    )
+    .await;
+    assert!(none.unwrap_err().to_string().contains("no events"));
+    let unknown = state_at(store, "spaceship", &id, None, None).await;
+    assert!(unknown
+        .unwrap_err()
+        .to_string()
+        .contains("no aggregate type"));
+}
