@@ -39,7 +39,7 @@ pub mod runner;
 pub mod tenants;
 
 pub use projection::{Projection, ProjectionError};
-pub use rebuild::RebuildReport;
+pub use rebuild::{RebuildReport, Scratch};
 pub use runner::{ProjectionLag, ProjectionRunner};
 
 use std::sync::Arc;

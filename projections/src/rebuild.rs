@@ -5,8 +5,9 @@
 //! tables, moves the copies in and sets the checkpoint. Readers see the old model or the
 //! new one, never an empty or half-built one.
 //!
-//! - The copies are `like … including all` (columns, defaults, checks, indexes) plus the
-//!   foreign keys between the projection's own tables, re-pointed at the copies.
+//! - The copies are `like … including all` (columns, defaults, checks), with the keys and
+//!   indexes re-created under their live names, plus the foreign keys between the
+//!   projection's own tables, re-pointed at the copies.
 //! - The replay runs with `search_path = shadow, live`: the projection's unqualified table
 //!   names resolve to the copies, everything else (the event log, the checkpoints) to the
 //!   live schema. A projection without tables (the deadline schedule) thus replays into its
@@ -47,6 +48,33 @@ struct Schemas {
     shadow: String,
 }
 
+/// Read models built apart from the live ones by [`ProjectionRunner::build_scratch`].
+pub struct Scratch(Schemas);
+
+impl Scratch {
+    /// The `search_path` that reads the scratch tables first, then the live schema (for
+    /// everything the scratch schema does not have), e.g. `x8_scratch_1f2e,public`: no
+    /// quotes or spaces, so it also passes as a connection option.
+    pub fn search_path(&self) -> String {
+        let Schemas { live, shadow } = &self.0;
+        format!("{shadow},{live}")
+    }
+}
+
+/// A name safe to put in SQL as a schema or table name.
+fn plain_identifier(name: &str) -> Result<(), ProjectionError> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(ProjectionError::Other(format!(
+            "{name:?} is not a plain identifier"
+        )));
+    }
+    Ok(())
+}
+
 impl ProjectionRunner {
     /// Rebuilds `projection` blue/green (see the module docs), calling `progress` with the
     /// number of events replayed so far after each batch.
@@ -62,36 +90,13 @@ impl ProjectionRunner {
     ) -> Result<RebuildReport, ProjectionError> {
         let started = Instant::now();
         let name = projection.name();
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            return Err(ProjectionError::Other(format!(
-                "projection name {name:?} is not a plain identifier"
-            )));
-        }
+        plain_identifier(name)?;
         let _guard = self.exclusive_rebuild(name).await?;
-        let schemas = self.prepare_shadow(projection).await?;
-
-        let mut checkpoint = Checkpoint::START;
-        let mut events = 0u64;
-        loop {
-            let mut tx = self.store.pool().begin().await?;
-            use_shadow(&mut tx, &schemas).await?;
-            // language=PostgreSQL
-            sqlx::query("set local synchronous_commit = off")
-                .execute(&mut *tx)
-                .await?;
-            let applied = self
-                .replay_batch(&mut tx, projection, &mut checkpoint)
-                .await?;
-            tx.commit().await?;
-            events += applied;
-            progress(events);
-            if applied < REBUILD_BATCH as u64 {
-                break;
-            }
-        }
+        let schemas = self
+            .fresh_schema(format!("x8_rebuild_{}", projection.name()))
+            .await?;
+        self.copy_tables(projection, &schemas).await?;
+        let (mut checkpoint, mut events) = self.replay_into(projection, &schemas, progress).await?;
 
         let mut tx = self.store.pool().begin().await?;
         // language=PostgreSQL
@@ -138,21 +143,55 @@ impl ProjectionRunner {
         Ok(conn)
     }
 
-    /// Creates the shadow schema with empty copies of the projection's tables.
-    async fn prepare_shadow(
+    /// Builds the read models of `projections` from the whole log into `schema` (created
+    /// empty; an existing one of that name is dropped first), leaving the live model alone:
+    /// for reading a model as the events define it today (`x8-replay metrics`) without a
+    /// swap. Read it through [`Scratch::search_path`]; [`Self::drop_scratch`] when done.
+    /// `progress` gets the events replayed so far.
+    ///
+    /// # Errors
+    /// [`ProjectionError::Other`] when `schema` is not a plain identifier; any other
+    /// [`ProjectionError`] from the replay.
+    pub async fn build_scratch(
         &self,
-        projection: &dyn Projection,
-    ) -> Result<Schemas, ProjectionError> {
+        projections: &[&dyn Projection],
+        schema: &str,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Scratch, ProjectionError> {
+        plain_identifier(schema)?;
+        let schemas = self.fresh_schema(schema.to_string()).await?;
+        let mut replayed = 0;
+        for projection in projections {
+            self.copy_tables(*projection, &schemas).await?;
+            let (_, events) = self
+                .replay_into(*projection, &schemas, &|n| progress(replayed + n))
+                .await?;
+            replayed += events;
+        }
+        Ok(Scratch(schemas))
+    }
+
+    /// Drops a schema [`Self::build_scratch`] made, with its tables.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn drop_scratch(&self, scratch: Scratch) -> Result<(), ProjectionError> {
+        let shadow = &scratch.0.shadow;
+        // language=PostgreSQL
+        sqlx::query(&format!(r#"drop schema if exists "{shadow}" cascade"#))
+            .execute(self.store.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Creates schema `shadow` empty (dropping a stale one of that name) beside the live
+    /// schema.
+    async fn fresh_schema(&self, shadow: String) -> Result<Schemas, ProjectionError> {
         let mut tx = self.store.pool().begin().await?;
         // language=PostgreSQL
         let live: String = sqlx::query_scalar("select current_schema()")
             .fetch_one(&mut *tx)
             .await?;
-        let schemas = Schemas {
-            shadow: format!("x8_rebuild_{}", projection.name()),
-            live,
-        };
-        let Schemas { live, shadow } = &schemas;
         // language=PostgreSQL
         sqlx::query(&format!(r#"drop schema if exists "{shadow}" cascade"#))
             .execute(&mut *tx)
@@ -161,11 +200,71 @@ impl ProjectionRunner {
         sqlx::query(&format!(r#"create schema "{shadow}""#))
             .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
+        Ok(Schemas { live, shadow })
+    }
+
+    /// Creates empty copies of the projection's tables in the shadow schema.
+    async fn copy_tables(
+        &self,
+        projection: &dyn Projection,
+        schemas: &Schemas,
+    ) -> Result<(), ProjectionError> {
+        let mut tx = self.store.pool().begin().await?;
+        let Schemas { live, shadow } = schemas;
         let tables: Vec<String> = projection.tables().iter().map(|t| t.to_string()).collect();
         for table in &tables {
             // language=PostgreSQL
             sqlx::query(&format!(
-                r#"create table "{shadow}"."{table}" (like "{live}"."{table}" including all)"#
+                r#"create table "{shadow}"."{table}"
+                   (like "{live}"."{table}" including all excluding indexes)"#
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Keys and indexes under their live names (`like … including indexes` would name
+        // them after the columns, and `on conflict on constraint <name>` would then miss).
+        // language=PostgreSQL
+        let keys: Vec<(String, String, String)> = sqlx::query_as(
+            "select cl.relname::text, co.conname::text, pg_get_constraintdef(co.oid)
+             from pg_constraint co
+             join pg_class cl on cl.oid = co.conrelid
+             join pg_namespace ns on ns.oid = cl.relnamespace
+             where co.contype in ('p', 'u', 'x') and ns.nspname = $1 and cl.relname = any($2)",
+        )
+        .bind(live)
+        .bind(&tables)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (table, constraint, definition) in keys {
+            // language=PostgreSQL
+            sqlx::query(&format!(
+                r#"alter table "{shadow}"."{table}" add constraint "{constraint}" {definition}"#
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        // language=PostgreSQL
+        let indexes: Vec<(String, String, bool, String)> = sqlx::query_as(
+            "select t.relname::text, i.relname::text, ix.indisunique,
+                    substring(pg_get_indexdef(ix.indexrelid) from ' USING (.*)$')
+             from pg_index ix
+             join pg_class i on i.oid = ix.indexrelid
+             join pg_class t on t.oid = ix.indrelid
+             join pg_namespace ns on ns.oid = t.relnamespace
+             where ns.nspname = $1 and t.relname = any($2)
+               and not exists (select 1 from pg_constraint co where co.conindid = ix.indexrelid)",
+        )
+        .bind(live)
+        .bind(&tables)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (table, index, unique, method_and_columns) in indexes {
+            let unique = if unique { "unique" } else { "" };
+            // language=PostgreSQL
+            sqlx::query(&format!(
+                r#"create {unique} index "{index}" on "{shadow}"."{table}"
+                   using {method_and_columns}"#
             ))
             .execute(&mut *tx)
             .await?;
@@ -184,7 +283,7 @@ impl ProjectionRunner {
         .bind(&tables)
         .fetch_all(&mut *tx)
         .await?;
-        use_shadow(&mut tx, &schemas).await?;
+        use_shadow(&mut tx, schemas).await?;
         for (table, constraint, definition) in foreign_keys {
             // language=PostgreSQL
             sqlx::query(&format!(
@@ -194,7 +293,37 @@ impl ProjectionRunner {
             .await?;
         }
         tx.commit().await?;
-        Ok(schemas)
+        Ok(())
+    }
+
+    /// Replays the log from the start into the shadow copies, one committed batch at a
+    /// time, until a batch comes back short. Returns where it stopped and how many events
+    /// it read.
+    async fn replay_into(
+        &self,
+        projection: &dyn Projection,
+        schemas: &Schemas,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<(Checkpoint, u64), ProjectionError> {
+        let mut checkpoint = Checkpoint::START;
+        let mut events = 0u64;
+        loop {
+            let mut tx = self.store.pool().begin().await?;
+            use_shadow(&mut tx, schemas).await?;
+            // language=PostgreSQL
+            sqlx::query("set local synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+            let applied = self
+                .replay_batch(&mut tx, projection, &mut checkpoint)
+                .await?;
+            tx.commit().await?;
+            events += applied;
+            progress(events);
+            if applied < REBUILD_BATCH as u64 {
+                return Ok((checkpoint, events));
+            }
+        }
     }
 
     /// Applies the next batch after `checkpoint` through `conn` and advances it. Returns the

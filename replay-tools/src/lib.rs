@@ -8,6 +8,7 @@
 //! - [`state`]: an aggregate's state as of a time or version.
 //! - [`checksum`]: deterministic digests of read models.
 //! - [`export`]: events of a time range for analysts, as JSON lines or CSV.
+//! - [`metrics`]: the daily metrics rebuilt from the events into CSV files.
 //! - [`verify`]: replay every aggregate and check the invariants from history.
 
 mod aggregates;
@@ -15,6 +16,7 @@ pub mod checksum;
 pub mod export;
 pub mod history;
 pub mod lag;
+pub mod metrics;
 pub mod progress;
 pub mod rebuild;
 pub mod state;

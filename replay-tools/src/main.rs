@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use x8_eventstore::{pool, EventStore};
-use x8_replay::{checksum, export, history, lag, rebuild, state, verify};
+use x8_replay::{checksum, export, history, lag, metrics, rebuild, state, verify};
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +37,10 @@ enum Command {
     /// Write the events of a time range (optionally one business's, or one kind's) as JSON
     /// lines or CSV, for analysis; personal fields are never included.
     Export(export::Opts),
+    /// Work out the daily figures of every business (messages, replies, payments,
+    /// deliveries, points) again from the events, for the days asked, into CSV files;
+    /// the dashboards' own figures are not touched.
+    Metrics(metrics::Opts),
     /// Replay every stream of the log and check the platform's rules against its history
     /// (balances, plan limits, managers, payments, the global order). Exits with an error
     /// naming each stream that breaks one.
@@ -59,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Rebuild(opts) => rebuild::run(&store, opts).await,
         Command::Checksum(opts) => checksum::run(&store, opts).await,
         Command::Export(opts) => export::run(&store, opts).await,
+        Command::Metrics(opts) => metrics::run(&store, opts).await,
         Command::Verify(opts) => verify::run(&store, opts).await,
     }
 }

@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
+use x8_replay::checksum::checksums;
+use x8_replay::metrics;
 use x8_tests::{telegram, TestApp, TestClock};
 
 fn at(raw: &str) -> DateTime<Utc> {
@@ -149,6 +151,51 @@ async fn daily_metrics_cut_days_in_the_business_zone_and_count_late_messages_on_
         day(&by_channel.body["days"], "2026-03-10", Some(&channel))["replies"],
         2
     );
+
+    // And an analyst rebuilding the metrics from the events gets the same days in CSV,
+    // while the live read models stay as they were
+    let live = checksums(&app.store, "all").await.unwrap();
+    let out = std::env::temp_dir().join(format!("x8-metrics-{}", Uuid::new_v4()));
+    let opts = metrics::Opts {
+        from: "2026-03-09".parse().unwrap(),
+        to: "2026-03-11".parse().unwrap(),
+        out: out.clone(),
+        tenant: None,
+    };
+    let written = metrics::metrics(&app.store, &opts, &|_| {}).await.unwrap();
+    assert_eq!(
+        (written.businesses, written.days, written.payments),
+        (1, 3, 0)
+    );
+    let mut rows = csv::Reader::from_path(out.join("daily_metrics.csv")).unwrap();
+    let rows: Vec<std::collections::HashMap<String, String>> =
+        rows.deserialize().map(Result::unwrap).collect();
+    let tenth = rows.iter().find(|r| r["day"] == "2026-03-10").unwrap();
+    assert_eq!(tenth["tenant_id"], tenant.to_string());
+    assert_eq!(tenth["time_zone"], "Africa/Johannesburg");
+    for (column, value) in [
+        ("messages_in_text", "2"),
+        ("messages_out_TYPE1", "2"),
+        ("message_cost_micro_eur", "9000"),
+        ("conversations_started", "1"),
+        ("replies", "2"),
+        ("first_response_avg_secs", "330"),
+        ("first_response_p50_secs", "60"),
+        ("first_response_p90_secs", "600"),
+    ] {
+        assert_eq!(tenth[column], value, "{column}");
+    }
+    let late = rows.iter().find(|r| r["day"] == "2026-03-09").unwrap();
+    assert_eq!(late["first_response_avg_secs"], "", "no replies that day");
+    assert_eq!(checksums(&app.store, "all").await.unwrap(), live);
+    // language=PostgreSQL
+    let scratch: i64 =
+        sqlx::query_scalar("select count(*) from pg_namespace where nspname like 'x8_scratch_%'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(scratch, 0, "the scratch schema is dropped");
+    std::fs::remove_dir_all(out).unwrap();
 }
 
 #[sqlx::test(migrations = "../migrations")]

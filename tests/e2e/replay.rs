@@ -37,6 +37,23 @@ async fn forge_copy(app: &TestApp, aggregate_type: &str, id: Uuid, event_type: &
     .unwrap();
 }
 
+/// Every table's constraints and indexes in the live schema, as `table.name: definition`.
+async fn schema_objects(app: &TestApp) -> Vec<String> {
+    // language=PostgreSQL
+    sqlx::query_scalar(
+        "select tablename || '.' || indexname || ': ' || regexp_replace(indexdef, ' ON \\S+', '')
+         from pg_indexes where schemaname = current_schema()
+         union all
+         select cl.relname || '.' || co.conname || ': ' || pg_get_constraintdef(co.oid)
+         from pg_constraint co join pg_class cl on cl.oid = co.conrelid
+         where cl.relnamespace = current_schema()::regnamespace
+         order by 1",
+    )
+    .fetch_all(app.store.pool())
+    .await
+    .unwrap()
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn verify_passes_a_sound_log_and_names_each_stream_that_breaks_a_rule(
     _: PgPoolOptions,
@@ -128,6 +145,7 @@ async fn a_blue_green_rebuild_keeps_answering_and_ends_equal_to_the_live_model(
     }
     app.caught_up().await;
     let live = checksums(&app.store, "all").await.unwrap();
+    let schema = schema_objects(&app).await;
     let deliveries = live.iter().find(|c| c.projection == "deliveries").unwrap();
     assert!(
         deliveries.tables.iter().all(|t| t.rows > 0),
@@ -166,6 +184,11 @@ async fn a_blue_green_rebuild_keeps_answering_and_ends_equal_to_the_live_model(
     let events = app.event_count().await as u64;
     assert!(reports.iter().all(|r| r.events == events), "{reports:?}");
     assert_eq!(checksums(&app.store, "all").await.unwrap(), live);
+    assert_eq!(
+        schema_objects(&app).await,
+        schema,
+        "every key, index and constraint under its own name"
+    );
 
     // and the live runners go on from the rebuilt models' checkpoints
     let (after, owner) = app
