@@ -9,6 +9,7 @@
 //! - [`checksum`]: deterministic digests of read models.
 //! - [`export`]: events of a time range for analysts, as JSON lines or CSV.
 //! - [`metrics`]: the daily metrics rebuilt from the events into CSV files.
+//! - [`simulate`]: drive a running server with realistic traffic, then check it end to end.
 //! - [`verify`]: replay every aggregate and check the invariants from history.
 
 mod aggregates;
@@ -19,6 +20,7 @@ pub mod lag;
 pub mod metrics;
 pub mod progress;
 pub mod rebuild;
+pub mod simulate;
 pub mod state;
 pub mod verify;
 

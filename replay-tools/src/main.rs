@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use x8_eventstore::{pool, EventStore};
-use x8_replay::{checksum, export, history, lag, metrics, rebuild, state, verify};
+use x8_replay::{checksum, export, history, lag, metrics, rebuild, simulate, state, verify};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +41,10 @@ enum Command {
     /// deliveries, points) again from the events, for the days asked, into CSV files;
     /// the dashboards' own figures are not touched.
     Metrics(metrics::Opts),
+    /// Drive a running server the way businesses and their customers use it (sign-ups,
+    /// plans, channels, tens of thousands of messages, loyalty, deliveries, two account
+    /// deletions), then check the dashboards, the log and the read models end to end.
+    Simulate(simulate::Opts),
     /// Replay every stream of the log and check the platform's rules against its history
     /// (balances, plan limits, managers, payments, the global order). Exits with an error
     /// naming each stream that breaks one.
@@ -64,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Checksum(opts) => checksum::run(&store, opts).await,
         Command::Export(opts) => export::run(&store, opts).await,
         Command::Metrics(opts) => metrics::run(&store, opts).await,
+        Command::Simulate(opts) => simulate::run(&store, opts).await,
         Command::Verify(opts) => verify::run(&store, opts).await,
     }
 }
