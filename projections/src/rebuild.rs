@@ -151,7 +151,7 @@ impl ProjectionRunner {
     ///
     /// # Errors
     /// [`ProjectionError::Other`] when `schema` is not a plain identifier; any other
-    /// [`ProjectionError`] from the replay.
+    /// [`ProjectionError`] from the replay (the schema is dropped again).
     pub async fn build_scratch(
         &self,
         projections: &[&dyn Projection],
@@ -159,16 +159,24 @@ impl ProjectionRunner {
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<Scratch, ProjectionError> {
         plain_identifier(schema)?;
-        let schemas = self.fresh_schema(schema.to_string()).await?;
+        let scratch = Scratch(self.fresh_schema(schema.to_string()).await?);
         let mut replayed = 0;
         for projection in projections {
-            self.copy_tables(*projection, &schemas).await?;
-            let (_, events) = self
-                .replay_into(*projection, &schemas, &|n| progress(replayed + n))
-                .await?;
-            replayed += events;
+            let built = async {
+                self.copy_tables(*projection, &scratch.0).await?;
+                self.replay_into(*projection, &scratch.0, &|n| progress(replayed + n))
+                    .await
+            };
+            match built.await {
+                Ok((_, events)) => replayed += events,
+                Err(e) => {
+                    // Leave nothing half built behind.
+                    self.drop_scratch(scratch).await?;
+                    return Err(e);
+                }
+            }
         }
-        Ok(Scratch(schemas))
+        Ok(scratch)
     }
 
     /// Drops a schema [`Self::build_scratch`] made, with its tables.

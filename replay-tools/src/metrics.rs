@@ -78,17 +78,9 @@ pub async fn metrics(
     let runner = ProjectionRunner::new(store.clone(), Vec::new());
     let schema = format!("x8_scratch_{}", Uuid::new_v4().simple());
     let projections: [&dyn Projection; 2] = [&TenantsProjection, &MetricsProjection];
-    let built = runner.build_scratch(&projections, &schema, progress).await;
-    let scratch = match built {
-        Ok(scratch) => scratch,
-        Err(e) => {
-            // A failed build may have left the schema half made.
-            let _ = sqlx::query(&format!(r#"drop schema if exists "{schema}" cascade"#))
-                .execute(store.pool())
-                .await;
-            return Err(e.into());
-        }
-    };
+    let scratch = runner
+        .build_scratch(&projections, &schema, progress)
+        .await?;
     let events = progress::events_in_log(store).await?;
     let written = write_files(store, &scratch.search_path(), opts).await;
     runner.drop_scratch(scratch).await?;
