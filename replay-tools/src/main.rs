@@ -9,10 +9,12 @@ use x8_replay::{checksum, export, history, lag, metrics, rebuild, simulate, stat
 #[command(
     name = "x8-replay",
     version,
-    about = "Read and replay the X8 event log: stream histories, projection lag, rebuilds, checksums, verification.",
+    about = "Read and replay the X8 event log: stream histories and past states, projection lag, rebuilds, checksums, verification, exports, metrics; and a simulation of real traffic.",
     long_about = "Read and replay the X8 event log.\n\nConnects to DATABASE_URL \
                   (default postgres://postgres@127.0.0.1:5432/x8). Nothing here changes \
-                  the event log; `rebuild` only rewrites a read model."
+                  the event log itself: `rebuild` only rewrites a read model, `metrics` \
+                  works in a scratch copy it drops, and `simulate` changes things only \
+                  through the server it drives, as any client would."
 )]
 struct Cli {
     #[command(subcommand)]
