@@ -232,26 +232,8 @@ impl ProjectionRunner {
         }
         // Keys and indexes under their live names (`like … including indexes` would name
         // them after the columns, and `on conflict on constraint <name>` would then miss).
-        // language=PostgreSQL
-        let keys: Vec<(String, String, String)> = sqlx::query_as(
-            "select cl.relname::text, co.conname::text, pg_get_constraintdef(co.oid)
-             from pg_constraint co
-             join pg_class cl on cl.oid = co.conrelid
-             join pg_namespace ns on ns.oid = cl.relnamespace
-             where co.contype in ('p', 'u', 'x') and ns.nspname = $1 and cl.relname = any($2)",
-        )
-        .bind(live)
-        .bind(&tables)
-        .fetch_all(&mut *tx)
-        .await?;
-        for (table, constraint, definition) in keys {
-            // language=PostgreSQL
-            sqlx::query(&format!(
-                r#"alter table "{shadow}"."{table}" add constraint "{constraint}" {definition}"#
-            ))
-            .execute(&mut *tx)
-            .await?;
-        }
+        let keys = live_constraints(&mut tx, live, &tables, &["p", "u", "x"]).await?;
+        add_constraints(&mut tx, shadow, keys).await?;
         // language=PostgreSQL
         let indexes: Vec<(String, String, bool, String)> = sqlx::query_as(
             "select t.relname::text, i.relname::text, ix.indisunique,
@@ -278,28 +260,11 @@ impl ProjectionRunner {
             .await?;
         }
         // Foreign keys as the live schema prints them (unqualified names of its own
-        // tables), re-created where those names resolve to the copies.
-        // language=PostgreSQL
-        let foreign_keys: Vec<(String, String, String)> = sqlx::query_as(
-            "select cl.relname::text, co.conname::text, pg_get_constraintdef(co.oid)
-             from pg_constraint co
-             join pg_class cl on cl.oid = co.conrelid
-             join pg_namespace ns on ns.oid = cl.relnamespace
-             where co.contype = 'f' and ns.nspname = $1 and cl.relname = any($2)",
-        )
-        .bind(live)
-        .bind(&tables)
-        .fetch_all(&mut *tx)
-        .await?;
+        // tables: read before the search path changes), re-created where those names
+        // resolve to the copies.
+        let foreign_keys = live_constraints(&mut tx, live, &tables, &["f"]).await?;
         use_shadow(&mut tx, schemas).await?;
-        for (table, constraint, definition) in foreign_keys {
-            // language=PostgreSQL
-            sqlx::query(&format!(
-                r#"alter table "{shadow}"."{table}" add constraint "{constraint}" {definition}"#
-            ))
-            .execute(&mut *tx)
-            .await?;
-        }
+        add_constraints(&mut tx, shadow, foreign_keys).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -361,6 +326,48 @@ impl ProjectionRunner {
         }
         Ok(count)
     }
+}
+
+/// The live tables' constraints of `kinds` (`pg_constraint.contype` letters, e.g. `p`,
+/// `u`, `x`, `f`) as `(table, name, definition)`, definitions printed by PostgreSQL under
+/// the caller's `search_path` (names it resolves are left unqualified).
+async fn live_constraints(
+    conn: &mut PgConnection,
+    live: &str,
+    tables: &[String],
+    kinds: &[&str],
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    // language=PostgreSQL
+    sqlx::query_as(
+        "select cl.relname::text, co.conname::text, pg_get_constraintdef(co.oid)
+         from pg_constraint co
+         join pg_class cl on cl.oid = co.conrelid
+         join pg_namespace ns on ns.oid = cl.relnamespace
+         where co.contype::text = any($3) and ns.nspname = $1 and cl.relname = any($2)",
+    )
+    .bind(live)
+    .bind(tables)
+    .bind(kinds)
+    .fetch_all(conn)
+    .await
+}
+
+/// Adds `constraints` (from [`live_constraints`]) to the copies in `shadow`, under their
+/// live names.
+async fn add_constraints(
+    conn: &mut PgConnection,
+    shadow: &str,
+    constraints: Vec<(String, String, String)>,
+) -> Result<(), sqlx::Error> {
+    for (table, constraint, definition) in constraints {
+        // language=PostgreSQL
+        sqlx::query(&format!(
+            r#"alter table "{shadow}"."{table}" add constraint "{constraint}" {definition}"#
+        ))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Points the transaction's unqualified names at the copies first.
