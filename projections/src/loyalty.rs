@@ -5,11 +5,17 @@
 //!
 //! Account rows are guarded by their last position and transactions are keyed by global
 //! position, so re-applying an event is harmless.
+//!
+//! A batch's balance changes are added up in memory ([`Ledger`]) and written at the end of
+//! the batch: each account row once, the transactions in one insert (a hot account's
+//! thousands of redemptions would otherwise update its row thousands of times in one
+//! transaction, each update slower than the last).
 
 use crate::projection::{payload, stream_uuid, Projection, ProjectionError};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
+use std::collections::HashMap;
 use uuid::Uuid;
 use x8_domain::loyalty::account::GrantReason;
 use x8_domain::loyalty::program::ProgramEvent;
@@ -33,13 +39,25 @@ impl Projection for LoyaltyProjection {
         conn: &'a mut PgConnection,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        self.apply_batch(conn, std::slice::from_ref(event))
+    }
+
+    fn apply_batch<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [RecordedEvent],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            match event.aggregate_type.as_str() {
-                "loyalty_account" => apply_account(conn, event).await,
-                "loyalty_program" => apply_program(conn, event).await,
-                "loyalty_service" => apply_service(conn, event).await,
-                _ => Ok(()),
+            let mut ledger = Ledger::default();
+            for event in events {
+                match event.aggregate_type.as_str() {
+                    "loyalty_account" => apply_account(conn, &mut ledger, event).await?,
+                    "loyalty_program" => apply_program(conn, event).await?,
+                    "loyalty_service" => apply_service(conn, event).await?,
+                    _ => {}
+                }
             }
+            ledger.flush(conn).await
         })
     }
 
@@ -100,6 +118,7 @@ fn total_column(kind: &str) -> &'static str {
 
 async fn apply_account(
     conn: &mut PgConnection,
+    ledger: &mut Ledger,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
     let account_id = stream_uuid(event)?;
@@ -133,6 +152,7 @@ async fn apply_account(
             return Ok(());
         }
         E::NpsRated { score, at } => {
+            ledger.flush(conn).await?;
             // language=PostgreSQL
             sqlx::query(
                 "update loyalty_accounts set nps = $3, last_activity_at = $4, last_position = $2
@@ -178,6 +198,7 @@ async fn apply_account(
             shortfall,
             at,
         } => {
+            ledger.flush(conn).await?;
             // language=PostgreSQL
             let amount: Option<(i64, String)> = sqlx::query_as(
                 "select amount_minor, currency from loyalty_transactions
@@ -203,54 +224,182 @@ async fn apply_account(
             Change::new("expiry", Some("account_closed".into()), -points_voided, at)
         }
     };
-    record(conn, event, account_id, change).await
+    ledger.record(conn, event, account_id, change).await
 }
 
-/// Adds a change to the account's totals and its history, once.
-async fn record(
-    conn: &mut PgConnection,
-    event: &RecordedEvent,
-    account_id: Uuid,
-    change: Change,
-) -> Result<(), ProjectionError> {
-    let total = total_column(change.kind);
-    // language=PostgreSQL
-    let updated: Option<(Uuid, i64)> = sqlx::query_as(&format!(
-        "update loyalty_accounts set balance = balance + $3, {total} = {total} + abs($3),
-             last_activity_at = greatest(last_activity_at, $4), last_position = $2
-         where account_id = $1 and last_position < $2
-         returning tenant_id, balance"
-    ))
-    .bind(account_id)
-    .bind(event.global_position)
-    .bind(change.points)
-    .bind(change.at)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((tenant_id, balance)) = updated else {
-        return Ok(());
-    };
-    // language=PostgreSQL
-    sqlx::query(
-        "insert into loyalty_transactions (global_position, account_id, tenant_id, kind,
-             reference, points, amount_minor, currency, shortfall, balance_after, at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         on conflict (global_position) do nothing",
-    )
-    .bind(event.global_position)
-    .bind(account_id)
-    .bind(tenant_id)
-    .bind(change.kind)
-    .bind(change.reference)
-    .bind(change.points)
-    .bind(change.amount.as_ref().map(|(minor, _)| *minor))
-    .bind(change.amount.map(|(_, currency)| currency))
-    .bind(change.shortfall)
-    .bind(balance)
-    .bind(change.at)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// An account as the batch has changed it so far.
+struct Account {
+    tenant_id: Uuid,
+    balance: i64,
+    last_position: i64,
+    last_activity_at: Option<DateTime<Utc>>,
+    /// Points added to each running total, in the order of [`TOTALS`].
+    totals: [i64; 4],
+}
+
+/// The running totals of `loyalty_accounts`, as [`total_column`] names them.
+const TOTALS: [&str; 4] = [
+    "points_issued",
+    "points_redeemed",
+    "points_expired",
+    "points_reversed",
+];
+
+/// A batch's balance changes: the accounts they touched and their transactions, written
+/// by [`Ledger::flush`].
+#[derive(Default)]
+struct Ledger {
+    accounts: HashMap<Uuid, Account>,
+    transactions: TransactionColumns,
+}
+
+/// `loyalty_transactions` rows as columns, for one `unnest` insert.
+#[derive(Default)]
+struct TransactionColumns {
+    global_position: Vec<i64>,
+    account_id: Vec<Uuid>,
+    tenant_id: Vec<Uuid>,
+    kind: Vec<&'static str>,
+    reference: Vec<Option<String>>,
+    points: Vec<i64>,
+    amount_minor: Vec<Option<i64>>,
+    currency: Vec<Option<String>>,
+    shortfall: Vec<Option<i64>>,
+    balance_after: Vec<i64>,
+    at: Vec<DateTime<Utc>>,
+}
+
+impl Ledger {
+    /// Adds a change to the account's totals and its history, once (an event at or before
+    /// the account's last position is already in them).
+    async fn record(
+        &mut self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+        account_id: Uuid,
+        change: Change,
+    ) -> Result<(), ProjectionError> {
+        let account = match self.accounts.entry(account_id) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                // language=PostgreSQL
+                let row: Option<(Uuid, i64, i64)> = sqlx::query_as(
+                    "select tenant_id, balance, last_position from loyalty_accounts
+                     where account_id = $1",
+                )
+                .bind(account_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let Some((tenant_id, balance, last_position)) = row else {
+                    return Ok(());
+                };
+                entry.insert(Account {
+                    tenant_id,
+                    balance,
+                    last_position,
+                    last_activity_at: None,
+                    totals: [0; 4],
+                })
+            }
+        };
+        if event.global_position <= account.last_position {
+            return Ok(());
+        }
+        let total = total_column(change.kind);
+        if let Some(i) = TOTALS.iter().position(|t| *t == total) {
+            account.totals[i] += change.points.abs();
+        }
+        account.balance += change.points;
+        account.last_position = event.global_position;
+        account.last_activity_at = account.last_activity_at.max(Some(change.at));
+        let rows = &mut self.transactions;
+        rows.global_position.push(event.global_position);
+        rows.account_id.push(account_id);
+        rows.tenant_id.push(account.tenant_id);
+        rows.kind.push(change.kind);
+        rows.reference.push(change.reference);
+        rows.points.push(change.points);
+        rows.amount_minor
+            .push(change.amount.as_ref().map(|(minor, _)| *minor));
+        rows.currency
+            .push(change.amount.map(|(_, currency)| currency));
+        rows.shortfall.push(change.shortfall);
+        rows.balance_after.push(account.balance);
+        rows.at.push(change.at);
+        Ok(())
+    }
+
+    /// Writes the changes recorded so far (each touched account once, the transactions in
+    /// one insert) and starts afresh.
+    async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        let Self {
+            accounts,
+            transactions: rows,
+        } = std::mem::take(self);
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::new();
+        let (mut balances, mut positions, mut activity) = (Vec::new(), Vec::new(), Vec::new());
+        let mut totals: [Vec<i64>; 4] = Default::default();
+        for (id, account) in accounts {
+            ids.push(id);
+            balances.push(account.balance);
+            positions.push(account.last_position);
+            activity.push(account.last_activity_at);
+            for (column, added) in totals.iter_mut().zip(account.totals) {
+                column.push(added);
+            }
+        }
+        let [issued, redeemed, expired, reversed] = totals;
+        // language=PostgreSQL
+        sqlx::query(
+            "update loyalty_accounts a set balance = u.balance,
+                 points_issued = a.points_issued + u.issued,
+                 points_redeemed = a.points_redeemed + u.redeemed,
+                 points_expired = a.points_expired + u.expired,
+                 points_reversed = a.points_reversed + u.reversed,
+                 last_activity_at = greatest(a.last_activity_at, u.at),
+                 last_position = u.position
+             from unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[],
+                         $6::int8[], $7::timestamptz[], $8::int8[])
+                  as u(account_id, balance, issued, redeemed, expired, reversed, at, position)
+             where a.account_id = u.account_id and a.last_position < u.position",
+        )
+        .bind(ids)
+        .bind(balances)
+        .bind(issued)
+        .bind(redeemed)
+        .bind(expired)
+        .bind(reversed)
+        .bind(activity)
+        .bind(positions)
+        .execute(&mut *conn)
+        .await?;
+        // language=PostgreSQL
+        sqlx::query(
+            "insert into loyalty_transactions (global_position, account_id, tenant_id, kind,
+                 reference, points, amount_minor, currency, shortfall, balance_after, at)
+             select * from unnest($1::int8[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                 $6::int8[], $7::int8[], $8::text[], $9::int8[], $10::int8[],
+                 $11::timestamptz[])
+             on conflict (global_position) do nothing",
+        )
+        .bind(rows.global_position)
+        .bind(rows.account_id)
+        .bind(rows.tenant_id)
+        .bind(rows.kind)
+        .bind(rows.reference)
+        .bind(rows.points)
+        .bind(rows.amount_minor)
+        .bind(rows.currency)
+        .bind(rows.shortfall)
+        .bind(rows.balance_after)
+        .bind(rows.at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
 }
 
 async fn apply_program(

@@ -10,6 +10,11 @@
 //! day. Counters rely on the runner applying each event exactly once (batch and
 //! checkpoint commit together).
 //!
+//! A batch's counters are added up in memory ([`Pending`]) and written once per batch, one
+//! statement per table: a busy bucket (a hot loyalty account's redemptions) is updated once
+//! per batch, not once per event (thousands of updates of one row in one transaction slow
+//! each other down, as every update leaves a row version behind).
+//!
 //! Streams whose later events carry no business (orders, deliveries, loyalty accounts,
 //! conversations) are resolved through `metric_dimensions`, filled from each stream's
 //! first event.
@@ -18,6 +23,7 @@ use crate::projection::{payload, Projection, ProjectionError};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
+use std::collections::HashMap;
 use uuid::Uuid;
 use x8_domain::billing::order::OrderEvent;
 use x8_domain::conversation::ConversationEvent;
@@ -33,7 +39,7 @@ pub struct MetricsProjection;
 pub const NAME: &str = "metrics";
 
 /// Where a stream's figures are counted.
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, sqlx::FromRow)]
 struct Dimensions {
     tenant_id: Uuid,
     company_id: Option<Uuid>,
@@ -68,6 +74,191 @@ impl<'a> Figure<'a> {
     }
 }
 
+/// Bucket width: 15 minutes, bins aligned to 2000-01-01 00:00 UTC (a multiple of it from
+/// the Unix epoch), as `date_bin('15 minutes', at, '2000-01-01')` cuts them.
+const BUCKET_SECS: i64 = 15 * 60;
+
+/// A bucket row's key (`metric_buckets_key`).
+#[derive(PartialEq, Eq, Hash)]
+struct BucketKey {
+    dims: Dimensions,
+    bucket_start: DateTime<Utc>,
+    metric: &'static str,
+    detail: String,
+}
+
+/// What a batch adds up before [`Pending::flush`] writes it: each bucket's `(count,
+/// amount)` increments, each business's latest activity, the response-time samples
+/// `(global position, dimensions, at, seconds)`, and the dimensions already looked up.
+#[derive(Default)]
+struct Pending {
+    buckets: HashMap<BucketKey, (i64, i64)>,
+    activity: HashMap<Uuid, DateTime<Utc>>,
+    response_times: Vec<(i64, Dimensions, DateTime<Utc>, i64)>,
+    dimensions: HashMap<(String, String), Option<Dimensions>>,
+}
+
+impl Pending {
+    /// Adds one `figure` to its bucket, and moves the business's last activity forward.
+    fn count(&mut self, dims: &Dimensions, figure: Figure<'_>) {
+        let start = figure.at.timestamp().div_euclid(BUCKET_SECS) * BUCKET_SECS;
+        let key = BucketKey {
+            dims: dims.clone(),
+            bucket_start: DateTime::from_timestamp(start, 0).unwrap_or(figure.at),
+            metric: figure.metric,
+            detail: figure.detail.to_string(),
+        };
+        let (count, amount) = self.buckets.entry(key).or_default();
+        *count += 1;
+        *amount += figure.amount;
+        self.touch(dims.tenant_id, figure.at);
+    }
+
+    /// Moves `tenant`'s last activity to `at` unless it is already later.
+    fn touch(&mut self, tenant: Uuid, at: DateTime<Utc>) {
+        let last = self.activity.entry(tenant).or_insert(at);
+        *last = (*last).max(at);
+    }
+
+    /// Writes what the batch added up: one statement per table.
+    async fn flush(self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        if !self.buckets.is_empty() {
+            let mut rows = BucketColumns::default();
+            for (key, (count, amount)) in self.buckets {
+                rows.push(key, count, amount);
+            }
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into metric_buckets as b (tenant_id, bucket_start, company_id,
+                     channel_id, lead_source, metric, detail, count, amount)
+                 select * from unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[],
+                     $5::text[], $6::text[], $7::text[], $8::int8[], $9::int8[])
+                 on conflict on constraint metric_buckets_key
+                 do update set count = b.count + excluded.count,
+                               amount = b.amount + excluded.amount",
+            )
+            .bind(rows.tenant_id)
+            .bind(rows.bucket_start)
+            .bind(rows.company_id)
+            .bind(rows.channel_id)
+            .bind(rows.lead_source)
+            .bind(rows.metric)
+            .bind(rows.detail)
+            .bind(rows.count)
+            .bind(rows.amount)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !self.response_times.is_empty() {
+            let mut rows = ResponseTimeColumns::default();
+            for (position, dims, at, secs) in self.response_times {
+                rows.push(position, dims, at, secs);
+            }
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into metric_response_times (global_position, tenant_id, at,
+                     company_id, channel_id, lead_source, secs)
+                 select * from unnest($1::int8[], $2::uuid[], $3::timestamptz[], $4::uuid[],
+                     $5::uuid[], $6::text[], $7::int8[])
+                 on conflict do nothing",
+            )
+            .bind(rows.global_position)
+            .bind(rows.tenant_id)
+            .bind(rows.at)
+            .bind(rows.company_id)
+            .bind(rows.channel_id)
+            .bind(rows.lead_source)
+            .bind(rows.secs)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !self.activity.is_empty() {
+            let (tenants, times): (Vec<Uuid>, Vec<DateTime<Utc>>) =
+                self.activity.into_iter().unzip();
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into tenant_activity as a (tenant_id, last_activity_at)
+                 select * from unnest($1::uuid[], $2::timestamptz[])
+                 on conflict (tenant_id) do update
+                 set last_activity_at = greatest(a.last_activity_at, excluded.last_activity_at)",
+            )
+            .bind(tenants)
+            .bind(times)
+            .execute(conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// `metric_buckets` rows as columns, for one `unnest` insert.
+#[derive(Default)]
+struct BucketColumns {
+    tenant_id: Vec<Uuid>,
+    bucket_start: Vec<DateTime<Utc>>,
+    company_id: Vec<Option<Uuid>>,
+    channel_id: Vec<Option<Uuid>>,
+    lead_source: Vec<Option<String>>,
+    metric: Vec<&'static str>,
+    detail: Vec<String>,
+    count: Vec<i64>,
+    amount: Vec<i64>,
+}
+
+impl BucketColumns {
+    fn push(&mut self, key: BucketKey, count: i64, amount: i64) {
+        self.tenant_id.push(key.dims.tenant_id);
+        self.bucket_start.push(key.bucket_start);
+        self.company_id.push(key.dims.company_id);
+        self.channel_id.push(key.dims.channel_id);
+        self.lead_source.push(key.dims.lead_source);
+        self.metric.push(key.metric);
+        self.detail.push(key.detail);
+        self.count.push(count);
+        self.amount.push(amount);
+    }
+}
+
+/// `metric_response_times` rows as columns, for one `unnest` insert.
+#[derive(Default)]
+struct ResponseTimeColumns {
+    global_position: Vec<i64>,
+    tenant_id: Vec<Uuid>,
+    at: Vec<DateTime<Utc>>,
+    company_id: Vec<Option<Uuid>>,
+    channel_id: Vec<Option<Uuid>>,
+    lead_source: Vec<Option<String>>,
+    secs: Vec<i64>,
+}
+
+impl ResponseTimeColumns {
+    fn push(&mut self, position: i64, dims: Dimensions, at: DateTime<Utc>, secs: i64) {
+        self.global_position.push(position);
+        self.tenant_id.push(dims.tenant_id);
+        self.at.push(at);
+        self.company_id.push(dims.company_id);
+        self.channel_id.push(dims.channel_id);
+        self.lead_source.push(dims.lead_source);
+        self.secs.push(secs);
+    }
+}
+
+/// Adds one event's figures to `pending`.
+async fn add(
+    conn: &mut PgConnection,
+    pending: &mut Pending,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    match event.aggregate_type.as_str() {
+        "conversation" => conversation(conn, pending, event).await,
+        "order" => order(conn, pending, event).await,
+        "delivery" => delivery(conn, pending, event).await,
+        "loyalty_account" => loyalty(conn, pending, event).await,
+        "tenant" => registration(pending, event),
+        _ => Ok(()),
+    }
+}
+
 impl Projection for MetricsProjection {
     fn name(&self) -> &'static str {
         NAME
@@ -78,15 +269,20 @@ impl Projection for MetricsProjection {
         conn: &'a mut PgConnection,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        self.apply_batch(conn, std::slice::from_ref(event))
+    }
+
+    fn apply_batch<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [RecordedEvent],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            match event.aggregate_type.as_str() {
-                "conversation" => conversation(conn, event).await,
-                "order" => order(conn, event).await,
-                "delivery" => delivery(conn, event).await,
-                "loyalty_account" => loyalty(conn, event).await,
-                "tenant" => registration(conn, event).await,
-                _ => Ok(()),
+            let mut pending = Pending::default();
+            for event in events {
+                add(conn, &mut pending, event).await?;
             }
+            pending.flush(conn).await
         })
     }
 
@@ -107,25 +303,24 @@ impl Projection for MetricsProjection {
 }
 
 /// A registration is a business's first activity.
-async fn registration(
-    conn: &mut PgConnection,
-    event: &RecordedEvent,
-) -> Result<(), ProjectionError> {
+fn registration(pending: &mut Pending, event: &RecordedEvent) -> Result<(), ProjectionError> {
     if event.event_type != "TenantRegistered" {
         return Ok(());
     }
-    match payload(event)? {
-        TenantEvent::TenantRegistered {
-            tenant_id,
-            registered_at,
-            ..
-        } => touch(conn, tenant_id.0, registered_at).await,
-        _ => Ok(()),
+    if let TenantEvent::TenantRegistered {
+        tenant_id,
+        registered_at,
+        ..
+    } = payload(event)?
+    {
+        pending.touch(tenant_id.0, registered_at);
     }
+    Ok(())
 }
 
 async fn conversation(
     conn: &mut PgConnection,
+    pending: &mut Pending,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
     use ConversationEvent as E;
@@ -145,21 +340,20 @@ async fn conversation(
             channel_id: Some(*channel_id),
             lead_source: Some(lead_source.source.clone()),
         };
-        remember(conn, event, &dims).await?;
-        return count(
-            conn,
-            &dims,
-            Figure::new("conversations_started", *opened_at),
-        )
-        .await;
+        remember(conn, pending, event, &dims).await?;
+        pending.count(&dims, Figure::new("conversations_started", *opened_at));
+        return Ok(());
     }
-    let Some(dims) = dimensions(conn, event).await? else {
+    let Some(dims) = dimensions(conn, pending, event).await? else {
         return Ok(());
     };
     match event_payload {
         E::MessageReceived { kind, sent_at, .. } => {
-            let figure = Figure::new("messages_in", sent_at).detail(kind.as_str());
-            count(conn, &dims, figure).await
+            pending.count(
+                &dims,
+                Figure::new("messages_in", sent_at).detail(kind.as_str()),
+            );
+            Ok(())
         }
         E::MessageSent {
             message_type,
@@ -171,34 +365,24 @@ async fn conversation(
             let sent = Figure::new("messages_out", at)
                 .detail(message_type.as_str())
                 .amount(cost_micro_eur);
-            count(conn, &dims, sent).await?;
-            let Some(secs) = response_time_secs else {
-                return Ok(());
-            };
-            count(conn, &dims, Figure::new("replies", at).amount(secs)).await?;
-            // language=PostgreSQL
-            sqlx::query(
-                "insert into metric_response_times (global_position, tenant_id, at,
-                     company_id, channel_id, lead_source, secs)
-                 values ($1, $2, $3, $4, $5, $6, $7)
-                 on conflict do nothing",
-            )
-            .bind(event.global_position)
-            .bind(dims.tenant_id)
-            .bind(at)
-            .bind(dims.company_id)
-            .bind(dims.channel_id)
-            .bind(&dims.lead_source)
-            .bind(secs)
-            .execute(conn)
-            .await?;
+            pending.count(&dims, sent);
+            if let Some(secs) = response_time_secs {
+                pending.count(&dims, Figure::new("replies", at).amount(secs));
+                pending
+                    .response_times
+                    .push((event.global_position, dims, at, secs));
+            }
             Ok(())
         }
         _ => Ok(()),
     }
 }
 
-async fn order(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn order(
+    conn: &mut PgConnection,
+    pending: &mut Pending,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
     match payload(event)? {
         OrderEvent::OrderCreated {
             tenant_id,
@@ -211,25 +395,31 @@ async fn order(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
                 company_id: Some(company_id),
                 ..Dimensions::default()
             };
-            remember(conn, event, &dims).await?;
-            touch(conn, dims.tenant_id, created_at).await
+            remember(conn, pending, event, &dims).await?;
+            pending.touch(dims.tenant_id, created_at);
+            Ok(())
         }
         OrderEvent::OrderPaid {
             amount, paid_at, ..
         } => {
-            let Some(dims) = dimensions(conn, event).await? else {
+            let Some(dims) = dimensions(conn, pending, event).await? else {
                 return Ok(());
             };
             let figure = Figure::new("payments", paid_at)
                 .detail(amount.currency.as_str())
                 .amount(amount.amount_minor);
-            count(conn, &dims, figure).await
+            pending.count(&dims, figure);
+            Ok(())
         }
         _ => Ok(()),
     }
 }
 
-async fn delivery(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn delivery(
+    conn: &mut PgConnection,
+    pending: &mut Pending,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
     match payload(event)? {
         DeliveryEvent::DeliveryCreated {
             tenant_id,
@@ -261,8 +451,9 @@ async fn delivery(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), 
                 channel_id: from_conversation.channel_id,
                 lead_source: from_conversation.lead_source,
             };
-            remember(conn, event, &dims).await?;
-            touch(conn, dims.tenant_id, at).await
+            remember(conn, pending, event, &dims).await?;
+            pending.touch(dims.tenant_id, at);
+            Ok(())
         }
         DeliveryEvent::DeliveryStatusChanged {
             to, occurred_at, ..
@@ -273,16 +464,21 @@ async fn delivery(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), 
                 DeliveryStatus::Exception | DeliveryStatus::Expired => "deliveries_failed",
                 _ => return Ok(()),
             };
-            let Some(dims) = dimensions(conn, event).await? else {
+            let Some(dims) = dimensions(conn, pending, event).await? else {
                 return Ok(());
             };
-            count(conn, &dims, Figure::new(metric, occurred_at)).await
+            pending.count(&dims, Figure::new(metric, occurred_at));
+            Ok(())
         }
         _ => Ok(()),
     }
 }
 
-async fn loyalty(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn loyalty(
+    conn: &mut PgConnection,
+    pending: &mut Pending,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
     use LoyaltyEvent as E;
     let event_payload = payload(event)?;
     if let E::LoyaltyAccountOpened {
@@ -295,8 +491,9 @@ async fn loyalty(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), P
             tenant_id: tenant_id.0,
             ..Dimensions::default()
         };
-        remember(conn, event, &dims).await?;
-        return touch(conn, dims.tenant_id, *opened_at).await;
+        remember(conn, pending, event, &dims).await?;
+        pending.touch(dims.tenant_id, *opened_at);
+        return Ok(());
     }
     let figure = match event_payload {
         E::PurchaseAccrued { points, at, .. } => Figure::new("points_accrued", at)
@@ -316,18 +513,23 @@ async fn loyalty(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), P
         E::PointsRedeemed { points, at, .. } => Figure::new("points_redeemed", at).amount(points),
         _ => return Ok(()),
     };
-    let Some(dims) = dimensions(conn, event).await? else {
+    let Some(dims) = dimensions(conn, pending, event).await? else {
         return Ok(());
     };
-    count(conn, &dims, figure).await
+    pending.count(&dims, figure);
+    Ok(())
 }
 
 /// Records where the stream of `event` counts.
 async fn remember(
     conn: &mut PgConnection,
+    pending: &mut Pending,
     event: &RecordedEvent,
     dims: &Dimensions,
 ) -> Result<(), ProjectionError> {
+    pending
+        .dimensions
+        .remove(&(event.aggregate_type.clone(), event.aggregate_id.clone()));
     // language=PostgreSQL
     sqlx::query(
         "insert into metric_dimensions (aggregate_type, aggregate_id, tenant_id, company_id,
@@ -346,66 +548,26 @@ async fn remember(
     Ok(())
 }
 
-/// Where the stream of `event` counts; `None` for a stream whose first event was never
-/// seen (nothing to attribute it to).
+/// Where the stream of `event` counts (looked up once per batch); `None` for a stream
+/// whose first event was never seen (nothing to attribute it to).
 async fn dimensions(
     conn: &mut PgConnection,
+    pending: &mut Pending,
     event: &RecordedEvent,
 ) -> Result<Option<Dimensions>, ProjectionError> {
+    let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
+    if let Some(known) = pending.dimensions.get(&key) {
+        return Ok(known.clone());
+    }
     // language=PostgreSQL
-    Ok(sqlx::query_as(
+    let found: Option<Dimensions> = sqlx::query_as(
         "select tenant_id, company_id, channel_id, lead_source from metric_dimensions
          where aggregate_type = $1 and aggregate_id = $2",
     )
     .bind(&event.aggregate_type)
     .bind(&event.aggregate_id)
     .fetch_optional(conn)
-    .await?)
-}
-
-/// Adds one `figure` to its bucket, and moves the business's last activity forward.
-async fn count(
-    conn: &mut PgConnection,
-    dims: &Dimensions,
-    figure: Figure<'_>,
-) -> Result<(), ProjectionError> {
-    // language=PostgreSQL
-    sqlx::query(
-        "insert into metric_buckets as b (tenant_id, bucket_start, company_id, channel_id,
-             lead_source, metric, detail, count, amount)
-         values ($1, date_bin('15 minutes', $2, timestamptz '2000-01-01 00:00:00+00'),
-                 $3, $4, $5, $6, $7, 1, $8)
-         on conflict on constraint metric_buckets_key
-         do update set count = b.count + 1, amount = b.amount + excluded.amount",
-    )
-    .bind(dims.tenant_id)
-    .bind(figure.at)
-    .bind(dims.company_id)
-    .bind(dims.channel_id)
-    .bind(&dims.lead_source)
-    .bind(figure.metric)
-    .bind(figure.detail)
-    .bind(figure.amount)
-    .execute(&mut *conn)
     .await?;
-    touch(conn, dims.tenant_id, figure.at).await
-}
-
-/// Moves `tenant`'s last activity to `at` unless it is already later.
-async fn touch(
-    conn: &mut PgConnection,
-    tenant: Uuid,
-    at: DateTime<Utc>,
-) -> Result<(), ProjectionError> {
-    // language=PostgreSQL
-    sqlx::query(
-        "insert into tenant_activity as a (tenant_id, last_activity_at) values ($1, $2)
-         on conflict (tenant_id) do update
-         set last_activity_at = greatest(a.last_activity_at, excluded.last_activity_at)",
-    )
-    .bind(tenant)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(())
+    pending.dimensions.insert(key, found.clone());
+    Ok(found)
 }

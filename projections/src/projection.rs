@@ -40,6 +40,24 @@ pub trait Projection: Send + Sync + 'static {
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
 
+    /// Applies the events of one batch, in order, as [`Self::apply`] does each (the
+    /// default). A projection whose events update the same rows again and again (counters)
+    /// overrides it to fold them in memory and write each row once per batch; the runner
+    /// passes a business's erasure (`TenantErased`) only as the last event of a call, so
+    /// the rows it then deletes are never written again by the same call.
+    fn apply_batch<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [RecordedEvent],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            for event in events {
+                self.apply(conn, event).await?;
+            }
+            Ok(())
+        })
+    }
+
     /// The read model's tables that hold a business's rows (each with a `tenant_id`
     /// column): when the business is erased (`TenantErased`, DOMAIN.md "Hard delete") the
     /// runner deletes its rows from them, in the batch that applies the event. Tables of

@@ -16,8 +16,8 @@
 //!   drops the stale shadow schema. One rebuild per projection at a time (a session
 //!   advisory lock).
 
-use crate::projection::{erased_tenant, Projection, ProjectionError};
-use crate::runner::{delete_tenant_rows, ProjectionRunner};
+use crate::projection::{Projection, ProjectionError};
+use crate::runner::ProjectionRunner;
 use sqlx::PgConnection;
 use std::time::Instant;
 use x8_eventstore::all::{read_all, AllFilter};
@@ -316,14 +316,10 @@ impl ProjectionRunner {
         .await
         .map_err(|e| ProjectionError::Other(e.to_string()))?;
         let count = batch.events.len() as u64;
-        for event in batch.events {
-            *checkpoint = event.checkpoint();
-            let event = event.upcast(&self.upcasters);
-            projection.apply(conn, &event).await?;
-            if let Some(tenant_id) = erased_tenant(&event) {
-                delete_tenant_rows(conn, projection, tenant_id).await?;
-            }
+        if let Some(last) = batch.events.last() {
+            *checkpoint = last.checkpoint();
         }
+        self.apply_events(conn, projection, batch.events).await?;
         Ok(count)
     }
 }

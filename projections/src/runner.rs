@@ -13,13 +13,13 @@
 //!   model is derived, and a batch lost in a crash is lost with its checkpoint and
 //!   re-applied.
 
-use crate::projection::{Projection, ProjectionError};
+use crate::projection::{erased_tenant, Projection, ProjectionError};
 use sqlx::PgConnection;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 use x8_eventstore::all::{checkpoint_of, read_all, AllFilter};
-use x8_eventstore::{Checkpoint, EventStore};
+use x8_eventstore::{Checkpoint, EventStore, RecordedEvent};
 
 /// Events per batch unless configured otherwise.
 pub const DEFAULT_BATCH_SIZE: i64 = 500;
@@ -208,13 +208,7 @@ impl ProjectionRunner {
             });
         };
         let applied = batch.events.len();
-        for event in batch.events {
-            let event = event.upcast(&self.upcasters);
-            projection.apply(&mut tx, &event).await?;
-            if let Some(tenant_id) = crate::projection::erased_tenant(&event) {
-                delete_tenant_rows(&mut tx, projection, tenant_id).await?;
-            }
-        }
+        self.apply_events(&mut tx, projection, batch.events).await?;
         // language=PostgreSQL
         sqlx::query(
             "update projection_checkpoints
@@ -327,8 +321,32 @@ impl ProjectionRunner {
     }
 }
 
+impl ProjectionRunner {
+    /// Upcasts `events` and applies them to `projection` in order
+    /// ([`Projection::apply_batch`]), deleting an erased business's rows
+    /// ([`Projection::tenant_tables`]) right after its `TenantErased`.
+    pub(crate) async fn apply_events(
+        &self,
+        conn: &mut PgConnection,
+        projection: &dyn Projection,
+        events: Vec<RecordedEvent>,
+    ) -> Result<(), ProjectionError> {
+        let events: Vec<RecordedEvent> = events
+            .into_iter()
+            .map(|event| event.upcast(&self.upcasters))
+            .collect();
+        for segment in events.split_inclusive(|event| erased_tenant(event).is_some()) {
+            projection.apply_batch(conn, segment).await?;
+            if let Some(tenant_id) = segment.last().and_then(erased_tenant) {
+                delete_tenant_rows(conn, projection, tenant_id).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Deletes an erased business's rows from the projection's [`Projection::tenant_tables`].
-pub(crate) async fn delete_tenant_rows(
+async fn delete_tenant_rows(
     conn: &mut PgConnection,
     projection: &dyn Projection,
     tenant_id: Uuid,

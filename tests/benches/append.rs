@@ -15,14 +15,13 @@ use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::CqrsFramework;
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use x8_commands::{CommandBus, CommandContext};
 use x8_eventstore::all::{read_all, AllFilter};
 use x8_eventstore::{pool, Actor, Checkpoint, EventStore};
-use x8_tests::bench::{database_url, fresh_database, postgres_es_schema};
+use x8_tests::bench::{database_url, fresh_database, pgbench_append, postgres_es_schema};
 use x8_tests::counter::{Add, Counter};
 
 #[derive(Parser)]
@@ -108,39 +107,6 @@ where
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-fn pgbench(tasks: usize, seconds: u64) -> Option<f64> {
-    let output = Command::new("pgbench")
-        .args([
-            "-n",
-            "-c",
-            &tasks.to_string(),
-            "-j",
-            &tasks.min(2).to_string(),
-            "-T",
-            &seconds.to_string(),
-        ])
-        .args([
-            "-f",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../scripts/bench/pgbench-append.sql"
-            ),
-        ])
-        .arg(database_url("x8_bench"))
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find(|l| l.starts_with("tps = "))
-        .and_then(|l| {
-            l.trim_start_matches("tps = ")
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let opts = Opts::parse();
@@ -208,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
         stock_pool.close().await;
 
         let cpu = cpu_now();
-        let pgb = pgbench(tasks, opts.seconds);
+        let pgb = pgbench_append("x8_bench", tasks, opts.seconds);
         let pgb_server_us = pgb.map(|p| cpu_per_op(cpu, cpu_now(), p * opts.seconds as f64).1);
         let ratio = |v: f64| pgb.map_or("-".to_string(), |p| format!("{:.2}", v / p));
         println!(

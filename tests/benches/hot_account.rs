@@ -15,13 +15,15 @@ use clap::Parser;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{AggregateError, CqrsFramework};
 use postgres_es::PostgresEventRepository;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
 use x8_commands::CommandContext;
 use x8_domain::TenantId;
 use x8_eventstore::Actor;
-use x8_tests::bench::{database_url, fresh_database, measure, postgres_es_schema, serve};
+use x8_tests::bench::{
+    database_url, fresh_database, measure, post_json, postgres_es_schema, serve,
+};
 use x8_tests::counter::{Add, Counter};
 
 #[derive(Parser)]
@@ -39,23 +41,6 @@ struct Opts {
     bench: bool,
 }
 
-async fn call(
-    client: &reqwest::Client,
-    url: &str,
-    token: Option<&str>,
-    body: &Value,
-) -> anyhow::Result<Value> {
-    let mut request = client.post(url).json(body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    let body: Value = response.json().await?;
-    anyhow::ensure!(status.is_success(), "{url}: {status} {body}");
-    Ok(body)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let opts = Opts::parse();
@@ -65,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::new();
 
     // A business with a huge welcome bonus, one hot account and one account per client.
-    let registered = call(
+    let registered = post_json(
         &client,
         &format!("{api}/tenants"),
         None,
@@ -77,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
         .as_str()
         .unwrap_or_default()
         .parse()?;
-    let login = call(
+    let login = post_json(
         &client,
         &format!("{api}/auth/login"),
         None,
@@ -97,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
         .error_for_status()?;
     let mut accounts = Vec::new();
     for customer in 0..=opts.clients {
-        let opened = call(
+        let opened = post_json(
             &client,
             &format!("{api}/tenants/{tenant}/loyalty/accounts"),
             Some(&token),

@@ -2,7 +2,9 @@
 //! stock postgres-es's schema, the API served on a loopback port, and timed client loops.
 
 use secrecy::SecretString;
+use serde_json::Value;
 use sqlx::PgPool;
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -68,6 +70,57 @@ pub async fn postgres_es_schema(pool: &PgPool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// pgbench's transactions per second with `clients` connections for `seconds`, each
+/// appending one event row to database `database`'s `events` table
+/// (`scripts/bench/pgbench-append.sql`): the physical limit of an append. `None` when
+/// pgbench is missing or fails.
+pub fn pgbench_append(database: &str, clients: usize, seconds: u64) -> Option<f64> {
+    let output = Command::new("pgbench")
+        .args(["-n", "-c", &clients.to_string()])
+        .args([
+            "-j",
+            &clients.min(2).to_string(),
+            "-T",
+            &seconds.to_string(),
+        ])
+        .args([
+            "-f",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/bench/pgbench-append.sql"
+            ),
+        ])
+        .arg(database_url(database))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+}
+
+/// POSTs `body` as JSON to `url`, with `token` as bearer when given, and returns the
+/// JSON answer.
+///
+/// # Errors
+/// A transport error, or a non-2xx answer (named with its body).
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> anyhow::Result<Value> {
+    let mut request = client.post(url).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    anyhow::ensure!(status.is_success(), "{url}: {status} {body}");
+    Ok(body)
+}
+
 /// What one measurement counted.
 #[derive(Default)]
 pub struct Tally {
@@ -83,6 +136,11 @@ impl Tally {
         counter.fetch_add(1, Ordering::Relaxed);
         let us = started.elapsed().as_micros() as u64;
         self.latencies_us.lock().expect("latencies").push(us);
+    }
+
+    /// Successful calls per second over `seconds`.
+    pub fn ok_per_second(&self, seconds: f64) -> f64 {
+        self.ok.load(Ordering::Relaxed) as f64 / seconds.max(1e-9)
     }
 
     /// `ok/s  failed %  p50 ms  p99 ms`.
