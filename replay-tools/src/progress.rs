@@ -6,10 +6,19 @@ use x8_eventstore::EventStore;
 
 /// A bar over `total` events labelled `label`.
 pub fn bar(total: u64, label: &str) -> ProgressBar {
+    counted(total, label, "events")
+}
+
+/// A bar over about `total` read-model rows (the planner's estimate) labelled `label`.
+pub fn rows_bar(total: u64, label: &str) -> ProgressBar {
+    counted(total, label, "rows")
+}
+
+fn counted(total: u64, label: &str, unit: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg:>14} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)",
-    ) {
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "{{msg:>14}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{per_sec}}, {{eta}} left)"
+    )) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(label.to_string());

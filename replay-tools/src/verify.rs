@@ -15,6 +15,7 @@
 //! sealed personal fields in them no longer open (nothing here opens them).
 
 use crate::aggregates::{replay_for, Replay};
+use crate::progress;
 use futures::TryStreamExt as _;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -62,14 +63,32 @@ const BATCH: i64 = 5_000;
 /// # Errors
 /// The database failing; a broken rule is a [`Violation`], not an error.
 pub async fn verify(store: &EventStore) -> anyhow::Result<Report> {
+    verify_with_progress(store, &|_| {}).await
+}
+
+/// As [`verify`], calling `progress` with the events read so far over both passes
+/// (`$all`, then every stream: twice the log's length in all).
+///
+/// # Errors
+/// As [`verify`].
+pub async fn verify_with_progress(
+    store: &EventStore,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    report.violations.extend(check_global_order(store).await?);
+    report
+        .violations
+        .extend(check_global_order(store, progress).await?);
+    let read_in_first_pass = progress::events_in_log(store).await?;
     let upcasters = store.upcasters();
     let mut events = every_stream(store.pool());
     let mut replay: Option<StreamReplay> = None;
     while let Some(event) = events.try_next().await? {
         let event = event.upcast(&upcasters);
         report.events += 1;
+        if report.events % BATCH as u64 == 0 {
+            progress(read_in_first_pass + report.events);
+        }
         if !replay.as_ref().is_some_and(|r| r.holds(&event)) {
             report.streams += 1;
             replay = Some(StreamReplay::start(&event));
@@ -85,7 +104,9 @@ pub async fn verify(store: &EventStore) -> anyhow::Result<Report> {
 
 /// Prints the report; fails (non-zero exit) naming each offending stream.
 pub async fn run(store: &EventStore, opts: Opts) -> anyhow::Result<()> {
-    let report = verify(store).await?;
+    let bar = progress::bar(2 * progress::events_in_log(store).await?, "verify");
+    let report = verify_with_progress(store, &|read| bar.set_position(read)).await?;
+    bar.finish_and_clear();
     if opts.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -110,7 +131,10 @@ pub async fn run(store: &EventStore, opts: Opts) -> anyhow::Result<()> {
 }
 
 /// Reads `$all` from the start and compares what it returns with what the table holds.
-async fn check_global_order(store: &EventStore) -> anyhow::Result<Vec<Violation>> {
+async fn check_global_order(
+    store: &EventStore,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> anyhow::Result<Vec<Violation>> {
     let mut seen = HashSet::new();
     let mut twice = Vec::new();
     let mut after = Checkpoint::START;
@@ -125,6 +149,7 @@ async fn check_global_order(store: &EventStore) -> anyhow::Result<Vec<Violation>
                 twice.push(event.global_position);
             }
         }
+        progress(seen.len() as u64);
     }
     // language=PostgreSQL
     let stored: i64 = sqlx::query_scalar("select count(*) from events")
