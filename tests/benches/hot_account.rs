@@ -15,14 +15,13 @@ use clap::Parser;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{AggregateError, CqrsFramework};
 use postgres_es::PostgresEventRepository;
-use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
 use x8_commands::CommandContext;
 use x8_domain::TenantId;
 use x8_eventstore::Actor;
 use x8_tests::bench::{
-    database_url, fresh_database, measure, post_json, postgres_es_schema, serve,
+    database_url, fresh_database, measure, postgres_es_schema, serve, LoyaltyBusiness,
 };
 use x8_tests::counter::{Add, Counter};
 
@@ -50,52 +49,9 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::new();
 
     // A business with a huge welcome bonus, one hot account and one account per client.
-    let registered = post_json(
-        &client,
-        &format!("{api}/tenants"),
-        None,
-        &json!({ "name": "Bench Cafe", "owner_email": "owner@bench.test",
-                 "owner_password": "correct horse battery staple" }),
-    )
-    .await?;
-    let tenant: Uuid = registered["tenant_id"]
-        .as_str()
-        .unwrap_or_default()
-        .parse()?;
-    let login = post_json(
-        &client,
-        &format!("{api}/auth/login"),
-        None,
-        &json!({ "email": "owner@bench.test", "password": "correct horse battery staple" }),
-    )
-    .await?;
-    let token = login["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    client
-        .put(format!("{api}/tenants/{tenant}/loyalty/settings"))
-        .bearer_auth(&token)
-        .json(&json!({ "welcome_bonus_points": 1_000_000_000_000i64 }))
-        .send()
-        .await?
-        .error_for_status()?;
-    let mut accounts = Vec::new();
-    for customer in 0..=opts.clients {
-        let opened = post_json(
-            &client,
-            &format!("{api}/tenants/{tenant}/loyalty/accounts"),
-            Some(&token),
-            &json!({ "customer_ref": format!("customer-{customer}") }),
-        )
-        .await?;
-        accounts.push(
-            opened["account_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        );
-    }
+    let business = LoyaltyBusiness::register(&client, &api, opts.clients + 1).await?;
+    let tenant: Uuid = business.tenant.parse()?;
+    let accounts = business.accounts.clone();
     let hot = accounts[0].clone();
 
     println!(
@@ -107,31 +63,15 @@ async fn main() -> anyhow::Result<()> {
         "measurement", "ok cmd/s", "failed %", "p50 ms", "p99 ms"
     );
 
-    let http = |accounts: Arc<Vec<String>>, run: &'static str| {
-        let (client, api, token) = (client.clone(), api.clone(), token.clone());
-        move |c: usize, i: u64| {
-            let (client, api, token) = (client.clone(), api.clone(), token.clone());
-            let account = accounts[c % accounts.len()].clone();
-            async move {
-                client
-                    .post(format!("{api}/loyalty/accounts/{account}/redemptions"))
-                    .bearer_auth(&token)
-                    .json(&json!({ "points": 1, "reference": format!("{run}-{c}-{i}") }))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == reqwest::StatusCode::CREATED)
-            }
-        }
-    };
     let (tally, secs) = measure(
         opts.clients,
         opts.seconds,
-        http(Arc::new(vec![hot.clone()]), "hot"),
+        business.redemptions(&client, &api, vec![hot.clone()], "hot"),
     )
     .await;
     println!("{}", tally.line("HTTP, one account", secs));
-    let distinct = Arc::new(accounts[1..].to_vec());
-    let (tally, secs) = measure(opts.clients, opts.seconds, http(distinct, "distinct")).await;
+    let distinct = business.redemptions(&client, &api, accounts[1..].to_vec(), "distinct");
+    let (tally, secs) = measure(opts.clients, opts.seconds, distinct).await;
     println!("{}", tally.line("HTTP, one account per client", secs));
 
     // The command bus alone, on the same hot account.

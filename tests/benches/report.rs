@@ -37,10 +37,11 @@ use std::time::{Duration, Instant};
 use x8_eventstore::{pool, EventStore};
 use x8_projections::ProjectionRunner;
 use x8_tests::bench::{
-    database_url, fresh_database, measure, pgbench_append, post_json, postgres_es_schema, Tally,
+    database_url, fresh_database, measure, pgbench_append, post_json, postgres_es_schema,
+    LoyaltyBusiness, Tally,
 };
 use x8_tests::counter::{Add, Counter};
-use x8_tests::{telegram, MASTER_KEY, PASSWORD};
+use x8_tests::{telegram, MASTER_KEY};
 
 const DATABASE: &str = "x8_bench_report";
 
@@ -172,8 +173,12 @@ async fn main() -> anyhow::Result<()> {
     let pgbench_pool = pool::connect(&database_url("x8_bench_report_pgbench"), 2).await?;
     pool::migrate(&pgbench_pool).await?;
     pgbench_pool.close().await;
-    let pgbench = pgbench_append("x8_bench_report_pgbench", clients, seconds)
-        .ok_or_else(|| anyhow::anyhow!("pgbench failed (Debian: postgresql-contrib)"))?;
+    let pgbench = pgbench_append("x8_bench_report_pgbench", clients, seconds).ok_or_else(|| {
+        anyhow::anyhow!(
+            "pgbench failed: is it installed (Debian: postgresql-contrib), and does the \
+                 server accept {clients} more connections?"
+        )
+    })?;
     println!("{:<34} {pgbench:>10.0}", "pgbench single-row insert (tx/s)");
 
     fresh_database("x8_bench_report_pges").await?;
@@ -221,55 +226,12 @@ async fn main() -> anyhow::Result<()> {
     let (idle_rss, _) = server.rss_mib();
     let api = server.api.clone();
     let http = reqwest::Client::new();
-    let registered = post_json(
-        &http,
-        &format!("{api}/tenants"),
-        None,
-        &json!({ "name": "Bench Cafe", "owner_email": "owner@bench.test",
-                 "owner_password": PASSWORD }),
-    )
-    .await?;
-    let tenant = registered["tenant_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let login = post_json(
-        &http,
-        &format!("{api}/auth/login"),
-        None,
-        &json!({ "email": "owner@bench.test", "password": PASSWORD }),
-    )
-    .await?;
-    let token = login["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    http.put(format!("{api}/tenants/{tenant}/loyalty/settings"))
-        .bearer_auth(&token)
-        .json(&json!({ "welcome_bonus_points": 1_000_000_000_000i64 }))
-        .send()
-        .await?
-        .error_for_status()?;
-    let mut accounts = Vec::new();
-    for customer in 0..=clients {
-        let opened = post_json(
-            &http,
-            &format!("{api}/tenants/{tenant}/loyalty/accounts"),
-            Some(&token),
-            &json!({ "customer_ref": format!("customer-{customer}") }),
-        )
-        .await?;
-        accounts.push(
-            opened["account_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        );
-    }
+    let business = LoyaltyBusiness::register(&http, &api, clients + 1).await?;
+    let (tenant, token, accounts) = (&business.tenant, &business.token, &business.accounts);
     let company = post_json(
         &http,
         &format!("{api}/tenants/{tenant}/companies"),
-        Some(&token),
+        Some(token),
         &json!({ "name": "Shop", "type": "Product" }),
     )
     .await?;
@@ -277,7 +239,7 @@ async fn main() -> anyhow::Result<()> {
     let channel = post_json(
         &http,
         &format!("{api}/companies/{company}/channels"),
-        Some(&token),
+        Some(token),
         &json!({ "platform": "telegram" }),
     )
     .await?;
@@ -286,31 +248,25 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_default()
         .to_string();
     http.put(format!("{api}/channels/{channel}/credentials"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .json(&telegram::credentials())
         .send()
         .await?
         .error_for_status()?;
 
-    let redeem = |accounts: Vec<String>, run: &'static str| {
-        let (http, api, token) = (http.clone(), api.clone(), token.clone());
-        let accounts = Arc::new(accounts);
-        move |c: usize, i: u64| {
-            let (http, api, token) = (http.clone(), api.clone(), token.clone());
-            let account = accounts[c % accounts.len()].clone();
-            async move {
-                http.post(format!("{api}/loyalty/accounts/{account}/redemptions"))
-                    .bearer_auth(&token)
-                    .json(&json!({ "points": 1, "reference": format!("{run}-{c}-{i}") }))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == reqwest::StatusCode::CREATED)
-            }
-        }
-    };
-    let (tally, secs) = measure(clients, seconds, redeem(accounts[1..].to_vec(), "d")).await;
+    let (tally, secs) = measure(
+        clients,
+        seconds,
+        business.redemptions(&http, &api, accounts[1..].to_vec(), "d"),
+    )
+    .await;
     let x8_distinct = line(&tally, "X8 HTTP, one account per client", secs);
-    let (tally, secs) = measure(clients, seconds, redeem(vec![accounts[0].clone()], "h")).await;
+    let (tally, secs) = measure(
+        clients,
+        seconds,
+        business.redemptions(&http, &api, vec![accounts[0].clone()], "h"),
+    )
+    .await;
     let x8_hot = line(&tally, "X8 HTTP, one hot account", secs);
 
     // Webhooks, with the worst projection's lag sampled meanwhile.

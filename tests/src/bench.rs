@@ -1,8 +1,9 @@
 //! What the benchmarks (`tests/benches/`) share: their databases on DATABASE_URL's server,
 //! stock postgres-es's schema, the API served on a loopback port, and timed client loops.
 
+use futures::future::BoxFuture;
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,6 +120,109 @@ pub async fn post_json(
     let body: Value = response.json().await?;
     anyhow::ensure!(status.is_success(), "{url}: {status} {body}");
     Ok(body)
+}
+
+/// A business registered over HTTP with a huge welcome bonus and `accounts` loyalty
+/// accounts, as the loyalty benchmarks use it.
+pub struct LoyaltyBusiness {
+    /// The business's id.
+    pub tenant: String,
+    /// Its owner's access token.
+    pub token: String,
+    /// The accounts' ids, each holding 10^12 welcome points.
+    pub accounts: Vec<String>,
+}
+
+impl LoyaltyBusiness {
+    /// Registers "Bench Cafe" at `api` (`…/api/v1`), logs its owner in, sets a welcome bonus
+    /// of 10^12 points and opens `accounts` accounts.
+    ///
+    /// # Errors
+    /// A refused or failed request.
+    pub async fn register(
+        client: &reqwest::Client,
+        api: &str,
+        accounts: usize,
+    ) -> anyhow::Result<Self> {
+        let registered = post_json(
+            client,
+            &format!("{api}/tenants"),
+            None,
+            &json!({ "name": "Bench Cafe", "owner_email": "owner@bench.test",
+                     "owner_password": crate::PASSWORD }),
+        )
+        .await?;
+        let tenant = registered["tenant_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let login = post_json(
+            client,
+            &format!("{api}/auth/login"),
+            None,
+            &json!({ "email": "owner@bench.test", "password": crate::PASSWORD }),
+        )
+        .await?;
+        let token = login["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        client
+            .put(format!("{api}/tenants/{tenant}/loyalty/settings"))
+            .bearer_auth(&token)
+            .json(&json!({ "welcome_bonus_points": 1_000_000_000_000i64 }))
+            .send()
+            .await?
+            .error_for_status()?;
+        let mut opened = Vec::new();
+        for customer in 0..accounts {
+            let account = post_json(
+                client,
+                &format!("{api}/tenants/{tenant}/loyalty/accounts"),
+                Some(&token),
+                &json!({ "customer_ref": format!("customer-{customer}") }),
+            )
+            .await?;
+            opened.push(
+                account["account_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+        Ok(Self {
+            tenant,
+            token,
+            accounts: opened,
+        })
+    }
+
+    /// A [`measure`] operation: client `c` redeems 1 point from `accounts[c % len]` over
+    /// HTTP (`run` keeps the references of separate measurements apart); true on 201.
+    pub fn redemptions(
+        &self,
+        client: &reqwest::Client,
+        api: &str,
+        accounts: Vec<String>,
+        run: &'static str,
+    ) -> impl Fn(usize, u64) -> BoxFuture<'static, bool> + Send + Sync + 'static {
+        let (client, api, token) = (client.clone(), api.to_string(), self.token.clone());
+        move |c, i| {
+            let request = client
+                .post(format!(
+                    "{api}/loyalty/accounts/{}/redemptions",
+                    accounts[c % accounts.len()]
+                ))
+                .bearer_auth(&token)
+                .json(&json!({ "points": 1, "reference": format!("{run}-{c}-{i}") }));
+            Box::pin(async move {
+                request
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == reqwest::StatusCode::CREATED)
+            })
+        }
+    }
 }
 
 /// What one measurement counted.
