@@ -4,9 +4,10 @@
 
 use crate::progress;
 use clap::Args;
+use std::sync::Arc;
 use x8_eventstore::EventStore;
 use x8_projections::checksum::{checksum, Checksum};
-use x8_projections::ProjectionRunner;
+use x8_projections::{Projection, ProjectionRunner};
 
 /// Options of `checksum`.
 #[derive(Args)]
@@ -27,37 +28,43 @@ pub struct Opts {
 /// An unknown projection name; a table that cannot be read.
 pub async fn checksums(store: &EventStore, selection: &str) -> anyhow::Result<Vec<Checksum>> {
     let runner = ProjectionRunner::new(store.clone(), x8_projections::all());
-    let mut sums = Vec::new();
-    for projection in crate::select(&runner, selection)? {
-        sums.push(checksum(store.pool(), projection.as_ref()).await?);
+    digest(store, &crate::select(&runner, selection)?, &|_| {}).await
+}
+
+/// Digests `projections` in turn, calling `progress` with the rows digested so far.
+async fn digest(
+    store: &EventStore,
+    projections: &[Arc<dyn Projection>],
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> anyhow::Result<Vec<Checksum>> {
+    let (mut sums, mut rows) = (Vec::new(), 0_u64);
+    for projection in projections {
+        let sum = checksum(store.pool(), projection.as_ref()).await?;
+        rows += sum.tables.iter().map(|t| t.rows.max(0) as u64).sum::<u64>();
+        progress(rows);
+        sums.push(sum);
     }
     Ok(sums)
 }
 
-/// As [`checksums`], with a bar over the read models' rows.
-async fn checksums_with_bar(store: &EventStore, selection: &str) -> anyhow::Result<Vec<Checksum>> {
-    let runner = ProjectionRunner::new(store.clone(), x8_projections::all());
-    let selected = crate::select(&runner, selection)?;
-    let mut rows = 0_i64;
-    for table in selected.iter().flat_map(|p| p.tables().iter()) {
-        // language=PostgreSQL
-        let estimate: f32 = sqlx::query_scalar(
-            "select greatest(reltuples, 0) from pg_class where oid = $1::regclass",
-        )
-        .bind(table)
-        .fetch_one(store.pool())
-        .await?;
-        rows += estimate as i64;
-    }
-    let bar = progress::rows_bar(rows.max(0) as u64, "checksum");
-    let mut sums = Vec::new();
-    for projection in selected {
-        let sum = checksum(store.pool(), projection.as_ref()).await?;
-        bar.inc(sum.tables.iter().map(|t| t.rows.max(0) as u64).sum());
-        sums.push(sum);
-    }
-    bar.finish_and_clear();
-    Ok(sums)
+/// The planner's estimate of the rows in `projections`' tables (a progress bar's length).
+async fn estimated_rows(
+    store: &EventStore,
+    projections: &[Arc<dyn Projection>],
+) -> Result<u64, sqlx::Error> {
+    let tables: Vec<&str> = projections
+        .iter()
+        .flat_map(|p| p.tables().iter().copied())
+        .collect();
+    // language=PostgreSQL
+    let rows: f64 = sqlx::query_scalar(
+        "select coalesce(sum(greatest(reltuples, 0)), 0)::float8 from pg_class
+         where oid = any(array(select t::regclass from unnest($1::text[]) t))",
+    )
+    .bind(tables)
+    .fetch_one(store.pool())
+    .await?;
+    Ok(rows as u64)
 }
 
 /// Prints one line per projection: `<name> <digest>`; with `--tables`, its tables below.
@@ -65,7 +72,11 @@ async fn checksums_with_bar(store: &EventStore, selection: &str) -> anyhow::Resu
 /// # Errors
 /// As [`checksums`].
 pub async fn run(store: &EventStore, opts: Opts) -> anyhow::Result<()> {
-    let sums = checksums_with_bar(store, &opts.projection).await?;
+    let runner = ProjectionRunner::new(store.clone(), x8_projections::all());
+    let projections = crate::select(&runner, &opts.projection)?;
+    let bar = progress::rows_bar(estimated_rows(store, &projections).await?, "checksum");
+    let sums = digest(store, &projections, &|rows| bar.set_position(rows)).await?;
+    bar.finish_and_clear();
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&sums)?);
         return Ok(());

@@ -76,10 +76,8 @@ pub async fn verify_with_progress(
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    report
-        .violations
-        .extend(check_global_order(store, progress).await?);
-    let read_in_first_pass = progress::events_in_log(store).await?;
+    let (violations, read_in_first_pass) = check_global_order(store, progress).await?;
+    report.violations.extend(violations);
     let upcasters = store.upcasters();
     let mut events = every_stream(store.pool());
     let mut replay: Option<StreamReplay> = None;
@@ -130,11 +128,12 @@ pub async fn run(store: &EventStore, opts: Opts) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads `$all` from the start and compares what it returns with what the table holds.
+/// Reads `$all` from the start and compares what it returns with what the table holds;
+/// returns the violations and how many events `$all` returned.
 async fn check_global_order(
     store: &EventStore,
     progress: &(dyn Fn(u64) + Send + Sync),
-) -> anyhow::Result<Vec<Violation>> {
+) -> anyhow::Result<(Vec<Violation>, u64)> {
     let mut seen = HashSet::new();
     let mut twice = Vec::new();
     let mut after = Checkpoint::START;
@@ -170,7 +169,7 @@ async fn check_global_order(
             rule: format!("$all returned {} of the {stored} stored events", seen.len()),
         });
     }
-    Ok(violations)
+    Ok((violations, seen.len() as u64))
 }
 
 /// One stream being replayed.
