@@ -5,10 +5,17 @@
 //!
 //! Conversation rows and message rows are guarded by their last position, messages are
 //! inserted once, so re-applying an event is harmless.
+//!
+//! A batch is folded in memory ([`Pending`]) and written at its end, one statement per
+//! kind of write: the messages in one insert, each conversation's counters once, each
+//! outbound message's status once (a busy conversation's messages would otherwise update
+//! its row once per message, each update stepping over the row versions the last left).
 
 use crate::projection::{payload, stream_uuid, Projection, ProjectionError};
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
+use std::collections::HashMap;
 use uuid::Uuid;
 use x8_domain::conversation::ConversationEvent;
 use x8_eventstore::RecordedEvent;
@@ -29,11 +36,22 @@ impl Projection for ConversationsProjection {
         conn: &'a mut PgConnection,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        self.apply_batch(conn, std::slice::from_ref(event))
+    }
+
+    fn apply_batch<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [RecordedEvent],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            if event.aggregate_type != "conversation" {
-                return Ok(());
+            let mut pending = Pending::default();
+            for event in events {
+                if event.aggregate_type == "conversation" {
+                    pending.apply(conn, event).await?;
+                }
             }
-            apply(conn, event).await
+            pending.flush(conn).await
         })
     }
 
@@ -46,203 +64,397 @@ impl Projection for ConversationsProjection {
     }
 }
 
-async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
-    use ConversationEvent as E;
-    let id = stream_uuid(event)?;
-    let position = event.global_position;
-    match payload(event)? {
-        E::ConversationOpened {
-            tenant_id,
-            company_id,
-            channel_id,
-            platform,
-            contact,
-            lead_source,
-            opened_at,
-        } => {
-            // language=PostgreSQL
-            sqlx::query(
-                "insert into conversations (conversation_id, tenant_id, company_id, channel_id,
-                     platform, lead_source, lead_detail, contact_name_sealed, opened_at,
-                     last_position)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 on conflict (conversation_id) do nothing",
-            )
-            .bind(id)
-            .bind(tenant_id.0)
-            .bind(company_id)
-            .bind(channel_id)
-            .bind(platform.as_str())
-            .bind(&lead_source.source)
-            .bind(&lead_source.detail)
-            .bind(contact.name.as_ref().map(|n| n.as_str().to_string()))
-            .bind(opened_at)
-            .bind(position)
-            .execute(conn)
-            .await?;
+/// What a batch changes, folded in memory until [`Pending::flush`].
+#[derive(Default)]
+struct Pending {
+    /// New messages, in log order.
+    messages: MessageColumns,
+    /// Counter and status changes per conversation.
+    conversations: HashMap<Uuid, ConversationChange>,
+    /// Status changes per outbound message (conversation, message id).
+    outbound: HashMap<(Uuid, String), OutboundChange>,
+}
+
+/// `conversation_messages` rows as columns, for one `unnest` insert.
+#[derive(Default)]
+struct MessageColumns {
+    conversation_id: Vec<Uuid>,
+    direction: Vec<&'static str>,
+    message_key: Vec<String>,
+    text_sealed: Vec<String>,
+    kind: Vec<&'static str>,
+    at: Vec<DateTime<Utc>>,
+    batch: Vec<Option<i32>>,
+    status: Vec<Option<&'static str>>,
+    rich_media: Vec<Option<bool>>,
+    pricing_window: Vec<Option<&'static str>>,
+    cost_micro_eur: Vec<Option<i64>>,
+    response_time_secs: Vec<Option<i64>>,
+    position: Vec<i64>,
+}
+
+/// One conversation row's change over a batch.
+struct ConversationChange {
+    /// The first and last event folded in: the row takes the change only if it has not
+    /// seen the first (re-applying is harmless).
+    first_position: i64,
+    last_position: i64,
+    status: Option<&'static str>,
+    messages_in: i32,
+    messages_out: i32,
+    last_inbound_at: Option<DateTime<Utc>>,
+    last_outbound_at: Option<DateTime<Utc>>,
+    /// A reply went out: what was waiting before the batch is answered.
+    unanswered_cleared: bool,
+    /// The first inbound message of the batch after the last reply (or of the whole
+    /// batch): waiting since then unless something was waiting already.
+    unanswered_since: Option<DateTime<Utc>>,
+    cost_micro_eur: i64,
+    replies_timed: i32,
+    response_secs_total: i64,
+}
+
+impl ConversationChange {
+    fn new(position: i64) -> Self {
+        Self {
+            first_position: position,
+            last_position: position,
+            status: None,
+            messages_in: 0,
+            messages_out: 0,
+            last_inbound_at: None,
+            last_outbound_at: None,
+            unanswered_cleared: false,
+            unanswered_since: None,
+            cost_micro_eur: 0,
+            replies_timed: 0,
+            response_secs_total: 0,
         }
-        E::ConversationReopened { .. } => set_status(conn, id, "open", position).await?,
-        E::ConversationResolved { .. } => set_status(conn, id, "resolved", position).await?,
-        E::MessageReceived {
-            provider_message_id,
-            text,
-            kind,
-            sent_at,
-            batch,
-            ..
-        } => {
-            // language=PostgreSQL
-            sqlx::query(
-                "insert into conversation_messages (conversation_id, direction, message_key,
-                     tenant_id, text_sealed, kind, at, batch, position, last_position)
-                 select $1, 'in', $2, tenant_id, $3, $4, $5, $6, $7, $7
-                 from conversations where conversation_id = $1
-                 on conflict do nothing",
-            )
-            .bind(id)
-            .bind(&provider_message_id)
-            .bind(text.as_str())
-            .bind(kind.as_str())
-            .bind(sent_at)
-            .bind(batch as i32)
-            .bind(position)
-            .execute(&mut *conn)
-            .await?;
-            // language=PostgreSQL
-            sqlx::query(
-                "update conversations set messages_in = messages_in + 1,
-                     last_inbound_at = greatest(last_inbound_at, $2),
-                     first_unanswered_at = coalesce(first_unanswered_at, $2),
-                     last_position = $3
-                 where conversation_id = $1 and last_position < $3",
-            )
-            .bind(id)
-            .bind(sent_at)
-            .bind(position)
-            .execute(conn)
-            .await?;
-        }
-        E::MessageSent {
-            message_id,
-            text,
-            message_type,
-            rich_media,
-            window,
-            cost_micro_eur,
-            response_time_secs,
-            at,
-        } => {
-            // language=PostgreSQL
-            sqlx::query(
-                "insert into conversation_messages (conversation_id, direction, message_key,
-                     tenant_id, text_sealed, kind, at, status, rich_media, pricing_window,
-                     cost_micro_eur, response_time_secs, position, last_position)
-                 select $1, 'out', $2, tenant_id, $3, $4, $5, 'sending', $6, $7, $8, $9, $10, $10
-                 from conversations where conversation_id = $1
-                 on conflict do nothing",
-            )
-            .bind(id)
-            .bind(message_id.to_string())
-            .bind(text.as_str())
-            .bind(message_type.as_str())
-            .bind(at)
-            .bind(rich_media)
-            .bind(window.as_str())
-            .bind(cost_micro_eur)
-            .bind(response_time_secs)
-            .bind(position)
-            .execute(&mut *conn)
-            .await?;
-            // language=PostgreSQL
-            sqlx::query(
-                "update conversations set messages_out = messages_out + 1,
-                     last_outbound_at = greatest(last_outbound_at, $2),
-                     first_unanswered_at = null,
-                     cost_micro_eur = cost_micro_eur + $3,
-                     replies_timed = replies_timed + case when $4::bigint is null then 0 else 1 end,
-                     response_secs_total = response_secs_total + coalesce($4, 0),
-                     last_position = $5
-                 where conversation_id = $1 and last_position < $5",
-            )
-            .bind(id)
-            .bind(at)
-            .bind(cost_micro_eur)
-            .bind(response_time_secs)
-            .bind(position)
-            .execute(conn)
-            .await?;
-        }
-        E::MessageAccepted {
-            message_id,
-            provider_message_id,
-            ..
-        } => {
-            update_outbound(
-                conn,
+    }
+}
+
+/// One outbound message's status change over a batch.
+struct OutboundChange {
+    first_position: i64,
+    last_position: i64,
+    status: &'static str,
+    provider_message_id: Option<String>,
+    failure_reason: Option<String>,
+}
+
+impl Pending {
+    fn conversation(&mut self, id: Uuid, position: i64) -> &mut ConversationChange {
+        let change = self
+            .conversations
+            .entry(id)
+            .or_insert_with(|| ConversationChange::new(position));
+        change.last_position = position;
+        change
+    }
+
+    fn outbound(
+        &mut self,
+        id: Uuid,
+        message_id: Uuid,
+        position: i64,
+        status: &'static str,
+        provider_message_id: Option<String>,
+        failure_reason: Option<String>,
+    ) {
+        let change = self
+            .outbound
+            .entry((id, message_id.to_string()))
+            .or_insert_with(|| OutboundChange {
+                first_position: position,
+                last_position: position,
+                status,
+                provider_message_id: None,
+                failure_reason: None,
+            });
+        change.last_position = position;
+        change.status = status;
+        change.provider_message_id = provider_message_id.or(change.provider_message_id.take());
+        change.failure_reason = failure_reason.or(change.failure_reason.take());
+    }
+
+    async fn apply(
+        &mut self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        use ConversationEvent as E;
+        let id = stream_uuid(event)?;
+        let position = event.global_position;
+        match payload(event)? {
+            E::ConversationOpened {
+                tenant_id,
+                company_id,
+                channel_id,
+                platform,
+                contact,
+                lead_source,
+                opened_at,
+            } => {
+                // The row goes in at once: the batch's messages take its business from it.
+                // language=PostgreSQL
+                sqlx::query(
+                    "insert into conversations (conversation_id, tenant_id, company_id,
+                         channel_id, platform, lead_source, lead_detail, contact_name_sealed,
+                         opened_at, last_position)
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     on conflict (conversation_id) do nothing",
+                )
+                .bind(id)
+                .bind(tenant_id.0)
+                .bind(company_id)
+                .bind(channel_id)
+                .bind(platform.as_str())
+                .bind(&lead_source.source)
+                .bind(&lead_source.detail)
+                .bind(contact.name.as_ref().map(|n| n.as_str().to_string()))
+                .bind(opened_at)
+                .bind(position)
+                .execute(conn)
+                .await?;
+            }
+            E::ConversationReopened { .. } => self.conversation(id, position).status = Some("open"),
+            E::ConversationResolved { .. } => {
+                self.conversation(id, position).status = Some("resolved")
+            }
+            E::MessageReceived {
+                provider_message_id,
+                text,
+                kind,
+                sent_at,
+                batch,
+                ..
+            } => {
+                let m = &mut self.messages;
+                m.conversation_id.push(id);
+                m.direction.push("in");
+                m.message_key.push(provider_message_id);
+                m.text_sealed.push(text.as_str().to_string());
+                m.kind.push(kind.as_str());
+                m.at.push(sent_at);
+                m.batch.push(Some(batch as i32));
+                m.status.push(None);
+                m.rich_media.push(None);
+                m.pricing_window.push(None);
+                m.cost_micro_eur.push(None);
+                m.response_time_secs.push(None);
+                m.position.push(position);
+                let change = self.conversation(id, position);
+                change.messages_in += 1;
+                change.last_inbound_at = change.last_inbound_at.max(Some(sent_at));
+                change.unanswered_since.get_or_insert(sent_at);
+            }
+            E::MessageSent {
+                message_id,
+                text,
+                message_type,
+                rich_media,
+                window,
+                cost_micro_eur,
+                response_time_secs,
+                at,
+            } => {
+                let m = &mut self.messages;
+                m.conversation_id.push(id);
+                m.direction.push("out");
+                m.message_key.push(message_id.to_string());
+                m.text_sealed.push(text.as_str().to_string());
+                m.kind.push(message_type.as_str());
+                m.at.push(at);
+                m.batch.push(None);
+                m.status.push(Some("sending"));
+                m.rich_media.push(Some(rich_media));
+                m.pricing_window.push(Some(window.as_str()));
+                m.cost_micro_eur.push(Some(cost_micro_eur));
+                m.response_time_secs.push(response_time_secs);
+                m.position.push(position);
+                let change = self.conversation(id, position);
+                change.messages_out += 1;
+                change.last_outbound_at = change.last_outbound_at.max(Some(at));
+                change.unanswered_cleared = true;
+                change.unanswered_since = None;
+                change.cost_micro_eur += cost_micro_eur;
+                if let Some(secs) = response_time_secs {
+                    change.replies_timed += 1;
+                    change.response_secs_total += secs;
+                }
+            }
+            E::MessageAccepted {
+                message_id,
+                provider_message_id,
+                ..
+            } => self.outbound(
                 id,
                 message_id,
                 position,
                 "accepted",
                 Some(provider_message_id),
                 None,
+            ),
+            E::MessageSendFailed {
+                message_id, reason, ..
+            } => self.outbound(id, message_id, position, "failed", None, Some(reason)),
+            E::DeliveryReceiptRecorded {
+                message_id, status, ..
+            } => self.outbound(id, message_id, position, status.as_str(), None, None),
+            E::BatchTaken { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Writes the batch: the new messages, then each conversation's change, then each
+    /// outbound message's status (after the insert, so a message sent and accepted in the
+    /// same batch is found).
+    async fn flush(self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        let m = self.messages;
+        if !m.position.is_empty() {
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into conversation_messages (conversation_id, direction, message_key,
+                     tenant_id, text_sealed, kind, at, batch, status, rich_media, pricing_window,
+                     cost_micro_eur, response_time_secs, position, last_position)
+                 select u.conversation_id, u.direction, u.message_key, c.tenant_id,
+                     u.text_sealed, u.kind, u.at, u.batch, u.status, u.rich_media,
+                     u.pricing_window, u.cost_micro_eur, u.response_time_secs, u.position,
+                     u.position
+                 from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                          $6::timestamptz[], $7::int4[], $8::text[], $9::bool[], $10::text[],
+                          $11::int8[], $12::int8[], $13::int8[])
+                      as u(conversation_id, direction, message_key, text_sealed, kind, at,
+                           batch, status, rich_media, pricing_window, cost_micro_eur,
+                           response_time_secs, position)
+                 join conversations c on c.conversation_id = u.conversation_id
+                 on conflict do nothing",
             )
+            .bind(m.conversation_id)
+            .bind(m.direction)
+            .bind(m.message_key)
+            .bind(m.text_sealed)
+            .bind(m.kind)
+            .bind(m.at)
+            .bind(m.batch)
+            .bind(m.status)
+            .bind(m.rich_media)
+            .bind(m.pricing_window)
+            .bind(m.cost_micro_eur)
+            .bind(m.response_time_secs)
+            .bind(m.position)
+            .execute(&mut *conn)
             .await?;
         }
-        E::MessageSendFailed {
-            message_id, reason, ..
-        } => update_outbound(conn, id, message_id, position, "failed", None, Some(reason)).await?,
-        E::DeliveryReceiptRecorded {
-            message_id, status, ..
-        } => update_outbound(conn, id, message_id, position, status.as_str(), None, None).await?,
-        E::BatchTaken { .. } => {}
+        if !self.conversations.is_empty() {
+            let n = self.conversations.len();
+            let mut ids = Vec::with_capacity(n);
+            let mut first = Vec::with_capacity(n);
+            let mut last = Vec::with_capacity(n);
+            let mut status = Vec::with_capacity(n);
+            let mut messages_in = Vec::with_capacity(n);
+            let mut messages_out = Vec::with_capacity(n);
+            let mut last_inbound = Vec::with_capacity(n);
+            let mut last_outbound = Vec::with_capacity(n);
+            let mut cleared = Vec::with_capacity(n);
+            let mut since = Vec::with_capacity(n);
+            let mut cost = Vec::with_capacity(n);
+            let mut timed = Vec::with_capacity(n);
+            let mut secs = Vec::with_capacity(n);
+            for (id, c) in self.conversations {
+                ids.push(id);
+                first.push(c.first_position);
+                last.push(c.last_position);
+                status.push(c.status);
+                messages_in.push(c.messages_in);
+                messages_out.push(c.messages_out);
+                last_inbound.push(c.last_inbound_at);
+                last_outbound.push(c.last_outbound_at);
+                cleared.push(c.unanswered_cleared);
+                since.push(c.unanswered_since);
+                cost.push(c.cost_micro_eur);
+                timed.push(c.replies_timed);
+                secs.push(c.response_secs_total);
+            }
+            // language=PostgreSQL
+            sqlx::query(
+                "update conversations c set status = coalesce(u.status, c.status),
+                     messages_in = c.messages_in + u.messages_in,
+                     messages_out = c.messages_out + u.messages_out,
+                     last_inbound_at = greatest(c.last_inbound_at, u.last_inbound_at),
+                     last_outbound_at = greatest(c.last_outbound_at, u.last_outbound_at),
+                     first_unanswered_at = case when u.cleared then u.since
+                                                else coalesce(c.first_unanswered_at, u.since) end,
+                     cost_micro_eur = c.cost_micro_eur + u.cost,
+                     replies_timed = c.replies_timed + u.timed,
+                     response_secs_total = c.response_secs_total + u.secs,
+                     last_position = u.last_position
+                 from unnest($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::int4[],
+                          $6::int4[], $7::timestamptz[], $8::timestamptz[], $9::bool[],
+                          $10::timestamptz[], $11::int8[], $12::int4[], $13::int8[])
+                      as u(conversation_id, first_position, last_position, status, messages_in,
+                           messages_out, last_inbound_at, last_outbound_at, cleared, since,
+                           cost, timed, secs)
+                 where c.conversation_id = u.conversation_id
+                   and c.last_position < u.first_position",
+            )
+            .bind(ids)
+            .bind(first)
+            .bind(last)
+            .bind(status)
+            .bind(messages_in)
+            .bind(messages_out)
+            .bind(last_inbound)
+            .bind(last_outbound)
+            .bind(cleared)
+            .bind(since)
+            .bind(cost)
+            .bind(timed)
+            .bind(secs)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !self.outbound.is_empty() {
+            let n = self.outbound.len();
+            let mut ids = Vec::with_capacity(n);
+            let mut keys = Vec::with_capacity(n);
+            let mut first = Vec::with_capacity(n);
+            let mut last = Vec::with_capacity(n);
+            let mut status = Vec::with_capacity(n);
+            let mut provider_ids = Vec::with_capacity(n);
+            let mut reasons = Vec::with_capacity(n);
+            for ((id, key), o) in self.outbound {
+                ids.push(id);
+                keys.push(key);
+                first.push(o.first_position);
+                last.push(o.last_position);
+                status.push(o.status);
+                provider_ids.push(o.provider_message_id);
+                reasons.push(o.failure_reason);
+            }
+            // language=PostgreSQL
+            sqlx::query(
+                "update conversation_messages m set status = u.status,
+                     provider_message_id = coalesce(u.provider_message_id, m.provider_message_id),
+                     failure_reason = coalesce(u.failure_reason, m.failure_reason),
+                     last_position = u.last_position
+                 from unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::text[],
+                          $6::text[], $7::text[])
+                      as u(conversation_id, message_key, first_position, last_position, status,
+                           provider_message_id, failure_reason)
+                 where m.conversation_id = u.conversation_id and m.direction = 'out'
+                   and m.message_key = u.message_key and m.last_position < u.first_position",
+            )
+            .bind(ids)
+            .bind(keys)
+            .bind(first)
+            .bind(last)
+            .bind(status)
+            .bind(provider_ids)
+            .bind(reasons)
+            .execute(conn)
+            .await?;
+        }
+        Ok(())
     }
-    Ok(())
-}
-
-async fn set_status(
-    conn: &mut PgConnection,
-    id: Uuid,
-    status: &str,
-    position: i64,
-) -> Result<(), ProjectionError> {
-    // language=PostgreSQL
-    sqlx::query(
-        "update conversations set status = $2, last_position = $3
-         where conversation_id = $1 and last_position < $3",
-    )
-    .bind(id)
-    .bind(status)
-    .bind(position)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn update_outbound(
-    conn: &mut PgConnection,
-    id: Uuid,
-    message_id: Uuid,
-    position: i64,
-    status: &str,
-    provider_message_id: Option<String>,
-    failure_reason: Option<String>,
-) -> Result<(), ProjectionError> {
-    // language=PostgreSQL
-    sqlx::query(
-        "update conversation_messages set status = $3,
-             provider_message_id = coalesce($4, provider_message_id),
-             failure_reason = case when $3 = 'failed' then coalesce($5, failure_reason) else failure_reason end,
-             last_position = $6
-         where conversation_id = $1 and direction = 'out' and message_key = $2
-           and last_position < $6",
-    )
-    .bind(id)
-    .bind(message_id.to_string())
-    .bind(status)
-    .bind(provider_message_id)
-    .bind(failure_reason)
-    .bind(position)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

@@ -8,6 +8,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
+use x8_projections::conversations::ConversationsProjection;
+use x8_replay::checksum::checksums;
 use x8_tests::{telegram, TestApp, TestClock, TestResponse};
 
 const TELEGRAM_SECRET: &str = telegram::SECRET;
@@ -595,4 +597,122 @@ async fn three_messages_within_the_window_form_one_batch_and_a_fourth_after_it_a
         .send_json(Method::PUT, &window, &token, &json!({"secs": 30}))
         .await;
     assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_conversation_s_read_model_is_the_same_built_event_by_event_or_in_one_batch(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    // Given a conversation whose first reply fails and is retried, a second reply, a
+    // resolution and a customer message that reopens it, each applied as it happened
+    let telegram = telegram::fake_bot_api(502).await;
+    let clock = TestClock::at(fixture_time() + Duration::seconds(90));
+    let app = TestApp::spawn_with_clock(db, clock)
+        .await
+        .with_bot_apis(&telegram.uri());
+    let (channel, token) = connection(
+        &app,
+        "telegram",
+        json!({ "bot_token": "123:abc", "webhook_secret": TELEGRAM_SECRET }),
+    )
+    .await;
+    let opened = app
+        .telegram_update(
+            channel,
+            Some(TELEGRAM_SECRET),
+            &telegram_text(1, 1, 0, "Hi"),
+        )
+        .await;
+    let conversation = opened.body["conversation_id"].as_str().unwrap().to_string();
+    app.telegram_update(
+        channel,
+        Some(TELEGRAM_SECRET),
+        &telegram_text(2, 2, 20, "Anyone?"),
+    )
+    .await;
+    let failed = app
+        .reply(
+            &token,
+            &conversation,
+            json!({"text": "Yes", "type": "TYPE1"}),
+        )
+        .await;
+    assert_eq!(failed.body["status"], "failed", "{:?}", failed.body);
+    telegram.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/bot123:abc/sendMessage"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "result": {"message_id": 778}})),
+        )
+        .mount(&telegram)
+        .await;
+    let message_id = failed.body["message_id"].as_str().unwrap();
+    let retry = format!("/api/v1/conversations/{conversation}/messages/{message_id}/retry");
+    app.send_json(Method::POST, &retry, &token, &json!({}))
+        .await;
+    app.reply(
+        &token,
+        &conversation,
+        json!({"text": "How can I help?", "type": "TYPE2"}),
+    )
+    .await;
+    let resolve = format!("/api/v1/conversations/{conversation}/resolve");
+    let resolved = app
+        .send_json(Method::POST, &resolve, &token, &json!({}))
+        .await;
+    assert!(resolved.status.is_success(), "{:?}", resolved.body);
+    app.telegram_update(
+        channel,
+        Some(TELEGRAM_SECRET),
+        &telegram_text(3, 3, 600, "One more thing"),
+    )
+    .await;
+    app.caught_up().await;
+    let live = checksums(&app.store, "conversations").await.unwrap();
+
+    // When the read models are rebuilt from the log, the whole of it in one batch
+    let only = ConversationsProjection;
+    app.state.projections.rebuild(&only, &|_| {}).await.unwrap();
+
+    // Then they equal the ones built as it happened
+    assert_eq!(checksums(&app.store, "conversations").await.unwrap(), live);
+    // And they say what happened: open again, 3 in, 2 out (the retried one accepted),
+    // waiting since the last message
+    let view = app
+        .get_caught_up(&token, &format!("/api/v1/conversations/{conversation}"))
+        .await;
+    assert_eq!(view.body["status"], "open", "{:?}", view.body);
+    assert_eq!(view.body["messages_in"], 3);
+    assert_eq!(view.body["messages_out"], 2);
+    assert_eq!(view.body["cost_micro_eur"], 9_000);
+    let waiting_since: chrono::DateTime<chrono::Utc> = view.body["waiting_since"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(waiting_since, fixture_time() + Duration::seconds(600));
+    let history = app
+        .get_caught_up(
+            &token,
+            &format!("/api/v1/conversations/{conversation}/messages"),
+        )
+        .await;
+    let statuses: Vec<&Value> = history.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            &Value::Null,
+            &Value::Null,
+            &json!("accepted"),
+            &json!("accepted"),
+            &Value::Null
+        ]
+    );
 }
