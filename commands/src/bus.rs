@@ -1,10 +1,11 @@
 //! The command bus: load, decide, append, through cqrs-es, made idempotent and retried.
 //!
-//! - **Idempotency.** The command id is recorded in the append's own statement. Before
-//!   executing a command whose id the client chose, the bus looks for the record and returns
-//!   the first execution's outcome. Two concurrent executions of one id collide on the
-//!   record (or the loser is refused by the state the winner made); either way the loser
-//!   re-reads the record and returns the same outcome.
+//! - **Idempotency.** The command id is recorded in the append's own statement, so a
+//!   second execution of an id cannot append: it collides on the record (a conflict), or
+//!   the state the first made refuses it or leaves it nothing to do. In each case the bus
+//!   then reads the record and returns the first execution's outcome. A first execution,
+//!   the common case, costs no lookup: the record is read only when the append did not
+//!   happen.
 //! - **Conflicts.** An expected-version conflict reloads and re-decides, at most
 //!   [`MAX_ATTEMPTS`] times with a short jittered back-off, then [`CommandError::Conflict`].
 //! - A command that appends nothing (already in the asked-for state) is not recorded.
@@ -143,12 +144,23 @@ where
     /// # Errors
     /// [`CommandError::Infrastructure`] when the stream cannot be read.
     pub async fn load(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>> {
-        let context = self
-            .loader
-            .load_aggregate(aggregate_id)
+        Ok(self.load_context(aggregate_id).await?.aggregate)
+    }
+
+    /// Loads `aggregate_id` in one round trip: inside an [`AppendScope`] the repository
+    /// reads the snapshot and the events after it in one query (outside one, cqrs-es's
+    /// load is two).
+    async fn load_context(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<EventStoreAggregateContext<A>, CommandError<A::Error>> {
+        APPEND_SCOPE
+            .scope(
+                RefCell::new(AppendScope::default()),
+                self.loader.load_aggregate(aggregate_id),
+            )
             .await
-            .map_err(infrastructure)?;
-        Ok(context.aggregate)
+            .map_err(infrastructure)
     }
 
     /// Reads the current state of `aggregate_id` through `read`, waiting for the stream's
@@ -240,13 +252,11 @@ where
         let mut turn = self.locks.lock(aggregate_id).await;
         let mut recorded = None;
         for attempt in 0..MAX_ATTEMPTS {
-            if ctx.client_supplied || attempt > 0 {
+            if attempt > 0 {
                 recorded = self.recorded(ctx.command_id, &fingerprint).await?;
                 if recorded.is_some() {
                     break;
                 }
-            }
-            if attempt > 0 {
                 backoff(attempt).await;
             }
             // Taken out: any failure below leaves the stripe without a cached state.
@@ -262,8 +272,16 @@ where
                 .await;
             match result {
                 Ok(state) => {
-                    let value = read(&state.aggregate);
                     *turn = Some(state);
+                    if scope.receipt.is_none() && ctx.client_supplied {
+                        // Nothing to append: perhaps because an earlier execution of this
+                        // id did it. Then its outcome is the answer.
+                        recorded = self.recorded(ctx.command_id, &fingerprint).await?;
+                        if recorded.is_some() {
+                            break;
+                        }
+                    }
+                    let value = read(self.current(&mut turn, aggregate_id).await?);
                     let outcome = CommandOutcome {
                         command_id: ctx.command_id,
                         aggregate_id: aggregate_id.to_string(),
@@ -276,8 +294,8 @@ where
                     tracing::debug!(attempt, "expected version conflict; retrying");
                 }
                 Err(AggregateError::UserError(e)) => {
-                    // A concurrent execution of the same id may have committed between our
-                    // check and our load; then the rejection is of our own effect.
+                    // An earlier (or concurrent) execution of this id may have committed;
+                    // then the rejection is of its own effect.
                     if ctx.client_supplied {
                         recorded = self.recorded(ctx.command_id, &fingerprint).await?;
                     }
@@ -307,11 +325,7 @@ where
         match slot {
             Some(cached) if cached.aggregate_id == aggregate_id => {}
             _ => {
-                let context = self
-                    .loader
-                    .load_aggregate(aggregate_id)
-                    .await
-                    .map_err(infrastructure)?;
+                let context = self.load_context(aggregate_id).await?;
                 *slot = Some(CachedState {
                     aggregate_id: aggregate_id.to_string(),
                     aggregate: context.aggregate,
