@@ -9,14 +9,19 @@
 //! - a company each, with Telegram and Viber bots, WhatsApp through WAHA (session started
 //!   by the server, `WORKING` reported by a signed WAHA `session.status` webhook) and Viber
 //!   through Infobip;
+//! - Stripe invoices for the subscriptions (paid; failed and left to Stripe's retries;
+//!   failed then paid), and customer payments through Stripe Connect for the GROWTH
+//!   businesses: onboarding, `account.updated`, orders with payment links paid by
+//!   `checkout.session.completed` on the connected account (one delivered twice);
 //! - 50,000 inbound messages from Telegram, Viber, WAHA and Infobip webhooks, about 40 %
 //!   answered through the API (the server sends them to the stand-in vendor APIs);
 //! - loyalty accounts with referrals, purchases, redemptions and refunds; deliveries whose
 //!   checkpoints arrive out of order; two businesses erased at the end.
 //!
 //! Then it checks: every 2xx answer's position is in the log; each kept business's
-//! dashboard shows the messages, replies, connections, plan, loyalty and delivery figures
-//! the run implies (nothing counted twice); the erased businesses are gone from the API
+//! dashboard shows the messages, replies, connections, plan, payments, loyalty and
+//! delivery figures the run implies (nothing counted twice), and its subscription the
+//! invoices' outcome; the erased businesses are gone from the API
 //! and their keys destroyed, their sealed fields no longer open while the kept ones' do
 //! (with `X8_MASTER_KEY`); `verify` passes; `rebuild all` then `checksum all` equals the
 //! live read models' checksum. It exits non-zero naming every failed check.
@@ -83,6 +88,9 @@ pub struct Settings {
     pub stripe_secret: String,
     /// `X8_WAHA_WEBHOOK_SECRET`.
     pub waha_secret: String,
+    /// The stand-in vendor APIs' base URL (`http://` and `--vendors`), given to the
+    /// Infobip connections as their `infobip_base_url`.
+    pub vendors_url: String,
 }
 
 impl Settings {
@@ -90,7 +98,7 @@ impl Settings {
     ///
     /// # Errors
     /// A secret is not set.
-    pub fn from_env(seed: u64) -> anyhow::Result<Self> {
+    pub fn from_env(seed: u64, vendors: &str) -> anyhow::Result<Self> {
         let var = |name: &str| {
             std::env::var(name)
                 .ok()
@@ -109,6 +117,7 @@ impl Settings {
                 .trim()
                 .to_string(),
             waha_secret: var("X8_WAHA_WEBHOOK_SECRET")?,
+            vendors_url: format!("http://{vendors}"),
         })
     }
 }
@@ -150,7 +159,7 @@ impl Report {
 /// A secret missing; a request refused or never answered; the database failing. A check
 /// that fails is in [`Report::failed`], not an error.
 pub async fn simulate(store: &EventStore, opts: &Opts) -> anyhow::Result<Report> {
-    let settings = Settings::from_env(opts.seed)?;
+    let settings = Settings::from_env(opts.seed, &opts.vendors)?;
     let _vendors = vendors::serve(&opts.vendors).await?;
     let client = Client::new(&opts.url, opts.seed)?;
     client.send(Method::GET, "/health", None, &[], None).await?;
@@ -275,9 +284,10 @@ async fn check_once(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     // language=PostgreSQL
-    let (received, sent): (i64, i64) = sqlx::query_as(
+    let (received, sent, failed): (i64, i64, i64) = sqlx::query_as(
         "select count(*) filter (where event_type = 'MessageReceived'),
-                count(*) filter (where event_type = 'MessageSent')
+                count(*) filter (where event_type = 'MessageSent'),
+                count(*) filter (where event_type = 'MessageSendFailed')
          from events
          where aggregate_type = 'conversation'
            and aggregate_id in (select aggregate_id from events
@@ -293,6 +303,10 @@ async fn check_once(
             "each message and reply in the log once: {received} received of {} sent, {sent} replies of {}",
             report.messages, report.replies
         ),
+    );
+    report.check(
+        failed == 0,
+        format!("every reply accepted by its vendor's API: {failed} failed"),
     );
     Ok(())
 }
@@ -319,6 +333,17 @@ async fn check_dashboards(
                 })
                 .unwrap_or(0)
         };
+        let orders = |status: &str| -> (i64, i64) {
+            board["payments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["status"] == status)
+                .fold((0, 0), |(count, amount), p| {
+                    let figure = |name: &str| p[name].as_i64().unwrap_or(0);
+                    (count + figure("count"), amount + figure("amount_minor"))
+                })
+        };
         let expected = &business.expected;
         let shown = (
             board["plan"].as_str().unwrap_or_default().to_string(),
@@ -329,6 +354,8 @@ async fn check_dashboards(
             board["loyalty"]["points_redeemed"].as_i64().unwrap_or(-1),
             board["deliveries"]["Delivered"].as_i64().unwrap_or(-1),
             board["deliveries"]["Exception"].as_i64().unwrap_or(-1),
+            orders("paid"),
+            orders("payment_link_sent").0,
         );
         let wanted = (
             business.story.final_plan().to_string(),
@@ -339,12 +366,30 @@ async fn check_dashboards(
             expected.points_redeemed,
             expected.delivered,
             expected.failed,
+            expected.orders_paid,
+            expected.orders_awaiting,
         );
         report.check(
             shown == wanted,
             format!(
                 "dashboard of business {} (plan, channels, messages in, out, loyalty accounts, \
-                 points redeemed, delivered, failed): shows {shown:?}, the run implies {wanted:?}",
+                 points redeemed, delivered, failed, orders paid (count, cents), awaiting \
+                 payment): shows {shown:?}, the run implies {wanted:?}",
+                business.number
+            ),
+        );
+        let path = format!("/api/v1/tenants/{}/subscription", business.tenant);
+        let subscription = client.read(&path, &business.token, after).await?.body;
+        let shown = (
+            !subscription["stripe"]["last_paid_at"].is_null(),
+            subscription["last_payment_failure"]["attempt_count"].as_i64(),
+        );
+        let wanted = (expected.invoice_paid, expected.invoice_failing);
+        report.check(
+            shown == wanted,
+            format!(
+                "subscription of business {} (an invoice paid, attempts of a failing one): \
+                 shows {shown:?}, the run implies {wanted:?}",
                 business.number
             ),
         );

@@ -62,6 +62,24 @@ impl Story {
         }
     }
 
+    /// The invoices Stripe sends for its subscription, in order: `true` paid, `false`
+    /// failed (DOMAIN.md "Payments": dunning is Stripe's, X8 records it).
+    fn invoices(self) -> &'static [bool] {
+        match self {
+            Self::Trial => &[],
+            Self::Double | Self::Downgraded => &[true],
+            // Failed, Stripe retries later: the failure stays on the subscription.
+            Self::Growth => &[false],
+            // Failed, then paid on Stripe's retry: nothing left failing.
+            Self::Whatsapp => &[false, true],
+        }
+    }
+
+    /// Whether it takes its customers' payments through Stripe Connect.
+    fn takes_payments(self) -> bool {
+        matches!(self, Self::Growth | Self::Whatsapp)
+    }
+
     /// The plan the dashboard shows at the end.
     pub fn final_plan(self) -> &'static str {
         match self {
@@ -125,6 +143,14 @@ pub struct Expected {
     pub delivered: i64,
     /// Deliveries that ended in `Exception`.
     pub failed: i64,
+    /// Orders paid through Stripe Connect, and their amount (EUR cents).
+    pub orders_paid: (i64, i64),
+    /// Orders whose payment link is out, unpaid.
+    pub orders_awaiting: i64,
+    /// A subscription invoice paid.
+    pub invoice_paid: bool,
+    /// The attempts of the invoice still failing, if one is.
+    pub invoice_failing: Option<i64>,
 }
 
 /// Registers business `number` and drives its life (`messages` inbound messages).
@@ -177,6 +203,7 @@ pub async fn run_business(
         story.price(),
     )
     .await?;
+    invoices(client, settings, &mut business).await?;
     let company = create_company(client, &business).await?;
     let mut connections = Vec::new();
     for platform in story.platforms() {
@@ -205,6 +232,9 @@ pub async fn run_business(
     )
     .await?;
     loyalty(client, &mut business, conversations.max(4), &mut rng).await?;
+    if story.takes_payments() {
+        payments(client, settings, &mut business, company, &mut rng).await?;
+    }
     deliveries(client, &mut business, company, &mut rng).await?;
     Ok(business)
 }
@@ -244,6 +274,11 @@ async fn subscribe(
         price,
         Utc::now(),
     );
+    stripe_webhook(client, settings, &event).await
+}
+
+/// Sends `event` to the Stripe webhook, signed with the endpoint's secret as Stripe signs.
+async fn stripe_webhook(client: &Client, settings: &Settings, event: &Value) -> anyhow::Result<()> {
     let body = event.to_string();
     let signature = vendors::stripe_signature(&settings.stripe_secret, &body);
     client
@@ -253,6 +288,104 @@ async fn subscribe(
             &body,
         )
         .await?;
+    Ok(())
+}
+
+/// The subscription's invoices of its story, as Stripe sends them (one invoice, its
+/// attempts in turn).
+async fn invoices(
+    client: &Client,
+    settings: &Settings,
+    business: &mut Business,
+) -> anyhow::Result<()> {
+    let amount = match business.story.price() {
+        Some("price_sim_double") => 2_900,
+        _ => 7_900,
+    };
+    let invoice = format!("in_sim_{}_{}", settings.seed, business.number);
+    let mut failing = None;
+    for (attempt, paid) in (1..).zip(business.story.invoices()) {
+        let (event_type, id) = if *paid {
+            ("invoice.paid", format!("evt_sim_{invoice}_paid"))
+        } else {
+            (
+                "invoice.payment_failed",
+                format!("evt_sim_{invoice}_failed_{attempt}"),
+            )
+        };
+        let event = vendors::stripe_invoice(
+            &id,
+            event_type,
+            business.number,
+            &invoice,
+            amount,
+            attempt,
+            Utc::now(),
+        );
+        stripe_webhook(client, settings, &event).await?;
+        business.expected.invoice_paid |= *paid;
+        failing = (!paid).then_some(i64::from(attempt));
+    }
+    business.expected.invoice_failing = failing;
+    Ok(())
+}
+
+/// Customer payments through Stripe Connect: onboarding (the stand-in makes the account),
+/// Stripe's `account.updated` once it is ready, then three orders with payment links; the
+/// first two paid by `checkout.session.completed` on the connected account (the first
+/// event delivered twice, as Stripe may), the third left unpaid.
+async fn payments(
+    client: &Client,
+    settings: &Settings,
+    business: &mut Business,
+    company: Uuid,
+    rng: &mut ChaCha8Rng,
+) -> anyhow::Result<()> {
+    let token = business.token.clone();
+    let path = format!("/api/v1/tenants/{}/connect/onboarding", business.tenant);
+    let onboarded = client
+        .command(Method::POST, &path, &token, &json!({}))
+        .await?;
+    let account = onboarded.text("account_id")?;
+    let prefix = format!("evt_sim_{}_{}", settings.seed, business.number);
+    let ready = vendors::stripe_account_ready(
+        &format!("{prefix}_account"),
+        &account,
+        business.tenant,
+        Utc::now(),
+    );
+    stripe_webhook(client, settings, &ready).await?;
+    for o in 0..3 {
+        let amount: i64 = rng.random_range(1_000..50_000);
+        let path = format!("/api/v1/companies/{company}/orders");
+        let body = json!({"customer_ref": format!("customer-{o}"), "amount_minor": amount,
+                          "currency": "EUR", "description": format!("Order {o} of shop {}", business.number)});
+        let created = client.command(Method::POST, &path, &token, &body).await?;
+        let order: Uuid = created.text("order_id")?.parse()?;
+        let path = format!("/api/v1/orders/{order}/payment-link");
+        client
+            .command(Method::POST, &path, &token, &json!({}))
+            .await?;
+        if o == 2 {
+            business.expected.orders_awaiting += 1;
+            continue;
+        }
+        let paid = vendors::stripe_order_paid(
+            &format!("{prefix}_order_{o}"),
+            &account,
+            order,
+            business.tenant,
+            amount,
+            &format!("pi_sim_{}", order.simple()),
+            Utc::now(),
+        );
+        let deliveries = if o == 0 { 2 } else { 1 };
+        for _ in 0..deliveries {
+            stripe_webhook(client, settings, &paid).await?;
+        }
+        business.expected.orders_paid.0 += 1;
+        business.expected.orders_paid.1 += amount;
+    }
     Ok(())
 }
 
@@ -297,7 +430,11 @@ async fn connect(
                                           "webhook_secret": secret}),
         ),
         Platform::Viber => Some(json!({"auth_token": secret})),
-        Platform::Infobip => Some(json!({"api_key": "sim-infobip-key", "webhook_secret": secret})),
+        Platform::Infobip => Some(
+            json!({"api_key": "sim-infobip-key", "webhook_secret": secret,
+                                         "infobip_base_url": settings.vendors_url,
+                                         "sender": "X8Shop"}),
+        ),
         Platform::Waha => None,
     };
     match credentials {
@@ -339,8 +476,8 @@ async fn waha_webhook(
 }
 
 /// `messages` inbound messages over the connections from a pool of customers, about 40 %
-/// answered (Infobip connections are not: their replies go through Infobip's API). Returns
-/// the number of customers.
+/// answered (the server sends each reply through the connection's vendor API, Infobip's
+/// included). Returns the number of customers.
 async fn converse(
     client: &Client,
     settings: &Settings,
@@ -402,8 +539,7 @@ async fn converse(
                 business.number
             );
         };
-        // Replies on an Infobip connection go out through Infobip's API, not played here.
-        if connection.platform != Platform::Infobip && rng.random_bool(0.4) {
+        if rng.random_bool(0.4) {
             let path = format!("/api/v1/conversations/{conversation}/messages");
             let body = json!({"text": format!("Thanks, customer {customer}!"), "type": "TYPE1"});
             client
