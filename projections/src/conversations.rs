@@ -7,8 +7,8 @@
 //! inserted once, so re-applying an event is harmless.
 //!
 //! A batch is folded in memory ([`Pending`]) and written at its end, one statement per
-//! kind of write: the messages in one insert, each conversation's counters once, each
-//! outbound message's status once (a busy conversation's messages would otherwise update
+//! kind of write: the conversations and the messages in one insert each, each
+//! conversation's counters once, each outbound message's status once (a busy conversation's messages would otherwise update
 //! its row once per message, each update stepping over the row versions the last left).
 
 use crate::projection::{payload, stream_uuid, Projection, ProjectionError};
@@ -48,7 +48,7 @@ impl Projection for ConversationsProjection {
             let mut pending = Pending::default();
             for event in events {
                 if event.aggregate_type == "conversation" {
-                    pending.apply(conn, event).await?;
+                    pending.apply(event)?;
                 }
             }
             pending.flush(conn).await
@@ -67,12 +67,29 @@ impl Projection for ConversationsProjection {
 /// What a batch changes, folded in memory until [`Pending::flush`].
 #[derive(Default)]
 struct Pending {
+    /// New conversations.
+    opened: OpenedColumns,
     /// New messages, in log order.
     messages: MessageColumns,
     /// Counter and status changes per conversation.
     conversations: HashMap<Uuid, ConversationChange>,
     /// Status changes per outbound message (conversation, message id).
     outbound: HashMap<(Uuid, String), OutboundChange>,
+}
+
+/// `conversations` rows as columns, for one `unnest` insert.
+#[derive(Default)]
+struct OpenedColumns {
+    conversation_id: Vec<Uuid>,
+    tenant_id: Vec<Uuid>,
+    company_id: Vec<Uuid>,
+    channel_id: Vec<Uuid>,
+    platform: Vec<&'static str>,
+    lead_source: Vec<String>,
+    lead_detail: Vec<Option<String>>,
+    contact_name_sealed: Vec<Option<String>>,
+    opened_at: Vec<DateTime<Utc>>,
+    position: Vec<i64>,
 }
 
 /// `conversation_messages` rows as columns, for one `unnest` insert.
@@ -177,11 +194,8 @@ impl Pending {
         change.failure_reason = failure_reason.or(change.failure_reason.take());
     }
 
-    async fn apply(
-        &mut self,
-        conn: &mut PgConnection,
-        event: &RecordedEvent,
-    ) -> Result<(), ProjectionError> {
+    /// Folds one event into the batch.
+    fn apply(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
         use ConversationEvent as E;
         let id = stream_uuid(event)?;
         let position = event.global_position;
@@ -195,27 +209,18 @@ impl Pending {
                 lead_source,
                 opened_at,
             } => {
-                // The row goes in at once: the batch's messages take its business from it.
-                // language=PostgreSQL
-                sqlx::query(
-                    "insert into conversations (conversation_id, tenant_id, company_id,
-                         channel_id, platform, lead_source, lead_detail, contact_name_sealed,
-                         opened_at, last_position)
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                     on conflict (conversation_id) do nothing",
-                )
-                .bind(id)
-                .bind(tenant_id.0)
-                .bind(company_id)
-                .bind(channel_id)
-                .bind(platform.as_str())
-                .bind(&lead_source.source)
-                .bind(&lead_source.detail)
-                .bind(contact.name.as_ref().map(|n| n.as_str().to_string()))
-                .bind(opened_at)
-                .bind(position)
-                .execute(conn)
-                .await?;
+                let o = &mut self.opened;
+                o.conversation_id.push(id);
+                o.tenant_id.push(tenant_id.0);
+                o.company_id.push(company_id);
+                o.channel_id.push(channel_id);
+                o.platform.push(platform.as_str());
+                o.lead_source.push(lead_source.source);
+                o.lead_detail.push(lead_source.detail);
+                o.contact_name_sealed
+                    .push(contact.name.map(|n| n.as_str().to_string()));
+                o.opened_at.push(opened_at);
+                o.position.push(position);
             }
             E::ConversationReopened { .. } => self.conversation(id, position).status = Some("open"),
             E::ConversationResolved { .. } => {
@@ -306,10 +311,36 @@ impl Pending {
         Ok(())
     }
 
-    /// Writes the batch: the new messages, then each conversation's change, then each
+    /// Writes the batch: the new conversations, their new messages (which take their
+    /// business from the conversation's row), then each conversation's change, then each
     /// outbound message's status (after the insert, so a message sent and accepted in the
     /// same batch is found).
     async fn flush(self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        let o = self.opened;
+        if !o.position.is_empty() {
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into conversations (conversation_id, tenant_id, company_id, channel_id,
+                     platform, lead_source, lead_detail, contact_name_sealed, opened_at,
+                     last_position)
+                 select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[],
+                     $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[],
+                     $10::int8[])
+                 on conflict (conversation_id) do nothing",
+            )
+            .bind(o.conversation_id)
+            .bind(o.tenant_id)
+            .bind(o.company_id)
+            .bind(o.channel_id)
+            .bind(o.platform)
+            .bind(o.lead_source)
+            .bind(o.lead_detail)
+            .bind(o.contact_name_sealed)
+            .bind(o.opened_at)
+            .bind(o.position)
+            .execute(&mut *conn)
+            .await?;
+        }
         let m = self.messages;
         if !m.position.is_empty() {
             // language=PostgreSQL

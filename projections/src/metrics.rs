@@ -89,16 +89,77 @@ struct BucketKey {
 
 /// What a batch adds up before [`Pending::flush`] writes it: each bucket's `(count,
 /// amount)` increments, each business's latest activity, the response-time samples
-/// `(global position, dimensions, at, seconds)`, and the dimensions already looked up.
+/// `(global position, dimensions, at, seconds)`, the streams' dimensions (looked up for
+/// the whole batch at once, or learned from a stream's first event in it) and the ones to
+/// remember.
 #[derive(Default)]
 struct Pending {
     buckets: HashMap<BucketKey, (i64, i64)>,
     activity: HashMap<Uuid, DateTime<Utc>>,
     response_times: Vec<(i64, Dimensions, DateTime<Utc>, i64)>,
     dimensions: HashMap<(String, String), Option<Dimensions>>,
+    new_dimensions: Vec<(String, String, Dimensions)>,
 }
 
+/// The streams whose later events are counted through `metric_dimensions`.
+const DIMENSIONED: [&str; 4] = ["conversation", "order", "delivery", "loyalty_account"];
+
 impl Pending {
+    /// Looks up the dimensions of every stream the batch's events belong to, in one query.
+    async fn look_up(
+        &mut self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut types = Vec::new();
+        let mut ids = Vec::new();
+        for event in events {
+            let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
+            if DIMENSIONED.contains(&key.0.as_str()) && !self.dimensions.contains_key(&key) {
+                types.push(key.0.clone());
+                ids.push(key.1.clone());
+                self.dimensions.insert(key, None);
+            }
+        }
+        if types.is_empty() {
+            return Ok(());
+        }
+        #[derive(sqlx::FromRow)]
+        struct Known {
+            aggregate_type: String,
+            aggregate_id: String,
+            #[sqlx(flatten)]
+            dims: Dimensions,
+        }
+        // language=PostgreSQL
+        let found: Vec<Known> = sqlx::query_as(
+            "select d.aggregate_type, d.aggregate_id, d.tenant_id, d.company_id, d.channel_id,
+                    d.lead_source
+             from unnest($1::text[], $2::text[]) as k(aggregate_type, aggregate_id)
+             join metric_dimensions d using (aggregate_type, aggregate_id)",
+        )
+        .bind(types)
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+        for known in found {
+            self.dimensions
+                .insert((known.aggregate_type, known.aggregate_id), Some(known.dims));
+        }
+        Ok(())
+    }
+
+    /// Remembers where the stream of `event` (its first) counts, for its later events.
+    fn remember(&mut self, event: &RecordedEvent, dims: &Dimensions) {
+        let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
+        self.dimensions.insert(key, Some(dims.clone()));
+        self.new_dimensions.push((
+            event.aggregate_type.clone(),
+            event.aggregate_id.clone(),
+            dims.clone(),
+        ));
+    }
+
     /// Adds one `figure` to its bucket, and moves the business's last activity forward.
     fn count(&mut self, dims: &Dimensions, figure: Figure<'_>) {
         let start = figure.at.timestamp().div_euclid(BUCKET_SECS) * BUCKET_SECS;
@@ -122,6 +183,33 @@ impl Pending {
 
     /// Writes what the batch added up: one statement per table.
     async fn flush(self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        if !self.new_dimensions.is_empty() {
+            let mut rows = DimensionColumns::default();
+            for (aggregate_type, aggregate_id, dims) in self.new_dimensions {
+                rows.aggregate_type.push(aggregate_type);
+                rows.aggregate_id.push(aggregate_id);
+                rows.tenant_id.push(dims.tenant_id);
+                rows.company_id.push(dims.company_id);
+                rows.channel_id.push(dims.channel_id);
+                rows.lead_source.push(dims.lead_source);
+            }
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into metric_dimensions (aggregate_type, aggregate_id, tenant_id,
+                     company_id, channel_id, lead_source)
+                 select * from unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[],
+                     $5::uuid[], $6::text[])
+                 on conflict do nothing",
+            )
+            .bind(rows.aggregate_type)
+            .bind(rows.aggregate_id)
+            .bind(rows.tenant_id)
+            .bind(rows.company_id)
+            .bind(rows.channel_id)
+            .bind(rows.lead_source)
+            .execute(&mut *conn)
+            .await?;
+        }
         if !self.buckets.is_empty() {
             let mut rows = BucketColumns::default();
             for (key, (count, amount)) in self.buckets {
@@ -189,6 +277,17 @@ impl Pending {
         }
         Ok(())
     }
+}
+
+/// `metric_dimensions` rows as columns, for one `unnest` insert.
+#[derive(Default)]
+struct DimensionColumns {
+    aggregate_type: Vec<String>,
+    aggregate_id: Vec<String>,
+    tenant_id: Vec<Uuid>,
+    company_id: Vec<Option<Uuid>>,
+    channel_id: Vec<Option<Uuid>>,
+    lead_source: Vec<Option<String>>,
 }
 
 /// `metric_buckets` rows as columns, for one `unnest` insert.
@@ -279,6 +378,7 @@ impl Projection for MetricsProjection {
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
             let mut pending = Pending::default();
+            pending.look_up(conn, events).await?;
             for event in events {
                 add(conn, &mut pending, event).await?;
             }
@@ -340,7 +440,7 @@ async fn conversation(
             channel_id: Some(*channel_id),
             lead_source: Some(lead_source.source.clone()),
         };
-        remember(conn, pending, event, &dims).await?;
+        pending.remember(event, &dims);
         pending.count(&dims, Figure::new("conversations_started", *opened_at));
         return Ok(());
     }
@@ -395,7 +495,7 @@ async fn order(
                 company_id: Some(company_id),
                 ..Dimensions::default()
             };
-            remember(conn, pending, event, &dims).await?;
+            pending.remember(event, &dims);
             pending.touch(dims.tenant_id, created_at);
             Ok(())
         }
@@ -451,7 +551,7 @@ async fn delivery(
                 channel_id: from_conversation.channel_id,
                 lead_source: from_conversation.lead_source,
             };
-            remember(conn, pending, event, &dims).await?;
+            pending.remember(event, &dims);
             pending.touch(dims.tenant_id, at);
             Ok(())
         }
@@ -491,7 +591,7 @@ async fn loyalty(
             tenant_id: tenant_id.0,
             ..Dimensions::default()
         };
-        remember(conn, pending, event, &dims).await?;
+        pending.remember(event, &dims);
         pending.touch(dims.tenant_id, *opened_at);
         return Ok(());
     }
@@ -517,34 +617,6 @@ async fn loyalty(
         return Ok(());
     };
     pending.count(&dims, figure);
-    Ok(())
-}
-
-/// Records where the stream of `event` counts.
-async fn remember(
-    conn: &mut PgConnection,
-    pending: &mut Pending,
-    event: &RecordedEvent,
-    dims: &Dimensions,
-) -> Result<(), ProjectionError> {
-    pending
-        .dimensions
-        .remove(&(event.aggregate_type.clone(), event.aggregate_id.clone()));
-    // language=PostgreSQL
-    sqlx::query(
-        "insert into metric_dimensions (aggregate_type, aggregate_id, tenant_id, company_id,
-             channel_id, lead_source)
-         values ($1, $2, $3, $4, $5, $6)
-         on conflict do nothing",
-    )
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .bind(dims.tenant_id)
-    .bind(dims.company_id)
-    .bind(dims.channel_id)
-    .bind(&dims.lead_source)
-    .execute(conn)
-    .await?;
     Ok(())
 }
 
