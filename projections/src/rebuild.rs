@@ -12,6 +12,8 @@
 //!   names resolve to the copies, everything else (the event log, the checkpoints) to the
 //!   live schema. A projection without tables (the deadline schedule) thus replays into its
 //!   live table, whose inserts never schedule twice.
+//! - Rebuilding several projections reads the log once: each batch is applied to every
+//!   projection's copies side by side ([`ProjectionRunner::rebuild_all`]).
 //! - A crash or an error before the swap leaves the live model untouched; the next rebuild
 //!   drops the stale shadow schema. One rebuild per projection at a time (a session
 //!   advisory lock).
@@ -21,7 +23,7 @@ use crate::runner::ProjectionRunner;
 use sqlx::PgConnection;
 use std::time::Instant;
 use x8_eventstore::all::{read_all, AllFilter};
-use x8_eventstore::Checkpoint;
+use x8_eventstore::{Checkpoint, RecordedEvent};
 
 /// Events per transaction while replaying into the copies.
 const REBUILD_BATCH: i64 = 5_000;
@@ -80,42 +82,71 @@ impl ProjectionRunner {
     /// number of events replayed so far after each batch.
     ///
     /// # Errors
-    /// [`ProjectionError::Other`] when another rebuild of the projection is running or its
-    /// name is not a plain identifier; any other [`ProjectionError`] from the replay. The
-    /// live read model is untouched unless the whole rebuild succeeded.
+    /// As [`Self::rebuild_all`].
     pub async fn rebuild(
         &self,
         projection: &dyn Projection,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<RebuildReport, ProjectionError> {
-        let started = Instant::now();
-        let name = projection.name();
-        plain_identifier(name)?;
-        let _guard = self.exclusive_rebuild(name).await?;
-        let schemas = self
-            .fresh_schema(format!("x8_rebuild_{}", projection.name()))
-            .await?;
-        self.copy_tables(projection, &schemas).await?;
-        let (mut checkpoint, mut events) = self.replay_into(projection, &schemas, progress).await?;
+        self.rebuild_all(&[projection], progress).await
+    }
 
-        let mut tx = self.store.pool().begin().await?;
-        // language=PostgreSQL
-        sqlx::query("select pg_advisory_xact_lock(hashtext('x8.projection'), hashtext($1))")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        use_shadow(&mut tx, &schemas).await?;
-        loop {
-            let applied = self
-                .replay_batch(&mut tx, projection, &mut checkpoint)
-                .await?;
-            events += applied;
-            if applied == 0 {
-                break;
-            }
+    /// Rebuilds `projections` blue/green together (see the module docs): the log is read
+    /// once and each batch applied to every projection's copies side by side, each in its
+    /// own transaction; then each is caught up and swapped in on its own. `progress` gets
+    /// the events of the log replayed so far; the report counts them once (the
+    /// projections each applied all of them).
+    ///
+    /// # Errors
+    /// [`ProjectionError::Other`] when another rebuild of one of them is running or a name
+    /// is not a plain identifier; any other [`ProjectionError`] from the replay. A live
+    /// read model is untouched unless its own rebuild succeeded; none is swapped before
+    /// every replay has caught up.
+    pub async fn rebuild_all(
+        &self,
+        projections: &[&dyn Projection],
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<RebuildReport, ProjectionError> {
+        let started = Instant::now();
+        let mut builds = Vec::with_capacity(projections.len());
+        for projection in projections {
+            let name = projection.name();
+            plain_identifier(name)?;
+            let guard = self.exclusive_rebuild(name).await?;
+            let schemas = self.fresh_schema(format!("x8_rebuild_{name}")).await?;
+            self.copy_tables(*projection, &schemas).await?;
+            builds.push((*projection, schemas, guard));
         }
-        swap(&mut tx, projection, &schemas, checkpoint).await?;
-        tx.commit().await?;
+        let targets: Vec<(&dyn Projection, &Schemas)> = builds
+            .iter()
+            .map(|(projection, schemas, _)| (*projection, schemas))
+            .collect();
+        let (shared, replayed) = self.replay_into(&targets, progress).await?;
+
+        let mut events = replayed;
+        for (projection, schemas) in targets {
+            let mut tx = self.store.pool().begin().await?;
+            // language=PostgreSQL
+            sqlx::query("select pg_advisory_xact_lock(hashtext('x8.projection'), hashtext($1))")
+                .bind(projection.name())
+                .execute(&mut *tx)
+                .await?;
+            use_shadow(&mut tx, schemas).await?;
+            let mut checkpoint = shared;
+            let mut caught_up = replayed;
+            loop {
+                let applied = self
+                    .replay_batch(&mut tx, projection, &mut checkpoint)
+                    .await?;
+                caught_up += applied;
+                if applied == 0 {
+                    break;
+                }
+            }
+            swap(&mut tx, projection, schemas, checkpoint).await?;
+            tx.commit().await?;
+            events = events.max(caught_up);
+        }
         progress(events);
         Ok(RebuildReport {
             events,
@@ -160,23 +191,24 @@ impl ProjectionRunner {
     ) -> Result<Scratch, ProjectionError> {
         plain_identifier(schema)?;
         let scratch = Scratch(self.fresh_schema(schema.to_string()).await?);
-        let mut replayed = 0;
-        for projection in projections {
-            let built = async {
+        let built = async {
+            for projection in projections {
                 self.copy_tables(*projection, &scratch.0).await?;
-                self.replay_into(*projection, &scratch.0, &|n| progress(replayed + n))
-                    .await
-            };
-            match built.await {
-                Ok((_, events)) => replayed += events,
-                Err(e) => {
-                    // Leave nothing half built behind.
-                    self.drop_scratch(scratch).await?;
-                    return Err(e);
-                }
+            }
+            let targets: Vec<(&dyn Projection, &Schemas)> = projections
+                .iter()
+                .map(|projection| (*projection, &scratch.0))
+                .collect();
+            self.replay_into(&targets, progress).await
+        };
+        match built.await {
+            Ok(_) => Ok(scratch),
+            Err(e) => {
+                // Leave nothing half built behind.
+                self.drop_scratch(scratch).await?;
+                Err(e)
             }
         }
-        Ok(scratch)
     }
 
     /// Drops a schema [`Self::build_scratch`] made, with its tables.
@@ -269,34 +301,64 @@ impl ProjectionRunner {
         Ok(())
     }
 
-    /// Replays the log from the start into the shadow copies, one committed batch at a
-    /// time, until a batch comes back short. Returns where it stopped and how many events
-    /// it read.
+    /// Replays the log from the start into the shadow copies of each target, one batch of
+    /// the log at a time, read and upcast once and applied to the targets side by side
+    /// (each in its own committed transaction), until a batch comes back short. Returns
+    /// where it stopped and how many events it read.
     async fn replay_into(
         &self,
-        projection: &dyn Projection,
-        schemas: &Schemas,
+        targets: &[(&dyn Projection, &Schemas)],
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(Checkpoint, u64), ProjectionError> {
         let mut checkpoint = Checkpoint::START;
         let mut events = 0u64;
         loop {
-            let mut tx = self.store.pool().begin().await?;
-            use_shadow(&mut tx, schemas).await?;
-            // language=PostgreSQL
-            sqlx::query("set local synchronous_commit = off")
-                .execute(&mut *tx)
-                .await?;
-            let applied = self
-                .replay_batch(&mut tx, projection, &mut checkpoint)
-                .await?;
-            tx.commit().await?;
-            events += applied;
+            let batch = read_all(
+                self.store.pool(),
+                checkpoint,
+                REBUILD_BATCH,
+                &AllFilter::default(),
+            )
+            .await
+            .map_err(|e| ProjectionError::Other(e.to_string()))?;
+            let read = batch.events.len() as u64;
+            if let Some(last) = batch.events.last() {
+                checkpoint = last.checkpoint();
+            }
+            let batch = self.upcast(batch.events);
+            futures::future::try_join_all(
+                targets
+                    .iter()
+                    .map(|(projection, schemas)| self.apply_to_copy(*projection, schemas, &batch)),
+            )
+            .await?;
+            events += read;
             progress(events);
-            if applied < REBUILD_BATCH as u64 {
+            if read < REBUILD_BATCH as u64 {
                 return Ok((checkpoint, events));
             }
         }
+    }
+
+    /// Applies upcast `events` to the projection's copies in `schemas`, in one transaction.
+    async fn apply_to_copy(
+        &self,
+        projection: &dyn Projection,
+        schemas: &Schemas,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.pool().begin().await?;
+        use_shadow(&mut tx, schemas).await?;
+        // language=PostgreSQL
+        sqlx::query("set local synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        self.apply_events(&mut tx, projection, events).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Applies the next batch after `checkpoint` through `conn` and advances it. Returns the
@@ -319,7 +381,8 @@ impl ProjectionRunner {
         if let Some(last) = batch.events.last() {
             *checkpoint = last.checkpoint();
         }
-        self.apply_events(conn, projection, batch.events).await?;
+        let events = self.upcast(batch.events);
+        self.apply_events(conn, projection, &events).await?;
         Ok(count)
     }
 }

@@ -208,7 +208,8 @@ impl ProjectionRunner {
             });
         };
         let applied = batch.events.len();
-        self.apply_events(&mut tx, projection, batch.events).await?;
+        let events = self.upcast(batch.events);
+        self.apply_events(&mut tx, projection, &events).await?;
         // language=PostgreSQL
         sqlx::query(
             "update projection_checkpoints
@@ -322,19 +323,23 @@ impl ProjectionRunner {
 }
 
 impl ProjectionRunner {
-    /// Upcasts `events` and applies them to `projection` in order
+    /// `events` as the projections read them: upcast to their current versions.
+    pub(crate) fn upcast(&self, events: Vec<RecordedEvent>) -> Vec<RecordedEvent> {
+        events
+            .into_iter()
+            .map(|event| event.upcast(&self.upcasters))
+            .collect()
+    }
+
+    /// Applies upcast `events` ([`Self::upcast`]) to `projection` in order
     /// ([`Projection::apply_batch`]), deleting an erased business's rows
     /// ([`Projection::tenant_tables`]) right after its `TenantErased`.
     pub(crate) async fn apply_events(
         &self,
         conn: &mut PgConnection,
         projection: &dyn Projection,
-        events: Vec<RecordedEvent>,
+        events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        let events: Vec<RecordedEvent> = events
-            .into_iter()
-            .map(|event| event.upcast(&self.upcasters))
-            .collect();
         for segment in events.split_inclusive(|event| erased_tenant(event).is_some()) {
             projection.apply_batch(conn, segment).await?;
             if let Some(tenant_id) = segment.last().and_then(erased_tenant) {

@@ -17,7 +17,8 @@
 //! 3. **Projection catch-up**: the server stopped, every read model emptied and its
 //!    checkpoint deleted, the server started again: the time until every projection has
 //!    applied the whole log (the projections run side by side, each reading `$all`).
-//! 4. **Rebuild**: every projection rebuilt blue/green while the server runs, as
+//! 4. **Rebuild**: every projection rebuilt blue/green while the server runs, one by one
+//!    (each figure its own), then all together from one read of the log, as
 //!    `x8-replay rebuild all` does.
 //!
 //! Databases `x8_bench_report`, `x8_bench_report_pgbench` and `x8_bench_report_pges` on
@@ -381,9 +382,21 @@ async fn main() -> anyhow::Result<()> {
         replayed += report.events;
         rebuild_seconds += report.seconds;
     }
-    let rebuild_rate = replayed as f64 / rebuild_seconds;
     println!(
-        "rebuild all: {replayed} events in {rebuild_seconds:.2} s ({rebuild_rate:.0} events/s)"
+        "rebuild one by one: {replayed} events in {rebuild_seconds:.2} s ({:.0} events/s)",
+        replayed as f64 / rebuild_seconds
+    );
+    let projections: Vec<&dyn x8_projections::Projection> =
+        runner.projections().iter().map(|p| p.as_ref()).collect();
+    let together = runner.rebuild_all(&projections, &|_| {}).await?;
+    let rebuild_rate = together.events_per_second() * projections.len() as f64;
+    println!(
+        "rebuild all together (x8-replay rebuild all): {} projections × {} events in {:.2} s \
+         ({:.0} log events/s; {rebuild_rate:.0} events/s applied)",
+        projections.len(),
+        together.events,
+        together.seconds,
+        together.events_per_second(),
     );
     drop(server);
 
@@ -401,6 +414,6 @@ async fn main() -> anyhow::Result<()> {
         "webhooks: {webhooks:.0}/s = {:.2}× pgbench",
         webhooks / pgbench
     );
-    println!("rebuild: {rebuild_rate:.0} events/s (target ≥ 100,000)");
+    println!("rebuild all: {rebuild_rate:.0} events/s applied (target ≥ 100,000)");
     Ok(())
 }

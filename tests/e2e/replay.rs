@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
-use x8_projections::ProjectionRunner;
+use x8_projections::{Projection, ProjectionRunner};
 use x8_replay::checksum::checksums;
 use x8_replay::export;
 use x8_replay::verify::verify;
@@ -152,7 +152,8 @@ async fn a_blue_green_rebuild_keeps_answering_and_ends_equal_to_the_live_model(
         "{deliveries:?}"
     );
 
-    // when every projection is rebuilt while an owner keeps reading its business
+    // when every projection is rebuilt, one by one then all together, while an owner keeps
+    // reading its business
     let done = AtomicBool::new(false);
     let (tenant, owner) = &tenants[0];
     let reads = async {
@@ -169,6 +170,9 @@ async fn a_blue_green_rebuild_keeps_answering_and_ends_equal_to_the_live_model(
         for projection in runner.projections() {
             reports.push(runner.rebuild(projection.as_ref(), &|_| {}).await.unwrap());
         }
+        // and then all together, from one read of the log (x8-replay rebuild all)
+        let all: Vec<&dyn Projection> = runner.projections().iter().map(|p| p.as_ref()).collect();
+        reports.push(runner.rebuild_all(&all, &|_| {}).await.unwrap());
         done.store(true, Ordering::SeqCst);
         reports
     };
