@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod projection;
 pub mod rebuild;
 pub mod runner;
+mod tail;
 pub mod tenants;
 
 pub use projection::{Projection, ProjectionError};

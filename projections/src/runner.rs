@@ -7,6 +7,8 @@
 //!   `pg_try_advisory_xact_lock` on the projection's name; a runner that does not get it
 //!   skips the round. The lock is taken before anything is written, so the batch's reads
 //!   do not hold the `$all` read horizon back with an xid of their own.
+//! - The runners of one process share what they read of `$all` ([`crate::tail`]): the
+//!   first to reach the head reads the next batch, the others take it from memory.
 //! - Runners wake on the [`AppendSignal`](x8_eventstore::AppendSignal) after a commit (also
 //!   while an open writer holds the horizon, at most 10 ms later), and poll as a fall-back.
 //! - A batch's commit does not wait for the WAL flush (`synchronous_commit = off`): a read
@@ -14,6 +16,7 @@
 //!   re-applied.
 
 use crate::projection::{erased_tenant, Projection, ProjectionError};
+use crate::tail::Tail;
 use sqlx::PgConnection;
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +83,8 @@ pub struct ProjectionRunner {
     projections: Vec<Arc<dyn Projection>>,
     batch_size: i64,
     pub(crate) upcasters: Arc<Vec<Box<dyn cqrs_es::persist::EventUpcaster>>>,
+    /// The recent events of `$all` the runners have read, shared between them.
+    tail: Arc<Tail>,
 }
 
 impl ProjectionRunner {
@@ -90,6 +95,7 @@ impl ProjectionRunner {
             store,
             projections,
             batch_size: DEFAULT_BATCH_SIZE,
+            tail: Arc::new(Tail::default()),
         }
     }
 
@@ -183,14 +189,12 @@ impl ProjectionRunner {
         let mut tx = self.store.pool().begin().await?;
         // A read model is derived data: if the server crashes before this commit reaches
         // the disk, the batch and its checkpoint are lost together and re-applied from the
-        // log. So the commit does not wait for the WAL flush (the events' appends do).
+        // log. So the commit does not wait for the WAL flush (the events' appends do). Set in
+        // the statement that takes the lock: one round trip.
         // language=PostgreSQL
-        sqlx::query("set local synchronous_commit = off")
-            .execute(&mut *tx)
-            .await?;
-        // language=PostgreSQL
-        let (locked,): (bool,) = sqlx::query_as(
-            "select pg_try_advisory_xact_lock(hashtext('x8.projection'), hashtext($1))",
+        let (_, locked): (String, bool) = sqlx::query_as(
+            "select set_config('synchronous_commit', 'off', true),
+                    pg_try_advisory_xact_lock(hashtext('x8.projection'), hashtext($1))",
         )
         .bind(projection.name())
         .fetch_one(&mut *tx)
@@ -199,16 +203,22 @@ impl ProjectionRunner {
             return Ok(BatchOutcome::Busy);
         }
         let checkpoint = read_checkpoint(&mut tx, projection.name()).await?;
-        let batch = read_all(&mut *tx, checkpoint, self.batch_size, &AllFilter::default())
-            .await
-            .map_err(|e| ProjectionError::Other(e.to_string()))?;
-        let Some(last) = batch.events.last().map(|e| e.checkpoint()) else {
-            return Ok(BatchOutcome::CaughtUp {
-                held_by_horizon: batch.held_by_horizon,
-            });
+        let (events, held_by_horizon) = match self.tail.after(checkpoint, self.batch_size as usize)
+        {
+            Some(events) => (events, false),
+            None => {
+                let batch = read_all(&mut *tx, checkpoint, self.batch_size, &AllFilter::default())
+                    .await
+                    .map_err(|e| ProjectionError::Other(e.to_string()))?;
+                let events = self.upcast(batch.events);
+                self.tail.extend(checkpoint, &events);
+                (events, batch.held_by_horizon)
+            }
         };
-        let applied = batch.events.len();
-        let events = self.upcast(batch.events);
+        let Some(last) = events.last().map(|e| e.checkpoint()) else {
+            return Ok(BatchOutcome::CaughtUp { held_by_horizon });
+        };
+        let applied = events.len();
         self.apply_events(&mut tx, projection, &events).await?;
         // language=PostgreSQL
         sqlx::query(
