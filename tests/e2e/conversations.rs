@@ -32,6 +32,39 @@ async fn connection(app: &TestApp, platform: &str, credentials: Value) -> (Uuid,
 
 use telegram::{fixture, fixture_time, text as telegram_text};
 
+/// An app on `clock` with a Telegram bot (token `123:abc`) whose fake Bot API answers
+/// `status`: the app, the fake, the connection and its owner's token.
+async fn bot_at(
+    db: PgConnectOptions,
+    clock: std::sync::Arc<TestClock>,
+    status: u16,
+) -> (TestApp, wiremock::MockServer, Uuid, String) {
+    let telegram = telegram::fake_bot_api(status).await;
+    let app = TestApp::spawn_with_clock(db, clock)
+        .await
+        .with_bot_apis(&telegram.uri());
+    let (channel, token) = connection(
+        &app,
+        "telegram",
+        json!({ "bot_token": "123:abc", "webhook_secret": TELEGRAM_SECRET }),
+    )
+    .await;
+    (app, telegram, channel, token)
+}
+
+/// From now on the fake Bot API accepts every message, as message 778.
+async fn bot_api_recovers(telegram: &wiremock::MockServer) {
+    telegram.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/bot123:abc/sendMessage"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "result": {"message_id": 778}})),
+        )
+        .mount(telegram)
+        .await;
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn a_telegram_update_opens_one_conversation_once_with_its_personal_data_sealed(
     _: PgPoolOptions,
@@ -319,17 +352,8 @@ async fn a_reply_is_sent_priced_and_timed_and_the_read_model_carries_its_lead_so
     db: PgConnectOptions,
 ) {
     // Given a conversation opened from a TikTok /start link at T, and the clock at T+90 s
-    let telegram = telegram::fake_bot_api(200).await;
     let clock = TestClock::at(fixture_time() + Duration::seconds(90));
-    let app = TestApp::spawn_with_clock(db, clock.clone())
-        .await
-        .with_bot_apis(&telegram.uri());
-    let (channel, token) = connection(
-        &app,
-        "telegram",
-        json!({ "bot_token": "123:abc", "webhook_secret": TELEGRAM_SECRET }),
-    )
-    .await;
+    let (app, telegram, channel, token) = bot_at(db, clock.clone(), 200).await;
     let opened = app
         .telegram_update(
             channel,
@@ -480,15 +504,7 @@ async fn a_provider_failure_is_recorded_as_failed_and_a_retry_sends_it(
     assert_eq!(history.body["messages"][1]["status"], "failed");
     assert_eq!(history.body["messages"][1]["text"], "Hello!");
     // When Telegram recovers and the message is retried
-    telegram.reset().await;
-    Mock::given(method("POST"))
-        .and(path("/bot123:abc/sendMessage"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"ok": true, "result": {"message_id": 778}})),
-        )
-        .mount(&telegram)
-        .await;
+    bot_api_recovers(&telegram).await;
     let retried = app
         .send_json(
             Method::POST,
@@ -606,17 +622,8 @@ async fn a_conversation_s_read_model_is_the_same_built_event_by_event_or_in_one_
 ) {
     // Given a conversation whose first reply fails and is retried, a second reply, a
     // resolution and a customer message that reopens it, each applied as it happened
-    let telegram = telegram::fake_bot_api(502).await;
     let clock = TestClock::at(fixture_time() + Duration::seconds(90));
-    let app = TestApp::spawn_with_clock(db, clock)
-        .await
-        .with_bot_apis(&telegram.uri());
-    let (channel, token) = connection(
-        &app,
-        "telegram",
-        json!({ "bot_token": "123:abc", "webhook_secret": TELEGRAM_SECRET }),
-    )
-    .await;
+    let (app, telegram, channel, token) = bot_at(db, clock, 502).await;
     let opened = app
         .telegram_update(
             channel,
@@ -639,15 +646,7 @@ async fn a_conversation_s_read_model_is_the_same_built_event_by_event_or_in_one_
         )
         .await;
     assert_eq!(failed.body["status"], "failed", "{:?}", failed.body);
-    telegram.reset().await;
-    Mock::given(method("POST"))
-        .and(path("/bot123:abc/sendMessage"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"ok": true, "result": {"message_id": 778}})),
-        )
-        .mount(&telegram)
-        .await;
+    bot_api_recovers(&telegram).await;
     let message_id = failed.body["message_id"].as_str().unwrap();
     let retry = format!("/api/v1/conversations/{conversation}/messages/{message_id}/retry");
     app.send_json(Method::POST, &retry, &token, &json!({}))
