@@ -126,6 +126,10 @@ async fn serve() -> anyhow::Result<()> {
         secrets: settings.stripe_webhook_secrets.clone(),
         tolerance_secs: settings.stripe_tolerance_secs,
     };
+    state.projections = state
+        .projections
+        .clone()
+        .with_coalesce(settings.projection_coalesce);
     state.projections.spawn();
     x8_commands::deadlines::DeadlineRunner::new(state.commands.clone(), store.pool().clone())
         .spawn();

