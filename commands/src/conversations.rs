@@ -223,7 +223,8 @@ pub async fn record_receipt(
         status,
         at,
     };
-    execute(commands, conversation_id, command, ctx).await
+    let ctx = ctx.clone().for_tenant(channel.tenant_id().0);
+    execute(commands, conversation_id, command, &ctx).await
 }
 
 async fn execute(

@@ -322,7 +322,7 @@ pub async fn send(
         .await
         .map_err(vault_error)?;
     // The command carries a fresh nonce: fingerprint the request, not the command.
-    let ctx = &ctx.clone().or_fingerprinted(&[
+    let ctx = &ctx.clone().for_tenant(tenant.0).or_fingerprinted(&[
         "SendMessage",
         &id,
         &reply.text,
@@ -462,7 +462,7 @@ async fn deliver(
                 outcome: outcome.clone(),
                 at: commands.clock.now(),
             },
-            ctx,
+            &ctx.clone().for_tenant(tenant),
         )
         .await
         .map_err(|e| e.map_rejected(ConversationOpError::Conversation))?;

@@ -670,6 +670,20 @@ async fn a_conversation_s_read_model_is_the_same_built_event_by_event_or_in_one_
     .await;
     app.caught_up().await;
     let live = checksums(&app.store, "conversations").await.unwrap();
+    // (every event of the stream is recorded as its business's, replies and outcomes too)
+    // language=PostgreSQL
+    let unowned: Vec<String> = sqlx::query_scalar(
+        "select event_type from events
+         where aggregate_type = 'conversation' and aggregate_id = $1 and tenant_id is null",
+    )
+    .bind(&conversation)
+    .fetch_all(app.store.pool())
+    .await
+    .unwrap();
+    assert!(
+        unowned.is_empty(),
+        "events without their business: {unowned:?}"
+    );
 
     // When the read models are rebuilt from the log, the whole of it in one batch
     let only = ConversationsProjection;

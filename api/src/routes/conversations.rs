@@ -496,14 +496,15 @@ async fn take_batch(
     RequestId(request_id): RequestId,
     Path((id, batch)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let (id, _) = authorized_conversation(&state, &caller, &id).await?;
+    let conversation = authorized_conversation(&state, &caller, &id).await?;
+    let id = conversation.0;
     let batch: u32 = batch.parse().map_err(|_| ApiError::not_found())?;
     let ctx = state.context(Some(&caller), None, request_id);
     let command = ConversationCommand::TakeBatch {
         batch,
         at: state.commands.clock.now(),
     };
-    let outcome = execute(&state, id, command, &ctx).await?;
+    let outcome = execute(&state, conversation, command, &ctx).await?;
     Ok(Json(
         json!({ "conversation_id": id, "batch": batch, "position": outcome }),
     ))
@@ -523,27 +524,33 @@ async fn resolve(
     RequestId(request_id): RequestId,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (id, _) = authorized_conversation(&state, &caller, &id).await?;
+    let conversation = authorized_conversation(&state, &caller, &id).await?;
+    let id = conversation.0;
     let ctx = state.context(Some(&caller), key, request_id);
     let command = ConversationCommand::Resolve {
         at: state.commands.clock.now(),
     };
-    let position = execute(&state, id, command, &ctx).await?;
+    let position = execute(&state, conversation, command, &ctx).await?;
     Ok(Json(
         json!({ "conversation_id": id, "status": "resolved", "position": position }),
     ))
 }
 
+/// Executes `command` on `conversation` (its id and state), recorded as its business's.
 async fn execute(
     state: &AppState,
-    id: Uuid,
+    (id, conversation): (Uuid, Conversation),
     command: ConversationCommand,
     ctx: &x8_commands::CommandContext,
 ) -> Result<i64, ApiError> {
+    let ctx = match conversation.tenant_id() {
+        Some(tenant) => ctx.clone().for_tenant(tenant.0),
+        None => ctx.clone(),
+    };
     let outcome = state
         .commands
         .conversations
-        .execute(&id.to_string(), command, ctx)
+        .execute(&id.to_string(), command, &ctx)
         .await?;
     Ok(outcome.position())
 }
