@@ -39,7 +39,8 @@ bin="target/$profile"
 work="$(mktemp -d)"
 server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
+  # Reaped here, so bash does not report the killed job.
+  if [ -n "$server_pid" ]; then { kill -9 "$server_pid" && wait "$server_pid"; } 2>/dev/null || true; fi
   psql -q "$admin_url" -c "drop database if exists $database with (force)" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
