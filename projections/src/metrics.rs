@@ -444,7 +444,7 @@ async fn conversation(
         pending.count(&dims, Figure::new("conversations_started", *opened_at));
         return Ok(());
     }
-    let Some(dims) = dimensions(conn, pending, event).await? else {
+    let Some(dims) = stream_dimensions(conn, pending, event).await? else {
         return Ok(());
     };
     match event_payload {
@@ -502,7 +502,7 @@ async fn order(
         OrderEvent::OrderPaid {
             amount, paid_at, ..
         } => {
-            let Some(dims) = dimensions(conn, pending, event).await? else {
+            let Some(dims) = stream_dimensions(conn, pending, event).await? else {
                 return Ok(());
             };
             let figure = Figure::new("payments", paid_at)
@@ -531,17 +531,7 @@ async fn delivery(
             // A delivery for a conversation counts on that conversation's connection and
             // lead source too.
             let from_conversation = match conversation_id {
-                Some(id) => {
-                    // language=PostgreSQL
-                    sqlx::query_as::<_, Dimensions>(
-                        "select tenant_id, company_id, channel_id, lead_source
-                         from metric_dimensions
-                         where aggregate_type = 'conversation' and aggregate_id = $1",
-                    )
-                    .bind(id.to_string())
-                    .fetch_optional(&mut *conn)
-                    .await?
-                }
+                Some(id) => dimensions(conn, pending, "conversation", &id.to_string()).await?,
                 None => None,
             }
             .unwrap_or_default();
@@ -564,7 +554,7 @@ async fn delivery(
                 DeliveryStatus::Exception | DeliveryStatus::Expired => "deliveries_failed",
                 _ => return Ok(()),
             };
-            let Some(dims) = dimensions(conn, pending, event).await? else {
+            let Some(dims) = stream_dimensions(conn, pending, event).await? else {
                 return Ok(());
             };
             pending.count(&dims, Figure::new(metric, occurred_at));
@@ -613,21 +603,24 @@ async fn loyalty(
         E::PointsRedeemed { points, at, .. } => Figure::new("points_redeemed", at).amount(points),
         _ => return Ok(()),
     };
-    let Some(dims) = dimensions(conn, pending, event).await? else {
+    let Some(dims) = stream_dimensions(conn, pending, event).await? else {
         return Ok(());
     };
     pending.count(&dims, figure);
     Ok(())
 }
 
-/// Where the stream of `event` counts (looked up once per batch); `None` for a stream
-/// whose first event was never seen (nothing to attribute it to).
+/// Where stream `aggregate_type`/`aggregate_id` counts: as the batch knows it (looked up
+/// for all its streams at once, or learned from a stream's first event in it, not yet
+/// written), else from `metric_dimensions`; `None` for a stream whose first event was
+/// never seen (nothing to attribute it to).
 async fn dimensions(
     conn: &mut PgConnection,
     pending: &mut Pending,
-    event: &RecordedEvent,
+    aggregate_type: &str,
+    aggregate_id: &str,
 ) -> Result<Option<Dimensions>, ProjectionError> {
-    let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
+    let key = (aggregate_type.to_string(), aggregate_id.to_string());
     if let Some(known) = pending.dimensions.get(&key) {
         return Ok(known.clone());
     }
@@ -636,10 +629,19 @@ async fn dimensions(
         "select tenant_id, company_id, channel_id, lead_source from metric_dimensions
          where aggregate_type = $1 and aggregate_id = $2",
     )
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
+    .bind(aggregate_type)
+    .bind(aggregate_id)
     .fetch_optional(conn)
     .await?;
     pending.dimensions.insert(key, found.clone());
     Ok(found)
+}
+
+/// Where the stream of `event` counts (see [`dimensions`]).
+async fn stream_dimensions(
+    conn: &mut PgConnection,
+    pending: &mut Pending,
+    event: &RecordedEvent,
+) -> Result<Option<Dimensions>, ProjectionError> {
+    dimensions(conn, pending, &event.aggregate_type, &event.aggregate_id).await
 }

@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tower::ServiceExt;
 use uuid::Uuid;
+use x8_projections::metrics::MetricsProjection;
+use x8_replay::checksum::checksums;
 use x8_tests::{TestApp, TestResponse};
 
 /// A business with a company, a courier and one delivery: (token, company, courier,
@@ -486,6 +488,16 @@ async fn each_new_status_is_announced_once_in_the_customers_conversation(
             .count(),
         1
     );
+    // And the metrics rebuilt from the log in one batch equal the live ones, built as it
+    // happened (the delivery counts on its conversation's connection either way)
+    app.caught_up().await;
+    let live = checksums(&app.store, "metrics").await.unwrap();
+    app.state
+        .projections
+        .rebuild(&MetricsProjection, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(checksums(&app.store, "metrics").await.unwrap(), live);
     // And a delivery naming another business's conversation is refused
     let (other, other_token) = app.tenant_with_owner("Other", "owner@other.test").await;
     let other_company = app.company(&other_token, other).await;
