@@ -110,6 +110,51 @@ struct MessageColumns {
     position: Vec<i64>,
 }
 
+/// A new message, for [`MessageColumns::push`].
+struct NewMessage {
+    conversation_id: Uuid,
+    /// `in` or `out`.
+    direction: &'static str,
+    message_key: String,
+    text_sealed: String,
+    kind: &'static str,
+    at: DateTime<Utc>,
+    position: i64,
+    /// An inbound message's batch.
+    batch: Option<i32>,
+    /// What only an outbound message has.
+    outbound: Option<Outbound>,
+}
+
+/// An outbound message's pricing and timing.
+struct Outbound {
+    rich_media: bool,
+    pricing_window: &'static str,
+    cost_micro_eur: i64,
+    response_time_secs: Option<i64>,
+}
+
+impl MessageColumns {
+    /// Adds `message` as a row; an outbound one starts `sending`.
+    fn push(&mut self, message: NewMessage) {
+        let outbound = message.outbound.as_ref();
+        self.conversation_id.push(message.conversation_id);
+        self.direction.push(message.direction);
+        self.message_key.push(message.message_key);
+        self.text_sealed.push(message.text_sealed);
+        self.kind.push(message.kind);
+        self.at.push(message.at);
+        self.batch.push(message.batch);
+        self.status.push(outbound.map(|_| "sending"));
+        self.rich_media.push(outbound.map(|o| o.rich_media));
+        self.pricing_window.push(outbound.map(|o| o.pricing_window));
+        self.cost_micro_eur.push(outbound.map(|o| o.cost_micro_eur));
+        self.response_time_secs
+            .push(outbound.and_then(|o| o.response_time_secs));
+        self.position.push(message.position);
+    }
+}
+
 /// One conversation row's change over a batch.
 struct ConversationChange {
     /// The first and last event folded in: the row takes the change only if it has not
@@ -234,20 +279,17 @@ impl Pending {
                 batch,
                 ..
             } => {
-                let m = &mut self.messages;
-                m.conversation_id.push(id);
-                m.direction.push("in");
-                m.message_key.push(provider_message_id);
-                m.text_sealed.push(text.as_str().to_string());
-                m.kind.push(kind.as_str());
-                m.at.push(sent_at);
-                m.batch.push(Some(batch as i32));
-                m.status.push(None);
-                m.rich_media.push(None);
-                m.pricing_window.push(None);
-                m.cost_micro_eur.push(None);
-                m.response_time_secs.push(None);
-                m.position.push(position);
+                self.messages.push(NewMessage {
+                    conversation_id: id,
+                    direction: "in",
+                    message_key: provider_message_id,
+                    text_sealed: text.as_str().to_string(),
+                    kind: kind.as_str(),
+                    at: sent_at,
+                    position,
+                    batch: Some(batch as i32),
+                    outbound: None,
+                });
                 let change = self.conversation(id, position);
                 change.messages_in += 1;
                 change.last_inbound_at = change.last_inbound_at.max(Some(sent_at));
@@ -263,20 +305,22 @@ impl Pending {
                 response_time_secs,
                 at,
             } => {
-                let m = &mut self.messages;
-                m.conversation_id.push(id);
-                m.direction.push("out");
-                m.message_key.push(message_id.to_string());
-                m.text_sealed.push(text.as_str().to_string());
-                m.kind.push(message_type.as_str());
-                m.at.push(at);
-                m.batch.push(None);
-                m.status.push(Some("sending"));
-                m.rich_media.push(Some(rich_media));
-                m.pricing_window.push(Some(window.as_str()));
-                m.cost_micro_eur.push(Some(cost_micro_eur));
-                m.response_time_secs.push(response_time_secs);
-                m.position.push(position);
+                self.messages.push(NewMessage {
+                    conversation_id: id,
+                    direction: "out",
+                    message_key: message_id.to_string(),
+                    text_sealed: text.as_str().to_string(),
+                    kind: message_type.as_str(),
+                    at,
+                    position,
+                    batch: None,
+                    outbound: Some(Outbound {
+                        rich_media,
+                        pricing_window: window.as_str(),
+                        cost_micro_eur,
+                        response_time_secs,
+                    }),
+                });
                 let change = self.conversation(id, position);
                 change.messages_out += 1;
                 change.last_outbound_at = change.last_outbound_at.max(Some(at));
