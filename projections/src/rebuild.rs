@@ -22,7 +22,6 @@ use crate::projection::{Projection, ProjectionError};
 use crate::runner::ProjectionRunner;
 use sqlx::PgConnection;
 use std::time::Instant;
-use x8_eventstore::all::{read_all, AllFilter};
 use x8_eventstore::{Checkpoint, RecordedEvent};
 
 /// Events per transaction while replaying into the copies.
@@ -313,24 +312,16 @@ impl ProjectionRunner {
         let mut checkpoint = Checkpoint::START;
         let mut events = 0u64;
         loop {
-            let batch = read_all(
-                self.store.pool(),
-                checkpoint,
-                REBUILD_BATCH,
-                &AllFilter::default(),
-            )
-            .await
-            .map_err(|e| ProjectionError::Other(e.to_string()))?;
+            let batch = self
+                .read_batch(self.store.pool(), checkpoint, REBUILD_BATCH)
+                .await?;
             let read = batch.events.len() as u64;
             if let Some(last) = batch.events.last() {
                 checkpoint = last.checkpoint();
             }
-            let batch = self.upcast(batch.events);
-            futures::future::try_join_all(
-                targets
-                    .iter()
-                    .map(|(projection, schemas)| self.apply_to_copy(*projection, schemas, &batch)),
-            )
+            futures::future::try_join_all(targets.iter().map(|(projection, schemas)| {
+                self.apply_to_copy(*projection, schemas, &batch.events)
+            }))
             .await?;
             events += read;
             progress(events);
@@ -369,20 +360,14 @@ impl ProjectionRunner {
         projection: &dyn Projection,
         checkpoint: &mut Checkpoint,
     ) -> Result<u64, ProjectionError> {
-        let batch = read_all(
-            &mut *conn,
-            *checkpoint,
-            REBUILD_BATCH,
-            &AllFilter::default(),
-        )
-        .await
-        .map_err(|e| ProjectionError::Other(e.to_string()))?;
+        let batch = self
+            .read_batch(&mut *conn, *checkpoint, REBUILD_BATCH)
+            .await?;
         let count = batch.events.len() as u64;
         if let Some(last) = batch.events.last() {
             *checkpoint = last.checkpoint();
         }
-        let events = self.upcast(batch.events);
-        self.apply_events(conn, projection, &events).await?;
+        self.apply_events(conn, projection, &batch.events).await?;
         Ok(count)
     }
 }

@@ -21,7 +21,7 @@ use sqlx::PgConnection;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
-use x8_eventstore::all::{checkpoint_of, read_all, AllFilter};
+use x8_eventstore::all::{checkpoint_of, read_all, AllBatch, AllFilter};
 use x8_eventstore::{Checkpoint, EventStore, RecordedEvent};
 
 /// Events per batch unless configured otherwise.
@@ -218,12 +218,11 @@ impl ProjectionRunner {
         {
             Some(events) => (events, false),
             None => {
-                let batch = read_all(&mut *tx, checkpoint, self.batch_size, &AllFilter::default())
-                    .await
-                    .map_err(|e| ProjectionError::Other(e.to_string()))?;
-                let events = self.upcast(batch.events);
-                self.tail.extend(checkpoint, &events);
-                (events, batch.held_by_horizon)
+                let batch = self
+                    .read_batch(&mut *tx, checkpoint, self.batch_size)
+                    .await?;
+                self.tail.extend(checkpoint, &batch.events);
+                (batch.events, batch.held_by_horizon)
             }
         };
         let Some(last) = events.last().map(|e| e.checkpoint()) else {
@@ -344,15 +343,25 @@ impl ProjectionRunner {
 }
 
 impl ProjectionRunner {
-    /// `events` as the projections read them: upcast to their current versions.
-    pub(crate) fn upcast(&self, events: Vec<RecordedEvent>) -> Vec<RecordedEvent> {
-        events
+    /// Reads up to `limit` events of `$all` after `after`, upcast to their current
+    /// versions, as the projections apply them.
+    pub(crate) async fn read_batch(
+        &self,
+        executor: impl sqlx::PgExecutor<'_>,
+        after: Checkpoint,
+        limit: i64,
+    ) -> Result<AllBatch, ProjectionError> {
+        let mut batch = read_all(executor, after, limit, &AllFilter::default())
+            .await
+            .map_err(|e| ProjectionError::Other(e.to_string()))?;
+        batch.events = std::mem::take(&mut batch.events)
             .into_iter()
             .map(|event| event.upcast(&self.upcasters))
-            .collect()
+            .collect();
+        Ok(batch)
     }
 
-    /// Applies upcast `events` ([`Self::upcast`]) to `projection` in order
+    /// Applies upcast `events` ([`Self::read_batch`]) to `projection` in order
     /// ([`Projection::apply_batch`]), deleting an erased business's rows
     /// ([`Projection::tenant_tables`]) right after its `TenantErased`.
     pub(crate) async fn apply_events(
