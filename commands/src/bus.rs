@@ -15,19 +15,32 @@
 //!   trip per command. Across processes the expected version still decides: a stale cache
 //!   ends in a conflict and a reload, and a refusal decided on the cache is confirmed on
 //!   the log before it is returned.
+//! - **Group commit.** Commands that queue up on a stream while its turn is taken are
+//!   decided, at the next turn, one after the other on the evolving state, and their
+//!   events appended in **one statement** with one idempotency record per command; each
+//!   caller gets its own receipt. So a hot stream pays one round trip and one WAL flush per
+//!   group, not per command. The group stops before the first command that is refused or
+//!   changes nothing, and a conflict on the group's append (the stream moved, or one of its
+//!   command ids is recorded already) sends every command of it back to be executed alone:
+//!   the outcome of every command is the one it would have had alone, in queue order.
 
 use crate::context::CommandContext;
 use crate::error::CommandError;
 use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::SerializedEvent;
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
+use cqrs_es::EventEnvelope;
 use cqrs_es::{Aggregate, AggregateError, EventStore as _};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::oneshot;
 use uuid::Uuid;
-use x8_eventstore::append::{AppendReceipt, AppendScope, APPEND_SCOPE};
+use x8_eventstore::append::{AppendReceipt, AppendScope, CommandEvents, APPEND_SCOPE};
 use x8_eventstore::commands::find_command;
 use x8_eventstore::{EventMetadata, EventStore, PgEventRepository};
 
@@ -37,6 +50,12 @@ pub const COMMANDS_TOTAL: &str = "x8_commands_total";
 
 /// Executions of one command before giving up on conflicts.
 pub const MAX_ATTEMPTS: usize = 8;
+
+/// Most commands appended in one statement by a group commit.
+pub const MAX_GROUP: usize = 128;
+
+/// Histogram of the number of commands per group commit (`aggregate`).
+pub const GROUP_COMMANDS: &str = "x8_group_commit_commands";
 
 /// A command whose name is recorded with its events.
 pub trait NamedCommand: Serialize {
@@ -73,26 +92,88 @@ struct CachedState<A> {
     sequence: usize,
 }
 
-/// Striped async locks over stream ids: commands on one stream take turns within a
-/// process. Each stripe also keeps the state its last command left on its last stream,
-/// so a hot stream is decided without reloading it (see [`CommandBus::execute`]).
+/// Reads what a caller wants from the state its command left (type-erased, because the
+/// turn's holder may run it on behalf of another task).
+type Read<A> = Arc<dyn Fn(&A) -> Box<dyn Any + Send> + Send + Sync>;
+
+/// What a command's execution answers: its outcome and what its [`Read`] returned.
+type Answer<A> =
+    Result<(CommandOutcome, Box<dyn Any + Send>), CommandError<<A as Aggregate>::Error>>;
+
+/// Everything needed to execute one command.
+struct Job<A: Aggregate> {
+    aggregate_id: String,
+    command: A::Command,
+    command_id: Uuid,
+    client_supplied: bool,
+    fingerprint: String,
+    metadata: HashMap<String, String>,
+    read: Read<A>,
+}
+
+/// A command waiting for its stream's turn, and where to send its answer.
+struct Pending<A: Aggregate> {
+    job: Arc<Job<A>>,
+    answer: oneshot::Sender<Answer<A>>,
+}
+
+/// One stripe: the turn (holding the state its last command left) and the commands queued
+/// for it.
+struct Stripe<A: Aggregate> {
+    turn: tokio::sync::Mutex<Option<CachedState<A>>>,
+    queue: std::sync::Mutex<Vec<Pending<A>>>,
+}
+
+impl<A: Aggregate> Stripe<A> {
+    /// Takes up to [`MAX_GROUP`] queued commands of stream `aggregate_id`, oldest first.
+    fn take_queued(&self, aggregate_id: &str) -> Vec<Pending<A>> {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut taken = Vec::new();
+        let mut kept = Vec::with_capacity(queue.len());
+        for pending in queue.drain(..) {
+            if pending.job.aggregate_id == aggregate_id && taken.len() < MAX_GROUP {
+                taken.push(pending);
+            } else {
+                kept.push(pending);
+            }
+        }
+        *queue = kept;
+        taken
+    }
+}
+
+/// Striped turns over stream ids: commands on one stream take turns within a process, and
+/// those that queue up meanwhile are executed together at the next turn (group commit).
+/// Each stripe also keeps the state its last command left on its last stream, so a hot
+/// stream is decided without reloading it (see [`CommandBus::execute`]).
 ///
 /// 1,024 stripes keep unrelated streams from waiting on each other in practice, with
 /// memory bounded (one cached aggregate per stripe) and nothing to clean up. The cache is
 /// only a copy of the log: after a restart it starts empty and every stream is loaded.
-pub struct StreamLocks<A> {
-    stripes: Vec<tokio::sync::Mutex<Option<CachedState<A>>>>,
+pub struct StreamLocks<A: Aggregate> {
+    stripes: Vec<Stripe<A>>,
 }
 
-impl<A> StreamLocks<A> {
+impl<A: Aggregate> StreamLocks<A> {
     const STRIPES: usize = 1024;
 
     fn new() -> Self {
         Self {
             stripes: (0..Self::STRIPES)
-                .map(|_| tokio::sync::Mutex::new(None))
+                .map(|_| Stripe {
+                    turn: tokio::sync::Mutex::new(None),
+                    queue: std::sync::Mutex::new(Vec::new()),
+                })
                 .collect(),
         }
+    }
+
+    /// The stripe of stream `aggregate_id`.
+    fn stripe(&self, aggregate_id: &str) -> &Stripe<A> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        aggregate_id.hash(&mut hasher);
+        &self.stripes[hasher.finish() as usize % Self::STRIPES]
     }
 
     /// Waits for the turn of stream `aggregate_id`; the guard holds the stripe's cache.
@@ -100,12 +181,7 @@ impl<A> StreamLocks<A> {
         &self,
         aggregate_id: &str,
     ) -> tokio::sync::MutexGuard<'_, Option<CachedState<A>>> {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        aggregate_id.hash(&mut hasher);
-        self.stripes[hasher.finish() as usize % Self::STRIPES]
-            .lock()
-            .await
+        self.stripe(aggregate_id).turn.lock().await
     }
 }
 
@@ -121,6 +197,7 @@ struct Decided<A: Aggregate> {
 /// Executes commands of aggregate `A`.
 pub struct CommandBus<A: Aggregate<Services = ()>> {
     loader: PersistedEventStore<PgEventRepository, A>,
+    repository: PgEventRepository,
     store: EventStore,
     locks: StreamLocks<A>,
 }
@@ -128,12 +205,14 @@ pub struct CommandBus<A: Aggregate<Services = ()>> {
 impl<A> CommandBus<A>
 where
     A: Aggregate<Services = ()> + 'static,
-    A::Command: NamedCommand + Clone,
+    A::Command: NamedCommand + Clone + Send + Sync + 'static,
+    A::Error: Send + 'static,
 {
     /// A bus over `store` (with the store's snapshots and upcasters).
     pub fn new(store: &EventStore) -> Self {
         Self {
             loader: store.aggregate_store::<A>(),
+            repository: PgEventRepository::new(store.clone()),
             store: store.clone(),
             locks: StreamLocks::new(),
         }
@@ -200,20 +279,28 @@ where
     /// Executes `command` on `aggregate_id`, then reads the state it left through `read`
     /// in the same turn (e.g. the balance after a redemption), without loading the stream
     /// again. When the outcome is a recorded one (`replayed`), `read` sees the current
-    /// state.
+    /// state. `read` may run on another task (the one whose turn executes the command).
     ///
     /// # Errors
     /// As [`Self::execute`].
     #[tracing::instrument(skip_all, fields(aggregate = A::TYPE, aggregate_id, command = command.command_name(), command_id = %ctx.command_id))]
-    pub async fn execute_and_read<R>(
+    pub async fn execute_and_read<R: Send + 'static>(
         &self,
         aggregate_id: &str,
         command: A::Command,
         ctx: &CommandContext,
-        read: impl FnOnce(&A) -> R,
+        read: impl Fn(&A) -> R + Send + Sync + 'static,
     ) -> Result<(CommandOutcome, R), CommandError<A::Error>> {
         let name = command.command_name();
-        let result = self.run(aggregate_id, command, ctx, read).await;
+        let read: Read<A> = Arc::new(move |a: &A| Box::new(read(a)) as Box<dyn Any + Send>);
+        let result = self.run(aggregate_id, command, ctx, read).await.and_then(
+            |(outcome, value)| match value.downcast::<R>() {
+                Ok(value) => Ok((outcome, *value)),
+                Err(_) => Err(CommandError::Infrastructure(
+                    "command bus: read result of another type".into(),
+                )),
+            },
+        );
         let outcome = match &result {
             Ok((o, _)) if o.replayed => "replayed",
             Ok((o, _)) if o.receipt.is_none() => "unchanged",
@@ -228,13 +315,15 @@ where
         result
     }
 
-    async fn run<R>(
+    /// Queues the command on its stream's stripe and waits for its answer; when the turn
+    /// comes to this task first, it executes every command queued for the stream.
+    async fn run(
         &self,
         aggregate_id: &str,
         command: A::Command,
         ctx: &CommandContext,
-        read: impl FnOnce(&A) -> R,
-    ) -> Result<(CommandOutcome, R), CommandError<A::Error>> {
+        read: Read<A>,
+    ) -> Answer<A> {
         let fingerprint = ctx
             .fingerprint
             .clone()
@@ -248,12 +337,185 @@ where
             tenant_id: command.tenant_id(aggregate_id).or(ctx.tenant_id),
         }
         .to_map();
+        let job = Arc::new(Job {
+            aggregate_id: aggregate_id.to_string(),
+            command,
+            command_id: ctx.command_id,
+            client_supplied: ctx.client_supplied,
+            fingerprint,
+            metadata,
+            read,
+        });
+        let (answer, mut answered) = oneshot::channel();
+        let stripe = self.locks.stripe(aggregate_id);
+        stripe
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Pending {
+                job: job.clone(),
+                answer,
+            });
+        let answer = tokio::select! {
+            biased;
+            answer = &mut answered => answer,
+            mut turn = stripe.turn.lock() => {
+                self.lead(stripe, &mut turn, aggregate_id).await;
+                drop(turn);
+                answered.await
+            }
+        };
+        match answer {
+            Ok(answer) => answer,
+            // The task that took the command was dropped before answering (its caller went
+            // away): execute it here; its id makes a second execution replay the first.
+            Err(_) => {
+                let mut turn = stripe.turn.lock().await;
+                self.run_alone(&mut turn, &job).await
+            }
+        }
+    }
 
-        let mut turn = self.locks.lock(aggregate_id).await;
+    /// With the stream's turn: executes the commands queued for `aggregate_id`, as one
+    /// group when there are several, and answers each.
+    async fn lead(
+        &self,
+        stripe: &Stripe<A>,
+        turn: &mut Option<CachedState<A>>,
+        aggregate_id: &str,
+    ) {
+        let mut queued = stripe.take_queued(aggregate_id);
+        if queued.len() > 1 {
+            queued = self.commit_group(turn, aggregate_id, queued).await;
+        }
+        for pending in queued {
+            let answer = self.run_alone(turn, &pending.job).await;
+            let _ = pending.answer.send(answer);
+        }
+    }
+
+    /// Decides `group` (several commands on `aggregate_id`, oldest first) in turn on the
+    /// stream's evolving state, up to the first one that is refused or changes nothing, and
+    /// appends the decided ones in one statement. Answers those; returns the commands left
+    /// to execute alone: the rest, or the whole group when the append conflicts.
+    async fn commit_group(
+        &self,
+        turn: &mut Option<CachedState<A>>,
+        aggregate_id: &str,
+        group: Vec<Pending<A>>,
+    ) -> Vec<Pending<A>> {
+        if self.current(turn, aggregate_id).await.is_err() {
+            return group;
+        }
+        let Some(CachedState {
+            aggregate,
+            sequence,
+            ..
+        }) = turn.take()
+        else {
+            return group;
+        };
+        let mut state = Some(aggregate);
+        let mut next = sequence;
+        let mut decided = Vec::with_capacity(group.len());
+        let mut alone = Vec::new();
+        let mut queued = group.into_iter();
+        for pending in queued.by_ref() {
+            let Some(aggregate) = state.take() else {
+                alone.push(pending);
+                break;
+            };
+            match handle(aggregate, pending.job.command.clone()).await {
+                Ok((aggregate, events)) if !events.is_empty() => {
+                    let job = &pending.job;
+                    match serialize::<A>(&job.aggregate_id, next, events, &job.metadata) {
+                        Ok(events) => {
+                            next += events.len();
+                            let value = (job.read)(&aggregate);
+                            decided.push((pending, events, value));
+                            state = Some(aggregate);
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "event not serialisable");
+                            alone.push(pending);
+                            break;
+                        }
+                    }
+                }
+                Ok((aggregate, _)) => {
+                    state = Some(aggregate);
+                    alone.push(pending);
+                    break;
+                }
+                // The state is spent: the refusal is confirmed alone, on a fresh load.
+                Err(_) => {
+                    alone.push(pending);
+                    break;
+                }
+            }
+        }
+        alone.extend(queued);
+
+        if decided.is_empty() {
+            *turn = state.map(|aggregate| CachedState {
+                aggregate_id: aggregate_id.to_string(),
+                aggregate,
+                sequence,
+            });
+            return alone;
+        }
+        let commands: Vec<CommandEvents<'_>> = decided
+            .iter()
+            .map(|(pending, events, _)| CommandEvents {
+                events,
+                fingerprint: &pending.job.fingerprint,
+            })
+            .collect();
+        match self.repository.append_group::<A>(&commands).await {
+            Ok(receipts) => {
+                metrics::histogram!(GROUP_COMMANDS, "aggregate" => A::TYPE)
+                    .record(decided.len() as f64);
+                *turn = state.map(|aggregate| CachedState {
+                    aggregate_id: aggregate_id.to_string(),
+                    aggregate,
+                    sequence: next,
+                });
+                for ((pending, _, value), receipt) in decided.into_iter().zip(receipts) {
+                    let outcome = CommandOutcome {
+                        command_id: pending.job.command_id,
+                        aggregate_id: aggregate_id.to_string(),
+                        receipt: Some(receipt),
+                        replayed: false,
+                    };
+                    let _ = pending.answer.send(Ok((outcome, value)));
+                }
+                alone
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, commands = decided.len(), "group append failed; executing alone");
+                decided.into_iter().map(|(p, ..)| p).chain(alone).collect()
+            }
+        }
+    }
+
+    /// Executes one command with the stream's turn held: decide on the cached state (or a
+    /// load), append, retry on conflicts, and answer a repeated id with its recorded
+    /// outcome.
+    async fn run_alone(&self, turn: &mut Option<CachedState<A>>, job: &Job<A>) -> Answer<A> {
+        let Job {
+            aggregate_id,
+            command,
+            command_id,
+            client_supplied,
+            fingerprint,
+            metadata,
+            read,
+        } = job;
+        let (aggregate_id, command_id) = (aggregate_id.as_str(), *command_id);
         let mut recorded = None;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
-                recorded = self.recorded(ctx.command_id, &fingerprint).await?;
+                recorded = self.recorded(command_id, fingerprint).await?;
                 if recorded.is_some() {
                     break;
                 }
@@ -265,7 +527,7 @@ where
             let (result, scope) = APPEND_SCOPE
                 .scope(scope, async {
                     let result = self
-                        .decide_and_commit(aggregate_id, cached, command.clone(), &metadata)
+                        .decide_and_commit(aggregate_id, cached, command.clone(), metadata)
                         .await;
                     (result, APPEND_SCOPE.with(|s| s.take()))
                 })
@@ -273,17 +535,17 @@ where
             match result {
                 Ok(state) => {
                     *turn = Some(state);
-                    if scope.receipt.is_none() && ctx.client_supplied {
+                    if scope.receipt.is_none() && *client_supplied {
                         // Nothing to append: perhaps because an earlier execution of this
                         // id did it. Then its outcome is the answer.
-                        recorded = self.recorded(ctx.command_id, &fingerprint).await?;
+                        recorded = self.recorded(command_id, fingerprint).await?;
                         if recorded.is_some() {
                             break;
                         }
                     }
-                    let value = read(self.current(&mut turn, aggregate_id).await?);
+                    let value = read(self.current(turn, aggregate_id).await?);
                     let outcome = CommandOutcome {
-                        command_id: ctx.command_id,
+                        command_id,
                         aggregate_id: aggregate_id.to_string(),
                         receipt: scope.receipt,
                         replayed: false,
@@ -296,8 +558,8 @@ where
                 Err(AggregateError::UserError(e)) => {
                     // An earlier (or concurrent) execution of this id may have committed;
                     // then the rejection is of its own effect.
-                    if ctx.client_supplied {
-                        recorded = self.recorded(ctx.command_id, &fingerprint).await?;
+                    if *client_supplied {
+                        recorded = self.recorded(command_id, fingerprint).await?;
                     }
                     if recorded.is_none() {
                         return Err(CommandError::Rejected(e));
@@ -308,10 +570,10 @@ where
             }
         }
         if recorded.is_none() {
-            recorded = self.recorded(ctx.command_id, &fingerprint).await?;
+            recorded = self.recorded(command_id, fingerprint).await?;
         }
         let outcome = recorded.ok_or(CommandError::Conflict)?;
-        let value = read(self.current(&mut turn, aggregate_id).await?);
+        let value = read(self.current(turn, aggregate_id).await?);
         Ok((outcome, value))
     }
 
@@ -425,6 +687,27 @@ where
             replayed: true,
         }))
     }
+}
+
+/// `events` of one command as stored: sequences after `sequence`, with `metadata`.
+fn serialize<A: Aggregate>(
+    aggregate_id: &str,
+    sequence: usize,
+    events: Vec<A::Event>,
+    metadata: &HashMap<String, String>,
+) -> Result<Vec<SerializedEvent>, cqrs_es::persist::PersistenceError> {
+    events
+        .into_iter()
+        .zip(sequence + 1..)
+        .map(|(payload, sequence)| {
+            SerializedEvent::try_from(&EventEnvelope::<A> {
+                aggregate_id: aggregate_id.to_string(),
+                sequence,
+                payload,
+                metadata: metadata.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Runs the aggregate's `handle` on `aggregate`: the state after the events, and the events.

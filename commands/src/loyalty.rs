@@ -405,9 +405,9 @@ pub async fn accrue(
         settings,
         at: commands.clock.now(),
     };
-    let reference = reference.trim();
-    run(commands, account_id, command, &ctx, |a| {
-        (a.accrued(reference).unwrap_or_default(), 0)
+    let reference = reference.trim().to_string();
+    run(commands, account_id, command, &ctx, move |a| {
+        (a.accrued(&reference).unwrap_or_default(), 0)
     })
     .await
 }
@@ -437,7 +437,7 @@ pub async fn redeem(
         points,
         at: commands.clock.now(),
     };
-    run(commands, account_id, command, &ctx, |_| (points, 0)).await
+    run(commands, account_id, command, &ctx, move |_| (points, 0)).await
 }
 
 /// Reverses the accrual of purchase `purchase_reference` (a refund): only what is left of
@@ -462,12 +462,12 @@ pub async fn refund(
         purchase_reference: purchase_reference.to_string(),
         at: commands.clock.now(),
     };
-    let reference = purchase_reference.trim();
-    run(commands, account_id, command, &ctx, |a| {
+    let reference = purchase_reference.trim().to_string();
+    run(commands, account_id, command, &ctx, move |a| {
         let Reversal {
             points_reversed,
             shortfall,
-        } = a.reversal(reference).unwrap_or(Reversal {
+        } = a.reversal(&reference).unwrap_or(Reversal {
             points_reversed: 0,
             shortfall: 0,
         });
@@ -531,11 +531,11 @@ async fn run(
     account_id: Uuid,
     command: LoyaltyCommand,
     ctx: &CommandContext,
-    read: impl FnOnce(&LoyaltyAccount) -> (i64, i64),
+    read: impl Fn(&LoyaltyAccount) -> (i64, i64) + Send + Sync + 'static,
 ) -> Result<AccountChange, CommandError<LoyaltyOpError>> {
     let (outcome, ((points, shortfall), balance)) = commands
         .loyalty_accounts
-        .execute_and_read(&account_id.to_string(), command, ctx, |a| {
+        .execute_and_read(&account_id.to_string(), command, ctx, move |a| {
             (read(a), a.balance())
         })
         .await

@@ -88,15 +88,19 @@ with appended as (
                         event_version, tenant_id, payload, metadata)
     select * from unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[],
                          $6::text[], $7::uuid[], $8::jsonb[], $9::jsonb[])
-    returning global_position
+    returning global_position, sequence
 ), recorded as (
     insert into commands (command_id, command_name, fingerprint, aggregate_type, aggregate_id,
                           first_position, last_position, event_count)
-    select $10, $11, $12, $2[1], $3[1], min(global_position), max(global_position), count(*)
-    from appended
-    returning first_position, last_position, event_count
+    select c.command_id, c.command_name, c.fingerprint, $2[1], $3[1],
+           min(a.global_position), max(a.global_position), count(*)
+    from unnest($10::uuid[], $11::text[], $12::text[], $13::bigint[], $14::bigint[])
+             as c(command_id, command_name, fingerprint, first_sequence, last_sequence)
+    join appended a on a.sequence between c.first_sequence and c.last_sequence
+    group by c.command_id, c.command_name, c.fingerprint, c.first_sequence
+    returning command_id, first_position, last_position, event_count
 )
-select first_position, last_position, event_count from recorded
+select command_id, first_position, last_position, event_count from recorded
 "#;
 
 // language=PostgreSQL
@@ -111,39 +115,66 @@ on conflict (aggregate_type, aggregate_id) do update
     where snapshots.last_sequence < excluded.last_sequence
 "#;
 
-/// Appends `events` (one stream, consecutive sequences).
-///
-/// The command id, command name and tenant are read from the first event's metadata
-/// ([`crate::metadata`] keys); a missing command id is generated.
-///
-/// # Errors
-/// [`EventStoreError::Conflict`] when the stream moved or the command id is recorded
-/// already; [`EventStoreError::Database`] otherwise.
 /// Histogram of append latency, seconds, by `outcome` (`appended`, `conflict`, `error`):
-/// one statement that inserts the events and the command record.
+/// one statement that inserts the events and the command records.
 pub const APPEND_SECONDS: &str = "x8_append_seconds";
 
+/// One command's part of an append: its events (consecutive sequences of one stream) and
+/// the fingerprint its idempotency record keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandEvents<'a> {
+    /// The events, each carrying the command's metadata ([`crate::metadata`] keys: the
+    /// command id, name and tenant are read from the first).
+    pub events: &'a [SerializedEvent],
+    /// Hash of the command (see [`AppendScope::fingerprint`]).
+    pub fingerprint: &'a str,
+}
+
+/// Appends one command's `events` (one stream, consecutive sequences), with the
+/// fingerprint of this task's [`APPEND_SCOPE`], on the connection its load kept if any;
+/// the receipt also goes into the scope.
+///
+/// # Errors
+/// As [`append_commands`].
 pub(crate) async fn append(
     pool: &sqlx::PgPool,
     events: &[SerializedEvent],
 ) -> Result<Option<AppendReceipt>, EventStoreError> {
-    let Some(first) = events.first() else {
+    if events.is_empty() {
         return Ok(None);
-    };
-    let stream = format!("{}/{}", first.aggregate_type, first.aggregate_id);
-    let command_id = uuid_field(&first.metadata, COMMAND_ID).unwrap_or_else(Uuid::now_v7);
-    let command_name = first
-        .metadata
-        .get(COMMAND_NAME)
-        .and_then(Value::as_str)
-        .unwrap_or("unknown")
-        .to_string();
-    let tenant_id = uuid_field(&first.metadata, TENANT_ID);
+    }
     let fingerprint = APPEND_SCOPE
         .try_with(|scope| scope.borrow().fingerprint.clone())
         .unwrap_or_default();
+    let command = CommandEvents {
+        events,
+        fingerprint: &fingerprint,
+    };
+    let receipt = append_commands(pool, scoped_connection(), &[command])
+        .await?
+        .pop();
+    let _ = APPEND_SCOPE.try_with(|scope| scope.borrow_mut().receipt = receipt.clone());
+    Ok(receipt)
+}
 
-    let n = events.len();
+/// Appends the events of several commands on one stream, in order and consecutive, and
+/// records every command, in **one statement**: all commit or none does (group commit).
+/// Returns each command's receipt, in the order given. A command without a command id in
+/// its metadata gets a generated one.
+///
+/// # Errors
+/// [`EventStoreError::Conflict`] when the stream moved or any command id is recorded
+/// already (or given twice); [`EventStoreError::Database`] otherwise.
+pub(crate) async fn append_commands(
+    pool: &sqlx::PgPool,
+    connection: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    commands: &[CommandEvents<'_>],
+) -> Result<Vec<AppendReceipt>, EventStoreError> {
+    let Some(first) = commands.iter().find_map(|c| c.events.first()) else {
+        return Ok(Vec::new());
+    };
+    let stream = format!("{}/{}", first.aggregate_type, first.aggregate_id);
+    let n: usize = commands.iter().map(|c| c.events.len()).sum();
     let mut ids = Vec::with_capacity(n);
     let mut types = Vec::with_capacity(n);
     let mut aggregate_ids = Vec::with_capacity(n);
@@ -153,19 +184,41 @@ pub(crate) async fn append(
     let mut tenants = Vec::with_capacity(n);
     let mut payloads = Vec::with_capacity(n);
     let mut metadatas = Vec::with_capacity(n);
-    for event in events {
-        ids.push(Uuid::now_v7());
-        types.push(event.aggregate_type.as_str());
-        aggregate_ids.push(event.aggregate_id.as_str());
-        sequences.push(event.sequence as i64);
-        event_types.push(event.event_type.as_str());
-        versions.push(event.event_version.as_str());
-        tenants.push(tenant_id);
-        payloads.push(&event.payload);
-        metadatas.push(&event.metadata);
+    let mut command_ids = Vec::with_capacity(commands.len());
+    let mut command_names = Vec::with_capacity(commands.len());
+    let mut fingerprints = Vec::with_capacity(commands.len());
+    let mut first_sequences = Vec::with_capacity(commands.len());
+    let mut last_sequences = Vec::with_capacity(commands.len());
+    for command in commands {
+        let (Some(first), Some(last)) = (command.events.first(), command.events.last()) else {
+            continue;
+        };
+        let tenant_id = uuid_field(&first.metadata, TENANT_ID);
+        command_ids.push(uuid_field(&first.metadata, COMMAND_ID).unwrap_or_else(Uuid::now_v7));
+        command_names.push(
+            first
+                .metadata
+                .get(COMMAND_NAME)
+                .and_then(Value::as_str)
+                .unwrap_or("unknown"),
+        );
+        fingerprints.push(command.fingerprint);
+        first_sequences.push(first.sequence as i64);
+        last_sequences.push(last.sequence as i64);
+        for event in command.events {
+            ids.push(Uuid::now_v7());
+            types.push(event.aggregate_type.as_str());
+            aggregate_ids.push(event.aggregate_id.as_str());
+            sequences.push(event.sequence as i64);
+            event_types.push(event.event_type.as_str());
+            versions.push(event.event_version.as_str());
+            tenants.push(tenant_id);
+            payloads.push(&event.payload);
+            metadatas.push(&event.metadata);
+        }
     }
 
-    let query = sqlx::query_as::<_, (i64, i64, i32)>(APPEND_SQL)
+    let query = sqlx::query_as::<_, (Uuid, i64, i64, i32)>(APPEND_SQL)
         .bind(&ids)
         .bind(&types)
         .bind(&aggregate_ids)
@@ -175,13 +228,15 @@ pub(crate) async fn append(
         .bind(&tenants)
         .bind(&payloads)
         .bind(&metadatas)
-        .bind(command_id)
-        .bind(&command_name)
-        .bind(&fingerprint);
+        .bind(&command_ids)
+        .bind(&command_names)
+        .bind(&fingerprints)
+        .bind(&first_sequences)
+        .bind(&last_sequences);
     let started = std::time::Instant::now();
-    let result = match scoped_connection() {
-        Some(mut connection) => query.fetch_one(&mut *connection).await,
-        None => query.fetch_one(pool).await,
+    let result = match connection {
+        Some(mut connection) => query.fetch_all(&mut *connection).await,
+        None => query.fetch_all(pool).await,
     };
     let outcome = match &result {
         Ok(_) => "appended",
@@ -190,21 +245,29 @@ pub(crate) async fn append(
     };
     metrics::histogram!(APPEND_SECONDS, "outcome" => outcome)
         .record(started.elapsed().as_secs_f64());
-    let (first_position, last_position, event_count) = result.map_err(|err| {
+    let rows = result.map_err(|err| {
         if is_conflict(&err) {
             EventStoreError::Conflict { stream }
         } else {
             EventStoreError::Database(err)
         }
     })?;
-    let receipt = AppendReceipt {
-        command_id,
-        first_position,
-        last_position,
-        event_count,
-    };
-    let _ = APPEND_SCOPE.try_with(|scope| scope.borrow_mut().receipt = Some(receipt.clone()));
-    Ok(Some(receipt))
+    Ok(command_ids
+        .iter()
+        .map(|command_id| {
+            let (_, first_position, last_position, event_count) = rows
+                .iter()
+                .find(|row| row.0 == *command_id)
+                .copied()
+                .unwrap_or((*command_id, 0, 0, 0));
+            AppendReceipt {
+                command_id: *command_id,
+                first_position,
+                last_position,
+                event_count,
+            }
+        })
+        .collect())
 }
 
 /// Upserts the snapshot of a stream taken at `last_sequence`, unless a newer one exists.

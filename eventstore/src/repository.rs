@@ -12,7 +12,8 @@
 //! deserialises is ignored by cqrs-es, which then replays the whole stream.
 
 use crate::append::{
-    append, keep_connection, scoped_connection, write_snapshot, Preloaded, APPEND_SCOPE,
+    append, append_commands, keep_connection, scoped_connection, write_snapshot, AppendReceipt,
+    CommandEvents, Preloaded, APPEND_SCOPE,
 };
 use crate::error::EventStoreError;
 use crate::stream::{read_stream, StreamRange};
@@ -154,14 +155,7 @@ impl PersistedEventRepository for PgEventRepository {
             return Ok(());
         };
         append(self.store.pool(), events).await?;
-        self.store.signal().appended();
-        let every = self.store.snapshot_every();
-        let boundary = last.sequence / every * every;
-        if boundary >= first.sequence && boundary > 0 {
-            if let Err(err) = self.snapshot::<A>(&last.aggregate_id, boundary).await {
-                tracing::warn!(aggregate_id = %last.aggregate_id, error = %err, "snapshot not written");
-            }
-        }
+        self.appended::<A>(first, last).await;
         Ok(())
     }
 
@@ -232,6 +226,40 @@ fn take_preloaded(
 }
 
 impl PgEventRepository {
+    /// Appends several commands' events on one stream in one statement (group commit:
+    /// [`append_commands`]), each command with its own idempotency record, then wakes the
+    /// subscribers and writes the snapshot a crossed boundary asks for. Returns one receipt
+    /// per command, in order. Every command must have at least one event.
+    ///
+    /// # Errors
+    /// [`EventStoreError::Conflict`] when the stream moved or a command id is recorded
+    /// already: nothing is appended; [`EventStoreError::Database`].
+    pub async fn append_group<A: Aggregate>(
+        &self,
+        commands: &[CommandEvents<'_>],
+    ) -> Result<Vec<AppendReceipt>, EventStoreError> {
+        let receipts = append_commands(self.store.pool(), None, commands).await?;
+        let first = commands.iter().find_map(|c| c.events.first());
+        let last = commands.iter().rev().find_map(|c| c.events.last());
+        if let (Some(first), Some(last)) = (first, last) {
+            self.appended::<A>(first, last).await;
+        }
+        Ok(receipts)
+    }
+
+    /// After a commit of the events `first..=last` of one stream: wakes the subscribers and
+    /// writes the snapshot at the boundary the events crossed, if any.
+    async fn appended<A: Aggregate>(&self, first: &SerializedEvent, last: &SerializedEvent) {
+        self.store.signal().appended();
+        let every = self.store.snapshot_every();
+        let boundary = last.sequence / every * every;
+        if boundary >= first.sequence && boundary > 0 {
+            if let Err(err) = self.snapshot::<A>(&last.aggregate_id, boundary).await {
+                tracing::warn!(aggregate_id = %last.aggregate_id, error = %err, "snapshot not written");
+            }
+        }
+    }
+
     /// The snapshot alone (outside a command).
     async fn snapshot_only<A: Aggregate>(
         &self,

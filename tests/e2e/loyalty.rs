@@ -300,6 +300,183 @@ async fn a_hundred_concurrent_redemptions_of_30_from_1000_leave_exactly_10(
     assert_eq!(business.view(account).await["balance"], json!(10));
 }
 
+/// Concurrent redemptions of 1 point from one account in this process, each with its own
+/// context, and how many were accepted.
+async fn redeem_at_once(
+    business: &Business,
+    account: Uuid,
+    contexts: Vec<(String, CommandContext)>,
+) -> Vec<Result<ops::AccountChange, CommandError<ops::LoyaltyOpError>>> {
+    let commands = &business.app.state.commands;
+    let tenant = TenantId(business.tenant);
+    join_all(contexts.iter().map(|(reference, ctx)| async move {
+        ops::redeem(commands, tenant, account, 1, reference, ctx).await
+    }))
+    .await
+}
+
+/// How many redemptions of the account have an idempotency record, asserting each names
+/// exactly its own event (first and last position, one event).
+async fn redemption_records(business: &Business, account: Uuid) -> usize {
+    let records: Vec<(i64, i64, i32, i64)> = sqlx::query_as(
+        "select c.first_position, c.last_position, c.event_count, e.global_position
+         from events e join commands c on c.command_id = (e.metadata->>'command_id')::uuid
+         where e.aggregate_type = 'loyalty_account' and e.aggregate_id = $1
+           and e.event_type = 'PointsRedeemed'",
+    )
+    .bind(account.to_string())
+    .fetch_all(business.app.store.pool())
+    .await
+    .unwrap();
+    for (first, last, count, position) in &records {
+        assert_eq!((first, last, *count), (position, position, 1));
+    }
+    records.len()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn redemptions_queued_on_one_account_are_appended_in_groups_each_with_its_own_record(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    // Given a balance of 1,000
+    let business = Business::new(db, json!({ "welcome_bonus_points": 1000 })).await;
+    let (account, _) = business.account("hot", None).await;
+
+    // When 300 redemptions of 1 point run at once
+    let contexts = (0..300)
+        .map(|i| (format!("g-{i}"), CommandContext::new(Actor::System)))
+        .collect();
+    let results = redeem_at_once(&business, account, contexts).await;
+
+    // Then every one is accepted with its own position, and the balance is 700
+    let mut positions: Vec<i64> = results
+        .iter()
+        .map(|r| r.as_ref().expect("accepted").position)
+        .collect();
+    positions.sort_unstable();
+    positions.dedup();
+    assert_eq!(positions.len(), 300);
+    assert_eq!(business.replayed_balances(account).await.last(), Some(&700));
+    assert_eq!(business.view(account).await["balance"], json!(700));
+    // and each command has its own idempotency record, naming exactly its event
+    assert_eq!(redemption_records(&business, account).await, 300);
+    // and they were committed in groups: fewer transactions than commands
+    let (events, transactions): (i64, i64) = sqlx::query_as(
+        "select count(*), count(distinct transaction_id) from events
+         where aggregate_type = 'loyalty_account' and aggregate_id = $1
+           and event_type = 'PointsRedeemed'",
+    )
+    .bind(account.to_string())
+    .fetch_one(business.app.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(events, 300);
+    assert!(
+        transactions < 300,
+        "{transactions} transactions for 300 commands"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn callers_that_go_away_mid_group_leave_the_others_answered_and_nothing_lost(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    // Given a balance of 1,000, and appends held up by a lock on the idempotency records
+    let business = Business::new(db, json!({ "welcome_bonus_points": 1000 })).await;
+    let (account, _) = business.account("hot", None).await;
+    let tenant = TenantId(business.tenant);
+    let mut lock = business.app.store.pool().begin().await.unwrap();
+    sqlx::query("lock table commands in exclusive mode")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let redeem = |reference: String| {
+        let commands = business.app.state.commands.clone();
+        tokio::spawn(async move {
+            let ctx = CommandContext::new(Actor::System);
+            ops::redeem(&commands, tenant, account, 1, &reference, &ctx).await
+        })
+    };
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(150));
+    // and a redemption executing (its append waiting), one caller next in turn and 30
+    // queued behind it
+    let first = redeem("first".into());
+    pause().await;
+    let leader = redeem("leader".into());
+    pause().await;
+    let queued: Vec<_> = (0..30).map(|i| redeem(format!("q-{i}"))).collect();
+    pause().await;
+
+    // When the first caller goes away, the next one takes the 31 queued commands as a
+    // group and waits on its append, and then goes away too
+    first.abort();
+    pause().await;
+    leader.abort();
+    pause().await;
+    lock.commit().await.unwrap();
+
+    // Then every queued caller is answered with an acceptance
+    for task in queued {
+        task.await.unwrap().expect("accepted");
+    }
+    // and the balance is the bonus less every recorded redemption, each recorded once
+    let redeemed = redemption_records(&business, account).await;
+    assert!((30..=32).contains(&redeemed), "{redeemed}");
+    let balances = business.replayed_balances(account).await;
+    assert_eq!(balances.last(), Some(&(1000 - redeemed as i64)));
+    assert_eq!(business.count("PointsRedeemed", account).await, redeemed);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_group_stops_at_a_refusal_and_a_reused_key_sends_its_group_back_to_run_alone(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    // Given a balance of 20 and a redemption already made under client key "k"
+    let business = Business::new(db, json!({ "welcome_bonus_points": 20 })).await;
+    let (account, _) = business.account("hot", None).await;
+    let keyed = |reference: &str| {
+        (
+            reference.to_string(),
+            CommandContext::new(Actor::System).with_idempotency_key("client", "k"),
+        )
+    };
+    let first = redeem_at_once(&business, account, vec![keyed("k-1")]).await;
+    assert!(first[0].is_ok());
+
+    // When 40 redemptions of 1 run at once, one of them reusing key "k" for another
+    // reference (its group's append collides on the record)
+    let mut contexts: Vec<_> = (0..40)
+        .map(|i| (format!("g-{i}"), CommandContext::new(Actor::System)))
+        .collect();
+    contexts.insert(3, keyed("k-2"));
+    let results = redeem_at_once(&business, account, contexts).await;
+
+    // Then the reused key is refused as such, 19 of the others are accepted (the balance
+    // after the first), the rest refused for lack of points, and nothing went negative
+    assert!(matches!(
+        results[3],
+        Err(CommandError::IdempotencyKeyReused)
+    ));
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(accepted, 19);
+    for result in &results {
+        match result {
+            Ok(_) | Err(CommandError::IdempotencyKeyReused) => {}
+            Err(CommandError::Rejected(ops::LoyaltyOpError::Account(
+                LoyaltyError::InsufficientPoints { balance: 0, .. },
+            ))) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let balances = business.replayed_balances(account).await;
+    assert_eq!(balances.last(), Some(&0));
+    assert!(balances.iter().all(|b| *b >= 0), "{balances:?}");
+    assert_eq!(redemption_records(&business, account).await, 20);
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn the_same_purchase_reference_posted_ten_times_at_once_accrues_once(
     _: PgPoolOptions,

@@ -621,7 +621,8 @@ async fn compensate<A>(
 ) -> Result<StepOutcome, StepFailure>
 where
     A: Aggregate<Services = ()> + 'static,
-    A::Command: NamedCommand + Clone,
+    A::Command: NamedCommand + Clone + Send + Sync,
+    A::Error: Send,
 {
     match bus.execute(aggregate_id, command, ctx).await {
         Ok(outcome) => Ok(done_if(outcome.receipt.is_some())),
