@@ -44,7 +44,13 @@ pub struct AppState {
     pub metrics_token: Option<secrecy::SecretString>,
     /// Limits on login and registration per client address.
     pub auth_rate: crate::rate_limit::AuthRateLimit,
+    /// `X8_AUTHORIZATION_MAX_AGE_MS`: how old the business state an authorization reads
+    /// may be (see [`crate::routes::authorize_tenant`]).
+    pub authorization_max_age: Duration,
 }
+
+/// Default of [`AppState::authorization_max_age`]: one second.
+pub const DEFAULT_AUTHORIZATION_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// `X8_STRIPE_WEBHOOK_SECRET` and `X8_STRIPE_TOLERANCE_SECS`.
 #[derive(Clone)]
@@ -93,6 +99,7 @@ impl AppState {
             )),
             metrics_token: None,
             auth_rate: crate::rate_limit::AuthRateLimit::default(),
+            authorization_max_age: DEFAULT_AUTHORIZATION_MAX_AGE,
         })
     }
 

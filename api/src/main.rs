@@ -107,6 +107,7 @@ async fn serve() -> anyhow::Result<()> {
     state.waha_webhook_secret = settings.waha_webhook_secret.clone();
     state.metrics_token = settings.metrics_token.clone();
     state.auth_rate = settings.auth_rate;
+    state.authorization_max_age = settings.authorization_max_age;
     state.commands = state
         .commands
         .with_provider_urls(settings.provider_urls.clone())

@@ -85,6 +85,9 @@ pub struct Settings {
     /// the report bench gave 25–40 % more webhooks/s than at 5 ms, with the worst lag's
     /// p99 still under 0.35 s).
     pub projection_coalesce: Duration,
+    /// `X8_AUTHORIZATION_MAX_AGE_MS`: how old the business state an authorization reads
+    /// may be, default 1000 ms (0: read the stream on every request).
+    pub authorization_max_age: Duration,
     /// `X8_METRICS_TOKEN`: when set, `GET /metrics` needs `Authorization: Bearer <it>`.
     pub metrics_token: Option<SecretString>,
     /// `X8_ERASURE_GRACE_HOURS`: how long after a hard delete is asked for it begins (it
@@ -165,6 +168,10 @@ impl Settings {
                 5000,
             )?),
             projection_coalesce: Duration::from_millis(parsed("X8_PROJECTION_COALESCE_MS", 20)?),
+            authorization_max_age: Duration::from_millis(parsed(
+                "X8_AUTHORIZATION_MAX_AGE_MS",
+                crate::app::DEFAULT_AUTHORIZATION_MAX_AGE.as_millis() as u64,
+            )?),
             metrics_token: optional("X8_METRICS_TOKEN").map(SecretString::from),
             erasure_grace_hours: parsed("X8_ERASURE_GRACE_HOURS", 0)?,
             cleanup_urls: {

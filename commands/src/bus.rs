@@ -37,7 +37,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 use x8_eventstore::append::{AppendReceipt, AppendScope, CommandEvents, APPEND_SCOPE};
@@ -85,11 +85,13 @@ impl CommandOutcome {
     }
 }
 
-/// The last known state of one stream: the aggregate after `sequence` events.
+/// The last known state of one stream: the aggregate after `sequence` events, as the log
+/// confirmed it at `confirmed_at` (loaded, or appended at that version).
 struct CachedState<A> {
     aggregate_id: String,
     aggregate: A,
     sequence: usize,
+    confirmed_at: Instant,
 }
 
 /// Reads what a caller wants from the state its command left (type-erased, because the
@@ -258,6 +260,31 @@ where
         Ok(read(self.current(&mut turn, aggregate_id).await?))
     }
 
+    /// Reads the state of `aggregate_id` through `read`, at most `max_age` old: the state
+    /// this process's commands left or last loaded, when the log confirmed it within
+    /// `max_age` (its own commands confirm it as they append); otherwise loaded again.
+    /// Commands of other processes show within `max_age`. For checks that may lag a
+    /// moment behind other processes, such as authorization; `Duration::ZERO` always
+    /// loads.
+    ///
+    /// # Errors
+    /// [`CommandError::Infrastructure`] when the stream cannot be read.
+    pub async fn inspect_recent<R>(
+        &self,
+        aggregate_id: &str,
+        max_age: Duration,
+        read: impl FnOnce(&A) -> R,
+    ) -> Result<R, CommandError<A::Error>> {
+        let mut turn = self.locks.lock(aggregate_id).await;
+        if turn
+            .as_ref()
+            .is_some_and(|c| c.aggregate_id == aggregate_id && c.confirmed_at.elapsed() > max_age)
+        {
+            *turn = None;
+        }
+        Ok(read(self.current(&mut turn, aggregate_id).await?))
+    }
+
     /// Executes `command` on `aggregate_id`.
     ///
     /// # Errors
@@ -410,6 +437,7 @@ where
         let Some(CachedState {
             aggregate,
             sequence,
+            confirmed_at,
             ..
         }) = turn.take()
         else {
@@ -461,6 +489,7 @@ where
                 aggregate_id: aggregate_id.to_string(),
                 aggregate,
                 sequence,
+                confirmed_at,
             });
             return alone;
         }
@@ -479,6 +508,7 @@ where
                     aggregate_id: aggregate_id.to_string(),
                     aggregate,
                     sequence: next,
+                    confirmed_at: Instant::now(),
                 });
                 for ((pending, _, value), receipt) in decided.into_iter().zip(receipts) {
                     let outcome = CommandOutcome {
@@ -592,6 +622,7 @@ where
                     aggregate_id: aggregate_id.to_string(),
                     aggregate: context.aggregate,
                     sequence: context.current_sequence,
+                    confirmed_at: Instant::now(),
                 });
             }
         }
@@ -625,10 +656,12 @@ where
                 .commit(decided.events, context, metadata.clone())
                 .await?;
         }
+        // Appended at the version decided on, or decided on a fresh load.
         Ok(CachedState {
             aggregate_id: aggregate_id.to_string(),
             aggregate: decided.aggregate,
             sequence,
+            confirmed_at: Instant::now(),
         })
     }
 

@@ -282,3 +282,50 @@ async fn a_conflict_that_never_clears_is_retried_then_409(
         .unwrap();
     assert_eq!(attempts, x8_commands::bus::MAX_ATTEMPTS as i64);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_manager_unassigned_through_another_server_loses_access_there_at_once_and_here_within_the_authorization_max_age(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // Given two servers on one database, this one reading business state for
+    // authorization at most 300 ms old, and a manager assigned to a business
+    let max_age = std::time::Duration::from_millis(300);
+    let here = TestApp::spawn(connect.clone())
+        .await
+        .with_authorization_max_age(max_age);
+    let there = TestApp::spawn(connect).await;
+    let admin = here.admin().await;
+    let (tenant, _) = here.tenant_with_owner("A", "a@x8.test").await;
+    let (manager, token) = here.manager(&admin, "m@x8.test").await;
+    here.assign_manager(&admin, tenant, manager, None).await;
+    assert_eq!(
+        here.get_tenant(&token, tenant, 0).await.status.as_u16(),
+        200
+    );
+    assert_eq!(
+        there.get_tenant(&token, tenant, 0).await.status.as_u16(),
+        200
+    );
+
+    // When the other server unassigns the manager
+    let removed = there.unassign_manager(&admin, tenant).await;
+    assert_eq!(removed.status.as_u16(), 200);
+
+    // Then the manager is refused there at once, and here once the state it read is
+    // older than the max age
+    there
+        .get_tenant(&token, tenant, 0)
+        .await
+        .assert_problem(404, "not_found");
+    tokio::time::sleep(max_age + std::time::Duration::from_millis(50)).await;
+    here.get_tenant(&token, tenant, 0)
+        .await
+        .assert_problem(404, "not_found");
+    // and an assignment made here counts here at once
+    here.assign_manager(&admin, tenant, manager, None).await;
+    assert_eq!(
+        here.get_tenant(&token, tenant, 0).await.status.as_u16(),
+        200
+    );
+}

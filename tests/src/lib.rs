@@ -139,6 +139,13 @@ impl TestApp {
         self
     }
 
+    /// The same app reading business state for authorization at most `max_age` old.
+    pub fn with_authorization_max_age(mut self, max_age: Duration) -> Self {
+        self.state.authorization_max_age = max_age;
+        self.router = test_router(&self.state);
+        self
+    }
+
     /// Points WhatsApp at the WAHA server at `url` (a local fake) and, with `secret`,
     /// requires signed WAHA webhooks.
     pub fn with_waha(mut self, url: &str, secret: Option<&str>) -> Self {

@@ -48,7 +48,9 @@ pub fn path_id(raw: &str) -> Result<Uuid, crate::error::ApiError> {
 
 /// Whether `caller` may act on business `tenant_id`: an ADMIN always, a CLIENT its own, a
 /// MANAGER the businesses assigned to it. Read from the tenant's own stream, so it is
-/// current even while projections lag.
+/// current even while projections lag: the state this server's commands left, or loaded
+/// within `X8_AUTHORIZATION_MAX_AGE_MS` (a change made through another server process
+/// shows within that long; see [`x8_commands::CommandBus::inspect_recent`]).
 ///
 /// # Errors
 /// 404 `not_found` for a business that does not exist or that the caller may not see;
@@ -58,13 +60,23 @@ pub async fn authorize_tenant(
     caller: &crate::auth::Caller,
     tenant_id: x8_domain::TenantId,
 ) -> Result<(), crate::error::ApiError> {
-    if visible_tenant(state, caller, tenant_id).await?.is_erased() {
-        return Err(crate::error::ApiError::tenant_erased());
+    let (allowed, erased) = state
+        .commands
+        .tenants
+        .inspect_recent(
+            &tenant_id.to_string(),
+            state.authorization_max_age,
+            |tenant| (may_see(tenant, caller, tenant_id), tenant.is_erased()),
+        )
+        .await?;
+    match (allowed, erased) {
+        (false, _) => Err(crate::error::ApiError::not_found()),
+        (true, true) => Err(crate::error::ApiError::tenant_erased()),
+        (true, false) => Ok(()),
     }
-    Ok(())
 }
 
-/// Business `tenant_id` from its own stream, if `caller` may see it (see
+/// Business `tenant_id` loaded from its own stream, if `caller` may see it (see
 /// [`authorize_tenant`]), also once erased.
 ///
 /// # Errors
@@ -74,19 +86,28 @@ pub async fn visible_tenant(
     caller: &crate::auth::Caller,
     tenant_id: x8_domain::TenantId,
 ) -> Result<x8_domain::tenant::Tenant, crate::error::ApiError> {
-    use x8_domain::user::Role;
     let tenant = state.commands.tenants.load(&tenant_id.to_string()).await?;
-    let allowed = tenant.status() != x8_domain::tenant::TenantStatus::Unregistered
-        && match caller.role {
-            Role::Admin => true,
-            Role::Client => caller.tenant_id == Some(tenant_id),
-            Role::Manager => tenant.manager() == Some(caller.user_id),
-        };
-    if allowed {
+    if may_see(&tenant, caller, tenant_id) {
         Ok(tenant)
     } else {
         Err(crate::error::ApiError::not_found())
     }
+}
+
+/// Whether `caller` may see business `tenant_id` in state `tenant`: it exists, and the
+/// caller is an ADMIN, its CLIENT or its MANAGER.
+fn may_see(
+    tenant: &x8_domain::tenant::Tenant,
+    caller: &crate::auth::Caller,
+    tenant_id: x8_domain::TenantId,
+) -> bool {
+    use x8_domain::user::Role;
+    tenant.status() != x8_domain::tenant::TenantStatus::Unregistered
+        && match caller.role {
+            Role::Admin => true,
+            Role::Client => caller.tenant_id == Some(tenant_id),
+            Role::Manager => tenant.manager() == Some(caller.user_id),
+        }
 }
 
 /// The business named by a path segment, if `caller` may act on it (see
