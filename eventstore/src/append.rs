@@ -88,16 +88,20 @@ with appended as (
                         event_version, tenant_id, payload, metadata)
     select * from unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[],
                          $6::text[], $7::uuid[], $8::jsonb[], $9::jsonb[])
-    returning global_position, sequence
+    returning global_position, aggregate_type, aggregate_id, sequence
 ), recorded as (
     insert into commands (command_id, command_name, fingerprint, aggregate_type, aggregate_id,
                           first_position, last_position, event_count)
-    select c.command_id, c.command_name, c.fingerprint, $2[1], $3[1],
+    select c.command_id, c.command_name, c.fingerprint, c.aggregate_type, c.aggregate_id,
            min(a.global_position), max(a.global_position), count(*)
-    from unnest($10::uuid[], $11::text[], $12::text[], $13::bigint[], $14::bigint[])
-             as c(command_id, command_name, fingerprint, first_sequence, last_sequence)
-    join appended a on a.sequence between c.first_sequence and c.last_sequence
-    group by c.command_id, c.command_name, c.fingerprint, c.first_sequence
+    from unnest($10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[],
+                $15::bigint[], $16::bigint[])
+             as c(command_id, command_name, fingerprint, aggregate_type, aggregate_id,
+                  first_sequence, last_sequence)
+    join appended a on a.aggregate_type = c.aggregate_type and a.aggregate_id = c.aggregate_id
+                   and a.sequence between c.first_sequence and c.last_sequence
+    group by c.command_id, c.command_name, c.fingerprint, c.aggregate_type, c.aggregate_id,
+             c.first_sequence
     returning command_id, first_position, last_position, event_count
 )
 select command_id, first_position, last_position, event_count from recorded
@@ -130,19 +134,21 @@ pub struct CommandEvents<'a> {
     pub fingerprint: &'a str,
 }
 
-/// Appends one command's `events` (one stream, consecutive sequences), with the
-/// fingerprint of this task's [`APPEND_SCOPE`], on the connection its load kept if any;
-/// the receipt also goes into the scope.
+/// Appends one command's `events` (one stream, consecutive sequences) through the store's
+/// writers ([`crate::writer`]), with the fingerprint of this task's [`APPEND_SCOPE`]; the
+/// receipt also goes into the scope.
 ///
 /// # Errors
 /// As [`append_commands`].
 pub(crate) async fn append(
-    pool: &sqlx::PgPool,
+    store: &crate::EventStore,
     events: &[SerializedEvent],
 ) -> Result<Option<AppendReceipt>, EventStoreError> {
     if events.is_empty() {
         return Ok(None);
     }
+    // The load's connection goes back to the pool: a writer appends.
+    drop(scoped_connection());
     let fingerprint = APPEND_SCOPE
         .try_with(|scope| scope.borrow().fingerprint.clone())
         .unwrap_or_default();
@@ -150,24 +156,21 @@ pub(crate) async fn append(
         events,
         fingerprint: &fingerprint,
     };
-    let receipt = append_commands(pool, scoped_connection(), &[command])
-        .await?
-        .pop();
+    let receipt = store.append(&[command]).await?.pop();
     let _ = APPEND_SCOPE.try_with(|scope| scope.borrow_mut().receipt = receipt.clone());
     Ok(receipt)
 }
 
-/// Appends the events of several commands on one stream, in order and consecutive, and
-/// records every command, in **one statement**: all commit or none does (group commit).
-/// Returns each command's receipt, in the order given. A command without a command id in
-/// its metadata gets a generated one.
+/// Appends the events of several commands, each on one stream with consecutive
+/// sequences, and records every command, in **one statement**: all commit or none does
+/// (group commit). Returns each non-empty command's receipt, in the order given. A command
+/// without a command id in its metadata gets a generated one.
 ///
 /// # Errors
-/// [`EventStoreError::Conflict`] when the stream moved or any command id is recorded
-/// already (or given twice); [`EventStoreError::Database`] otherwise.
+/// [`EventStoreError::Conflict`] when a stream moved or a command id is recorded already
+/// (or given twice); [`EventStoreError::Database`] otherwise.
 pub(crate) async fn append_commands(
     pool: &sqlx::PgPool,
-    connection: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
     commands: &[CommandEvents<'_>],
 ) -> Result<Vec<AppendReceipt>, EventStoreError> {
     let Some(first) = commands.iter().find_map(|c| c.events.first()) else {
@@ -187,6 +190,8 @@ pub(crate) async fn append_commands(
     let mut command_ids = Vec::with_capacity(commands.len());
     let mut command_names = Vec::with_capacity(commands.len());
     let mut fingerprints = Vec::with_capacity(commands.len());
+    let mut command_types = Vec::with_capacity(commands.len());
+    let mut command_streams = Vec::with_capacity(commands.len());
     let mut first_sequences = Vec::with_capacity(commands.len());
     let mut last_sequences = Vec::with_capacity(commands.len());
     for command in commands {
@@ -203,6 +208,8 @@ pub(crate) async fn append_commands(
                 .unwrap_or("unknown"),
         );
         fingerprints.push(command.fingerprint);
+        command_types.push(first.aggregate_type.as_str());
+        command_streams.push(first.aggregate_id.as_str());
         first_sequences.push(first.sequence as i64);
         last_sequences.push(last.sequence as i64);
         for event in command.events {
@@ -231,13 +238,12 @@ pub(crate) async fn append_commands(
         .bind(&command_ids)
         .bind(&command_names)
         .bind(&fingerprints)
+        .bind(&command_types)
+        .bind(&command_streams)
         .bind(&first_sequences)
         .bind(&last_sequences);
     let started = std::time::Instant::now();
-    let result = match connection {
-        Some(mut connection) => query.fetch_all(&mut *connection).await,
-        None => query.fetch_all(pool).await,
-    };
+    let result = query.fetch_all(pool).await;
     let outcome = match &result {
         Ok(_) => "appended",
         Err(err) if is_conflict(err) => "conflict",

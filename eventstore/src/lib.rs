@@ -15,6 +15,7 @@
 //! - [`all`]: reading `$all` in commit-safe order from a [`Checkpoint`].
 //! - [`commands`]: the recorded outcome of an executed command (idempotency).
 //! - [`signal`]: waking subscribers after a commit, in-process and across processes.
+//! - [`writer`]: the writer tasks that gather concurrent appends into one statement.
 //! - [`error`]: the error type, [`EventStoreError`].
 
 pub mod all;
@@ -26,6 +27,7 @@ pub mod pool;
 pub mod repository;
 pub mod signal;
 pub mod stream;
+pub mod writer;
 
 pub use all::{AllFilter, Checkpoint, RecordedEvent};
 pub use error::EventStoreError;
@@ -34,6 +36,7 @@ pub use repository::PgEventRepository;
 pub use signal::AppendSignal;
 
 use sqlx::PgPool;
+use std::sync::{Arc, OnceLock};
 
 /// Makes the upcasters every reader of the log applies (a factory, because cqrs-es takes
 /// them by value and they are not `Clone`).
@@ -47,6 +50,7 @@ pub struct EventStore {
     signal: AppendSignal,
     snapshot_every: usize,
     upcasters: UpcasterFactory,
+    writers: Arc<OnceLock<writer::Writers>>,
 }
 
 /// Snapshot an aggregate every this many events unless configured otherwise.
@@ -60,7 +64,24 @@ impl EventStore {
             signal: AppendSignal::new(),
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             upcasters: Vec::new,
+            writers: Arc::default(),
         }
+    }
+
+    /// Appends `commands` (each non-empty, on one stream) through the writers, which put
+    /// concurrent appends into one statement (spawned on the first append). One receipt
+    /// per command, in order.
+    ///
+    /// # Errors
+    /// As [`append::append_commands`].
+    pub(crate) async fn append(
+        &self,
+        commands: &[append::CommandEvents<'_>],
+    ) -> Result<Vec<append::AppendReceipt>, EventStoreError> {
+        self.writers
+            .get_or_init(|| writer::Writers::spawn(self.pool.clone()))
+            .append(&self.pool, commands)
+            .await
     }
 
     /// Applies the upcasters `factory` makes to every event read (streams and `$all`).

@@ -12,8 +12,8 @@
 //! deserialises is ignored by cqrs-es, which then replays the whole stream.
 
 use crate::append::{
-    append, append_commands, keep_connection, scoped_connection, write_snapshot, AppendReceipt,
-    CommandEvents, Preloaded, APPEND_SCOPE,
+    append, keep_connection, scoped_connection, write_snapshot, AppendReceipt, CommandEvents,
+    Preloaded, APPEND_SCOPE,
 };
 use crate::error::EventStoreError;
 use crate::stream::{read_stream, StreamRange};
@@ -154,7 +154,7 @@ impl PersistedEventRepository for PgEventRepository {
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
             return Ok(());
         };
-        append(self.store.pool(), events).await?;
+        append(&self.store, events).await?;
         self.appended::<A>(first, last).await;
         Ok(())
     }
@@ -238,7 +238,7 @@ impl PgEventRepository {
         &self,
         commands: &[CommandEvents<'_>],
     ) -> Result<Vec<AppendReceipt>, EventStoreError> {
-        let receipts = append_commands(self.store.pool(), None, commands).await?;
+        let receipts = self.store.append(commands).await?;
         let first = commands.iter().find_map(|c| c.events.first());
         let last = commands.iter().rev().find_map(|c| c.events.last());
         if let (Some(first), Some(last)) = (first, last) {

@@ -7,8 +7,9 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use x8_commands::{CommandBus, CommandContext, CommandError};
 use x8_eventstore::all::{read_all, AllFilter};
+use x8_eventstore::append::CommandEvents;
 use x8_eventstore::stream::{read_stream, StreamRange};
-use x8_eventstore::{Actor, Checkpoint, EventStore};
+use x8_eventstore::{Actor, Checkpoint, EventStore, PgEventRepository};
 use x8_tests::counter::{Add, Counter};
 use x8_tests::test_pool;
 
@@ -114,6 +115,101 @@ async fn concurrent_writers_and_readers_see_every_event_once_in_one_order(
         .await
         .unwrap();
     assert_eq!(total as usize, EVENTS);
+}
+
+/// One `Added` event of a new command at `sequence` of counter stream `stream`.
+fn added(stream: &str, sequence: usize) -> Vec<cqrs_es::persist::SerializedEvent> {
+    let metadata = x8_eventstore::EventMetadata {
+        actor: Actor::System,
+        correlation_id: uuid::Uuid::now_v7(),
+        causation_id: None,
+        command_id: uuid::Uuid::now_v7(),
+        command_name: "Add".into(),
+        tenant_id: None,
+    };
+    vec![cqrs_es::persist::SerializedEvent::new(
+        stream.into(),
+        sequence,
+        "counter".into(),
+        "Added".into(),
+        "1.0".into(),
+        serde_json::json!({ "writer": 0 }),
+        serde_json::to_value(metadata.to_map()).unwrap(),
+    )]
+}
+
+/// Appends `appends` (each one command) at once; their outcomes in order.
+async fn append_at_once(
+    repository: &PgEventRepository,
+    appends: &[Vec<cqrs_es::persist::SerializedEvent>],
+) -> Vec<Result<Vec<x8_eventstore::append::AppendReceipt>, x8_eventstore::EventStoreError>> {
+    join_all(appends.iter().map(|events| async move {
+        let command = CommandEvents {
+            events,
+            fingerprint: "f",
+        };
+        repository.append_group::<Counter>(&[command]).await
+    }))
+    .await
+}
+
+/// `(events, transactions, command records)` of the streams whose id is `like` `pattern`.
+async fn appended(store: &EventStore, pattern: &str) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "select count(*), count(distinct transaction_id),
+                (select count(*) from commands where aggregate_id like $1)
+         from events where aggregate_id like $1",
+    )
+    .bind(pattern)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn appends_on_many_streams_at_once_share_a_statement_and_a_conflict_fails_only_its_own(
+    _options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let store = EventStore::new(test_pool(connect, 8).await);
+    let repository = PgEventRepository::new(store.clone());
+
+    // When 50 commands append to 50 streams at once
+    let first: Vec<_> = (0..50).map(|i| added(&format!("a-{i}"), 1)).collect();
+    let results = append_at_once(&repository, &first).await;
+
+    // Then each is appended with its own receipt and record, in fewer transactions
+    for result in &results {
+        let receipts = result.as_ref().expect("appended");
+        assert_eq!(receipts.len(), 1);
+        assert_eq!(receipts[0].event_count, 1);
+        assert_eq!(receipts[0].first_position, receipts[0].last_position);
+    }
+    let (events, transactions, records) = appended(&store, "a-%").await;
+    assert_eq!((events, records), (50, 50));
+    assert!(
+        transactions < 50,
+        "{transactions} transactions for 50 appends"
+    );
+
+    // When 50 more append at once beside one whose stream moved past its expected version
+    let mut second: Vec<_> = (0..50).map(|i| added(&format!("b-{i}"), 1)).collect();
+    second.insert(7, added("a-3", 1));
+    let results = append_at_once(&repository, &second).await;
+
+    // Then only that one fails, as a conflict, and appends nothing
+    for (i, result) in results.iter().enumerate() {
+        match (i, result) {
+            (7, Err(x8_eventstore::EventStoreError::Conflict { stream })) => {
+                assert_eq!(stream, "counter/a-3");
+            }
+            (7, other) => panic!("expected a conflict, got {other:?}"),
+            (_, result) => assert!(result.is_ok(), "{result:?}"),
+        }
+    }
+    assert_eq!(appended(&store, "b-%").await.0, 50);
+    assert_eq!(appended(&store, "b-%").await.2, 50);
+    assert_eq!(appended(&store, "a-3").await, (1, 1, 1));
 }
 
 #[sqlx::test(migrations = "../migrations")]
