@@ -119,10 +119,42 @@ struct Pending<A: Aggregate> {
     answer: oneshot::Sender<Answer<A>>,
 }
 
-/// One stripe: the turn (holding the state its last command left) and the commands queued
-/// for it.
+/// The states a stripe keeps: those of its [`StripeCache::WAYS`] most recently used streams,
+/// oldest first, so streams that share a stripe do not evict each other at every turn.
+struct StripeCache<A> {
+    entries: Vec<CachedState<A>>,
+}
+
+impl<A> StripeCache<A> {
+    const WAYS: usize = 4;
+
+    /// Takes the state of `aggregate_id` out, if kept.
+    fn take(&mut self, aggregate_id: &str) -> Option<CachedState<A>> {
+        let index = self
+            .entries
+            .iter()
+            .position(|c| c.aggregate_id == aggregate_id)?;
+        Some(self.entries.remove(index))
+    }
+
+    /// Keeps `state` as the most recently used, dropping the oldest beyond [`Self::WAYS`].
+    fn put(&mut self, state: CachedState<A>) {
+        self.take(&state.aggregate_id);
+        if self.entries.len() >= Self::WAYS {
+            self.entries.remove(0);
+        }
+        self.entries.push(state);
+    }
+
+    fn get(&self, aggregate_id: &str) -> Option<&CachedState<A>> {
+        self.entries.iter().find(|c| c.aggregate_id == aggregate_id)
+    }
+}
+
+/// One stripe: the turn (holding the states its last commands left) and the commands
+/// queued for it.
 struct Stripe<A: Aggregate> {
-    turn: tokio::sync::Mutex<Option<CachedState<A>>>,
+    turn: tokio::sync::Mutex<StripeCache<A>>,
     queue: std::sync::Mutex<Vec<Pending<A>>>,
 }
 
@@ -146,12 +178,13 @@ impl<A: Aggregate> Stripe<A> {
 
 /// Striped turns over stream ids: commands on one stream take turns within a process, and
 /// those that queue up meanwhile are executed together at the next turn (group commit).
-/// Each stripe also keeps the state its last command left on its last stream, so a hot
-/// stream is decided without reloading it (see [`CommandBus::execute`]).
+/// Each stripe also keeps the states its commands left on its four most recently used
+/// streams, so a busy stream is decided without reloading it (see
+/// [`CommandBus::execute`]), also when it shares its stripe with others.
 ///
 /// 1,024 stripes keep unrelated streams from waiting on each other in practice, with
-/// memory bounded (one cached aggregate per stripe) and nothing to clean up. The cache is
-/// only a copy of the log: after a restart it starts empty and every stream is loaded.
+/// memory bounded (four cached aggregates per stripe) and nothing to clean up. The cache
+/// is only a copy of the log: after a restart it starts empty and every stream is loaded.
 pub struct StreamLocks<A: Aggregate> {
     stripes: Vec<Stripe<A>>,
 }
@@ -163,7 +196,9 @@ impl<A: Aggregate> StreamLocks<A> {
         Self {
             stripes: (0..Self::STRIPES)
                 .map(|_| Stripe {
-                    turn: tokio::sync::Mutex::new(None),
+                    turn: tokio::sync::Mutex::new(StripeCache {
+                        entries: Vec::new(),
+                    }),
                     queue: std::sync::Mutex::new(Vec::new()),
                 })
                 .collect(),
@@ -179,10 +214,7 @@ impl<A: Aggregate> StreamLocks<A> {
     }
 
     /// Waits for the turn of stream `aggregate_id`; the guard holds the stripe's cache.
-    async fn lock(
-        &self,
-        aggregate_id: &str,
-    ) -> tokio::sync::MutexGuard<'_, Option<CachedState<A>>> {
+    async fn lock(&self, aggregate_id: &str) -> tokio::sync::MutexGuard<'_, StripeCache<A>> {
         self.stripe(aggregate_id).turn.lock().await
     }
 }
@@ -277,10 +309,10 @@ where
     ) -> Result<R, CommandError<A::Error>> {
         let mut turn = self.locks.lock(aggregate_id).await;
         if turn
-            .as_ref()
-            .is_some_and(|c| c.aggregate_id == aggregate_id && c.confirmed_at.elapsed() > max_age)
+            .get(aggregate_id)
+            .is_some_and(|c| c.confirmed_at.elapsed() > max_age)
         {
-            *turn = None;
+            turn.take(aggregate_id);
         }
         Ok(read(self.current(&mut turn, aggregate_id).await?))
     }
@@ -405,12 +437,7 @@ where
 
     /// With the stream's turn: executes the commands queued for `aggregate_id`, as one
     /// group when there are several, and answers each.
-    async fn lead(
-        &self,
-        stripe: &Stripe<A>,
-        turn: &mut Option<CachedState<A>>,
-        aggregate_id: &str,
-    ) {
+    async fn lead(&self, stripe: &Stripe<A>, turn: &mut StripeCache<A>, aggregate_id: &str) {
         let mut queued = stripe.take_queued(aggregate_id);
         if queued.len() > 1 {
             queued = self.commit_group(turn, aggregate_id, queued).await;
@@ -427,7 +454,7 @@ where
     /// to execute alone: the rest, or the whole group when the append conflicts.
     async fn commit_group(
         &self,
-        turn: &mut Option<CachedState<A>>,
+        turn: &mut StripeCache<A>,
         aggregate_id: &str,
         group: Vec<Pending<A>>,
     ) -> Vec<Pending<A>> {
@@ -439,7 +466,7 @@ where
             sequence,
             confirmed_at,
             ..
-        }) = turn.take()
+        }) = turn.take(aggregate_id)
         else {
             return group;
         };
@@ -485,12 +512,14 @@ where
         alone.extend(queued);
 
         if decided.is_empty() {
-            *turn = state.map(|aggregate| CachedState {
-                aggregate_id: aggregate_id.to_string(),
-                aggregate,
-                sequence,
-                confirmed_at,
-            });
+            if let Some(aggregate) = state {
+                turn.put(CachedState {
+                    aggregate_id: aggregate_id.to_string(),
+                    aggregate,
+                    sequence,
+                    confirmed_at,
+                });
+            }
             return alone;
         }
         let commands: Vec<CommandEvents<'_>> = decided
@@ -504,12 +533,14 @@ where
             Ok(receipts) => {
                 metrics::histogram!(GROUP_COMMANDS, "aggregate" => A::TYPE)
                     .record(decided.len() as f64);
-                *turn = state.map(|aggregate| CachedState {
-                    aggregate_id: aggregate_id.to_string(),
-                    aggregate,
-                    sequence: next,
-                    confirmed_at: Instant::now(),
-                });
+                if let Some(aggregate) = state {
+                    turn.put(CachedState {
+                        aggregate_id: aggregate_id.to_string(),
+                        aggregate,
+                        sequence: next,
+                        confirmed_at: Instant::now(),
+                    });
+                }
                 for ((pending, _, value), receipt) in decided.into_iter().zip(receipts) {
                     let outcome = CommandOutcome {
                         command_id: pending.job.command_id,
@@ -531,7 +562,7 @@ where
     /// Executes one command with the stream's turn held: decide on the cached state (or a
     /// load), append, retry on conflicts, and answer a repeated id with its recorded
     /// outcome.
-    async fn run_alone(&self, turn: &mut Option<CachedState<A>>, job: &Job<A>) -> Answer<A> {
+    async fn run_alone(&self, turn: &mut StripeCache<A>, job: &Job<A>) -> Answer<A> {
         let Job {
             aggregate_id,
             command,
@@ -551,8 +582,8 @@ where
                 }
                 backoff(attempt).await;
             }
-            // Taken out: any failure below leaves the stripe without a cached state.
-            let cached = turn.take().filter(|c| c.aggregate_id == aggregate_id);
+            // Taken out: any failure below leaves the stripe without the stream's state.
+            let cached = turn.take(aggregate_id);
             let scope = RefCell::new(AppendScope::new(fingerprint.clone()));
             let (result, scope) = APPEND_SCOPE
                 .scope(scope, async {
@@ -564,7 +595,7 @@ where
                 .await;
             match result {
                 Ok(state) => {
-                    *turn = Some(state);
+                    turn.put(state);
                     if scope.receipt.is_none() && *client_supplied {
                         // Nothing to append: perhaps because an earlier execution of this
                         // id did it. Then its outcome is the answer.
@@ -607,28 +638,25 @@ where
         Ok((outcome, value))
     }
 
-    /// The state of `aggregate_id` in `slot` (the stream's stripe, whose turn the caller
-    /// holds), loaded into it when it holds another stream or nothing.
+    /// The state of `aggregate_id` in `cache` (the stream's stripe, whose turn the caller
+    /// holds), loaded into it when it does not keep it.
     async fn current<'s>(
         &self,
-        slot: &'s mut Option<CachedState<A>>,
+        cache: &'s mut StripeCache<A>,
         aggregate_id: &str,
     ) -> Result<&'s A, CommandError<A::Error>> {
-        match slot {
-            Some(cached) if cached.aggregate_id == aggregate_id => {}
-            _ => {
-                let context = self.load_context(aggregate_id).await?;
-                *slot = Some(CachedState {
-                    aggregate_id: aggregate_id.to_string(),
-                    aggregate: context.aggregate,
-                    sequence: context.current_sequence,
-                    confirmed_at: Instant::now(),
-                });
-            }
+        if cache.get(aggregate_id).is_none() {
+            let context = self.load_context(aggregate_id).await?;
+            cache.put(CachedState {
+                aggregate_id: aggregate_id.to_string(),
+                aggregate: context.aggregate,
+                sequence: context.current_sequence,
+                confirmed_at: Instant::now(),
+            });
         }
-        match slot {
+        match cache.get(aggregate_id) {
             Some(cached) => Ok(&cached.aggregate),
-            None => unreachable!("filled above"),
+            None => unreachable!("kept above"),
         }
     }
 
@@ -778,4 +806,41 @@ async fn backoff(attempt: usize) {
     let base = 1u64 << attempt.min(6);
     let jitter = u64::from(Uuid::new_v4().as_u128() as u8) % (base + 1);
     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(id: &str) -> CachedState<u32> {
+        CachedState {
+            aggregate_id: id.into(),
+            aggregate: 0,
+            sequence: 1,
+            confirmed_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_stripe_keeps_its_four_most_recently_used_streams() {
+        // Given a stripe that kept a, b, c, d in that order
+        let mut cache = StripeCache {
+            entries: Vec::new(),
+        };
+        for id in ["a", "b", "c", "d"] {
+            cache.put(state(id));
+        }
+        // When a is used again and then e comes
+        let a = cache.take("a").expect("kept");
+        cache.put(a);
+        cache.put(state("e"));
+        // Then b, the least recently used, is dropped and the others are kept
+        assert!(cache.get("b").is_none());
+        for id in ["a", "c", "d", "e"] {
+            assert!(cache.get(id).is_some(), "{id}");
+        }
+        // and a stream taken out is no longer kept
+        assert!(cache.take("c").is_some());
+        assert!(cache.get("c").is_none());
+    }
 }
