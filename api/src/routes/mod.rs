@@ -126,7 +126,9 @@ pub async fn authorized_tenant(
     Ok(tenant_id)
 }
 
-/// The company `company_id` from its own stream, if `caller` may act on its business.
+/// The company `company_id` from its own stream, if `caller` may act on its business: as
+/// this server's commands left or loaded it at most `X8_AUTHORIZATION_MAX_AGE_MS` ago (see
+/// [`authorize_tenant`]).
 ///
 /// # Errors
 /// 404 `not_found` when it does not exist or the caller may not see it.
@@ -138,7 +140,11 @@ pub async fn authorize_company(
     let company = state
         .commands
         .companies
-        .load(&company_id.to_string())
+        .inspect_recent(
+            &company_id.to_string(),
+            state.authorization_max_age,
+            Clone::clone,
+        )
         .await?;
     if !company.exists() {
         return Err(crate::error::ApiError::not_found());
